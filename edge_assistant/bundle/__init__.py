@@ -1,0 +1,1 @@
+"""Bundles: what the builder writes and the runtime loads (see shared/DESIGN.md)."""

@@ -1,0 +1,151 @@
+"""Read a GGUF file's header and metadata without loading tensors.
+
+The runtime uses this to check that a file really is GGUF, to read the base's
+architecture, context length and quantization, and an adapter's binding to its
+base, without importing the ``gguf`` package (a builder dependency) or loading
+the model. Large arrays (the tokenizer's vocabulary) are skipped unless asked for.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import BundleError
+
+MAGIC = b"GGUF"
+
+# GGUF value types: (struct format, byte size) for fixed-size scalars.
+_SCALARS = {
+    0: ("<B", 1),   # uint8
+    1: ("<b", 1),   # int8
+    2: ("<H", 2),   # uint16
+    3: ("<h", 2),   # int16
+    4: ("<I", 4),   # uint32
+    5: ("<i", 4),   # int32
+    6: ("<f", 4),   # float32
+    7: ("<?", 1),   # bool
+    10: ("<Q", 8),  # uint64
+    11: ("<q", 8),  # int64
+    12: ("<d", 8),  # float64
+}
+_STRING = 8
+_ARRAY = 9
+
+# llama.cpp's `general.file_type` (enum llama_ftype) -> name, for reports.
+FILE_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+    10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
+    16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S",
+    22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M",
+    28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
+}
+
+# Our own key in an adapter GGUF: the sha256 of the base GGUF it was trained on.
+BASE_SHA256_KEY = "edge_assistant.base_sha256"
+
+
+@dataclass
+class GGUFInfo:
+    path: Path
+    version: int
+    tensor_count: int
+    metadata: dict[str, object] = field(default_factory=dict)
+    array_lengths: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def architecture(self) -> str | None:
+        value = self.metadata.get("general.architecture")
+        return str(value) if value is not None else None
+
+    @property
+    def file_type(self) -> str | None:
+        value = self.metadata.get("general.file_type")
+        return FILE_TYPES.get(int(value), f"type {value}") if isinstance(value, int) else None
+
+    @property
+    def context_length(self) -> int | None:
+        arch = self.architecture
+        value = self.metadata.get(f"{arch}.context_length") if arch else None
+        return int(value) if isinstance(value, int) else None
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.metadata.get("general.type") == "adapter"
+
+
+class _Reader:
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        self.handle = handle
+        self.path = path
+
+    def read(self, n: int) -> bytes:
+        data = self.handle.read(n)
+        if len(data) != n:
+            raise BundleError(f"{self.path} is truncated (GGUF header ends early)",
+                              hint="re-download or rebuild the file")
+        return data
+
+    def unpack(self, fmt: str, size: int) -> object:
+        return struct.unpack(fmt, self.read(size))[0]
+
+    def string(self) -> str:
+        length = int(self.unpack("<Q", 8))  # type: ignore[arg-type]
+        if length > 1 << 24:
+            raise BundleError(f"{self.path} has a corrupt GGUF header (string of {length} bytes)",
+                              hint="re-download or rebuild the file")
+        return self.read(length).decode("utf-8", errors="replace")
+
+    def value(self, vtype: int, keep_arrays: bool) -> tuple[object, int | None]:
+        if vtype in _SCALARS:
+            fmt, size = _SCALARS[vtype]
+            return self.unpack(fmt, size), None
+        if vtype == _STRING:
+            return self.string(), None
+        if vtype == _ARRAY:
+            item_type = int(self.unpack("<I", 4))  # type: ignore[arg-type]
+            count = int(self.unpack("<Q", 8))  # type: ignore[arg-type]
+            if item_type in _SCALARS and not keep_arrays:
+                self.handle.seek(_SCALARS[item_type][1] * count, 1)
+                return None, count
+            items = [self.value(item_type, keep_arrays)[0] for _ in range(count)]
+            return (items if keep_arrays else None), count
+        raise BundleError(f"{self.path} has an unknown GGUF value type {vtype}",
+                          hint="the file is corrupt or from a newer GGUF version; rebuild it")
+
+
+def read_gguf_info(path: str | Path, *, keep_arrays: bool = False) -> GGUFInfo:
+    """Parse the header and metadata; raise BundleError if this is not a GGUF file."""
+    path = Path(path)
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise BundleError(f"cannot open {path}: {exc.strerror}", hint="check the path") from exc
+    with handle:
+        reader = _Reader(handle, path)
+        magic = handle.read(4)
+        if magic != MAGIC:
+            raise BundleError(f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')",
+                              hint="pass a .gguf model exported by llama.cpp or `edge-assistant build convert`")
+        version = int(reader.unpack("<I", 4))  # type: ignore[arg-type]
+        if version not in (2, 3):
+            raise BundleError(f"{path} uses GGUF version {version}; versions 2 and 3 are supported",
+                              hint="reconvert it with a current converter")
+        tensor_count = int(reader.unpack("<Q", 8))  # type: ignore[arg-type]
+        kv_count = int(reader.unpack("<Q", 8))  # type: ignore[arg-type]
+        if kv_count > 1 << 20:
+            raise BundleError(f"{path} has a corrupt GGUF header ({kv_count} keys)", hint="rebuild the file")
+        info = GGUFInfo(path=path, version=version, tensor_count=tensor_count)
+        for _ in range(kv_count):
+            key = reader.string()
+            vtype = int(reader.unpack("<I", 4))  # type: ignore[arg-type]
+            value, length = reader.value(vtype, keep_arrays)
+            if length is not None:
+                info.array_lengths[key] = length
+                if keep_arrays:
+                    info.metadata[key] = value
+            else:
+                info.metadata[key] = value
+        return info

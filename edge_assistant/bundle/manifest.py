@@ -1,0 +1,240 @@
+"""The bundle manifest: schema, validation, safe paths.
+
+A bundle folder::
+
+    manifest.json
+    base.gguf.zst            zstd stream of the base GGUF
+    modifiers/<name>.gguf    GGUF LoRA adapters bound to the base's sha256
+    router/                  router data
+    REPORT.md                build quality report
+
+Every path in a manifest is a plain relative name inside the bundle; anything
+absolute, containing ``..`` or resolving outside the bundle is rejected before
+it is opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from ..errors import ManifestError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+BASE_PACKED_NAME = "base.gguf.zst"
+MODIFIERS_DIR = "modifiers"
+ROUTER_DIR = "router"
+REPORT_NAME = "REPORT.md"
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# Modifier names the CLI reserves for other meanings.
+RESERVED_NAMES = {"auto", "none", "base"}
+
+HASH_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class BaseEntry:
+    file: str            # relative name of the zstd-packed GGUF
+    sha256: str          # of the *unpacked* GGUF
+    size: int            # of the unpacked GGUF, bytes
+    packed_sha256: str
+    packed_size: int
+    arch: str
+    quant_type: str
+    context_length: int
+
+
+@dataclass(frozen=True)
+class ModifierEntry:
+    name: str
+    file: str            # relative, e.g. modifiers/code.gguf
+    sha256: str
+    size: int
+    base_sha256: str     # the base GGUF this adapter was trained on
+    rank: int
+    alpha: float
+    description: str = ""
+    default_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class RouterEntry:
+    dir: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    base: BaseEntry
+    modifiers: tuple[ModifierEntry, ...] = ()
+    router: RouterEntry | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def modifier(self, name: str) -> ModifierEntry | None:
+        return next((m for m in self.modifiers if m.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["modifiers"] = [asdict(m) for m in self.modifiers]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+
+def safe_relpath(bundle_dir: Path, rel: str, *, what: str) -> Path:
+    """Resolve a manifest path inside ``bundle_dir`` or raise ManifestError."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
+        raise ManifestError(f"{what}: path {rel!r} is not a plain relative name",
+                            hint="rebuild the bundle with `edge-assistant bundle create`")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or rel.startswith("/") or re.match(r"^[A-Za-z]:", rel):
+        raise ManifestError(f"{what}: absolute path {rel!r} is not allowed in a manifest",
+                            hint="paths must be relative to the bundle folder; rebuild the bundle")
+    if any(part in ("..", "") for part in rel.split("/")) or ".." in pure.parts:
+        raise ManifestError(f"{what}: path {rel!r} leaves the bundle folder",
+                            hint="paths must stay inside the bundle; rebuild the bundle")
+    root = bundle_dir.resolve()
+    target = (root / pure).resolve()
+    if target != root and root not in target.parents:
+        raise ManifestError(f"{what}: path {rel!r} resolves outside the bundle (symlink?)",
+                            hint="remove the link and rebuild the bundle")
+    return root / pure
+
+
+def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise ManifestError(f"manifest {where} is missing '{key}'", hint="rebuild the bundle")
+    value = data[key]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ManifestError(f"manifest {where}.{key} must be a number", hint="rebuild the bundle")
+    if not isinstance(value, kind):
+        raise ManifestError(f"manifest {where}.{key} has the wrong type ({type(value).__name__})",
+                            hint="rebuild the bundle")
+    return value
+
+
+def _sha(data: dict[str, Any], key: str, where: str) -> str:
+    value = _require(data, key, str, where)
+    if not SHA256_RE.match(value):
+        raise ManifestError(f"manifest {where}.{key} is not a lowercase hex sha256", hint="rebuild the bundle")
+    return value
+
+
+def _size(data: dict[str, Any], key: str, where: str) -> int:
+    value = _require(data, key, int, where)
+    if value < 0:
+        raise ManifestError(f"manifest {where}.{key} is negative", hint="rebuild the bundle")
+    return value
+
+
+def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
+    """Validate a parsed manifest.json, including that every path stays inside the bundle."""
+    if not isinstance(data, dict):
+        raise ManifestError("manifest.json must hold a JSON object", hint="rebuild the bundle")
+    version = _require(data, "format_version", int, "")
+    if version != FORMAT_VERSION:
+        raise ManifestError(f"bundle format {version} is not supported (this version reads {FORMAT_VERSION})",
+                            hint="upgrade edge-assistant or rebuild the bundle")
+    name = _require(data, "name", str, "")
+    b = _require(data, "base", dict, "")
+    base = BaseEntry(
+        file=_require(b, "file", str, "base"),
+        sha256=_sha(b, "sha256", "base"),
+        size=_size(b, "size", "base"),
+        packed_sha256=_sha(b, "packed_sha256", "base"),
+        packed_size=_size(b, "packed_size", "base"),
+        arch=_require(b, "arch", str, "base"),
+        quant_type=_require(b, "quant_type", str, "base"),
+        context_length=_size(b, "context_length", "base"),
+    )
+    safe_relpath(bundle_dir, base.file, what="base.file")
+    modifiers = []
+    for i, m in enumerate(_require(data, "modifiers", list, "")):
+        where = f"modifiers[{i}]"
+        if not isinstance(m, dict):
+            raise ManifestError(f"manifest {where} must be an object", hint="rebuild the bundle")
+        entry = ModifierEntry(
+            name=_require(m, "name", str, where),
+            file=_require(m, "file", str, where),
+            sha256=_sha(m, "sha256", where),
+            size=_size(m, "size", where),
+            base_sha256=_sha(m, "base_sha256", where),
+            rank=_size(m, "rank", where),
+            alpha=float(_require(m, "alpha", (int, float), where)),
+            description=str(m.get("description", "")),
+            default_scale=float(m.get("default_scale", 1.0)),
+        )
+        validate_modifier_name(entry.name)
+        safe_relpath(bundle_dir, entry.file, what=f"{where}.file")
+        modifiers.append(entry)
+    names = [m.name for m in modifiers]
+    if len(set(names)) != len(names):
+        raise ManifestError("manifest lists a modifier name twice", hint="rebuild the bundle")
+    router = None
+    if data.get("router") is not None:
+        r = _require(data, "router", dict, "")
+        router = RouterEntry(dir=_require(r, "dir", str, "router"),
+                             threshold=float(_require(r, "threshold", (int, float), "router")))
+        safe_relpath(bundle_dir, router.dir, what="router.dir")
+    provenance = data.get("provenance", {})
+    quality = data.get("quality", {})
+    if not isinstance(provenance, dict) or not isinstance(quality, dict):
+        raise ManifestError("manifest provenance/quality must be objects", hint="rebuild the bundle")
+    return Manifest(name=name, base=base, modifiers=tuple(modifiers), router=router,
+                    provenance=provenance, quality=quality, format_version=version)
+
+
+def validate_modifier_name(name: str) -> None:
+    if not NAME_RE.match(name) or name in RESERVED_NAMES:
+        raise ManifestError(
+            f"modifier name {name!r} is not allowed",
+            hint="use lowercase letters, digits, '-', '_' or '.', and not auto/none/base",
+        )
+
+
+def load_manifest(bundle_dir: str | Path) -> Manifest:
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"{bundle_dir} is not a bundle (no {MANIFEST_NAME})",
+                            hint="pass a folder made by `edge-assistant bundle create` or `pull`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path} is not valid JSON ({exc})", hint="re-download or rebuild the bundle") from exc
+    return manifest_from_dict(data, bundle_dir)
+
+
+def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
+    """Write manifest.json atomically (temp file, fsync, replace)."""
+    path = Path(bundle_dir) / MANIFEST_NAME
+    tmp = path.with_name(f".{MANIFEST_NAME}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(manifest.to_json())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def sha256_file(path: str | Path, progress: Callable[[int], None] | None = None) -> str:
+    """sha256 of a file, read in chunks; ``progress`` gets the byte count of each chunk."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+            if progress:
+                progress(len(chunk))
+    return digest.hexdigest()

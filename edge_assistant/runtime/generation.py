@@ -1,0 +1,87 @@
+"""Small value types shared by the engine, the chat app, ``ask`` and ``serve``."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Literal, Protocol, Sequence
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int | None = None
+
+
+@dataclass
+class GenerationResult:
+    """What one reply cost and why it ended; filled in when the stream ends."""
+
+    text: str = ""
+    modifier: str | None = None          # the modifier that was applied (None: the base alone)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: FinishReason = "stop"
+    ttft_s: float = 0.0                  # request start to the first token
+    decode_tok_s: float = 0.0            # tokens/s after the first token
+    dropped_turns: int = 0               # older turns left out to fit the context window
+    notices: list[str] = field(default_factory=list)
+
+
+class Generation:
+    """An iterator of text pieces; ``result`` is complete once iteration ends.
+
+    ``cancel()`` (from any thread) makes the engine stop between tokens; the
+    text so far is kept and ``finish_reason`` becomes ``"cancelled"``.
+    """
+
+    def __init__(self, pieces: Callable[["Generation"], Iterator[str]], result: GenerationResult) -> None:
+        self.result = result
+        self._cancel = threading.Event()
+        self._iter = pieces(self)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._iter)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> GenerationResult:
+        """Consume the whole stream and return the result."""
+        for _ in self:
+            pass
+        return self.result
+
+
+class EngineProtocol(Protocol):
+    """What the chat app, ``ask`` and ``serve`` need from an engine (the real one
+    wraps llama.cpp; tests of the UI use a fake with scripted tokens)."""
+
+    @property
+    def modifier_names(self) -> Sequence[str]: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def generate(self, messages: Sequence[Message], *, modifier: str | None = None,
+                 sampling: SamplingParams = SamplingParams()) -> Generation: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,148 @@
+"""Typed, documented settings, frozen at launch.
+
+Sources, later wins: defaults < ``settings.toml`` (see ``edge-assistant paths``)
+< ``EDGE_ASSISTANT_<FIELD>`` environment variables < command-line flags (the
+CLI applies those with :func:`dataclasses.replace`). What the user changes
+while chatting (the current conversation, a per-message modifier) is state of
+the chat app, not a setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths
+from .errors import SettingsError
+
+ENV_PREFIX = "EDGE_ASSISTANT_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    bundle: str | None = field(
+        default=None,
+        metadata={"help": "Bundle folder or installed bundle name. Unset: the newest installed bundle, "
+                          "else the embedded demo model."},
+    )
+    threads: int = field(
+        default=0,
+        metadata={"help": "CPU threads for decoding; 0 picks one per free physical core. More threads than "
+                          "free cores makes llama.cpp much slower, not faster."},
+    )
+    batch_threads: int = field(
+        default=0,
+        metadata={"help": "CPU threads for prompt processing; 0 uses the same number as `threads`."},
+    )
+    context_length: int = field(
+        default=4096,
+        metadata={"help": "Context window in tokens (capped at what the model was trained for). "
+                          "Older turns are left out of the prompt when a conversation outgrows it."},
+    )
+    gpu_layers: int = field(
+        default=0,
+        metadata={"help": "Layers to offload to a GPU when llama.cpp was built with one (-1: all)."},
+    )
+    max_tokens: int = field(default=512, metadata={"help": "Most tokens generated per reply."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature; 0 is greedy."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling threshold."})
+    seed: int | None = field(default=None, metadata={"help": "Sampling seed; unset is random."})
+    modifier: str = field(
+        default="auto",
+        metadata={"help": "Which modifier answers: auto (the router decides), none (the base) or a name."},
+    )
+    system_prompt: str = field(
+        default="You are a helpful assistant running locally on the user's computer.",
+        metadata={"help": "System prompt for new conversations."},
+    )
+
+    @classmethod
+    def fields_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _coerce(name: str, kind: object, value: object, source: str) -> object:
+    """Convert ``value`` to the field's type or raise a SettingsError naming the source."""
+    args = typing.get_args(kind)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), kind) if args else kind
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("", "none")):
+        if optional:
+            return None
+        raise SettingsError(f"{source}: '{name}' cannot be empty", hint="remove it to use the default")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            return float(value)
+        if base is str:
+            if not isinstance(value, (str, int, float)):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    type_name = getattr(base, "__name__", str(base))
+    raise SettingsError(f"{source}: '{name}' must be {type_name}, got {value!r}",
+                        hint=f"fix it in {source}")
+
+
+def load_settings(path: Path | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the TOML file, then the environment."""
+    environ = os.environ if environ is None else environ
+    path = paths.settings_file() if path is None else path
+    hints = typing.get_type_hints(Settings)
+    known = {f.name for f in dataclasses.fields(Settings)}
+    values: dict[str, object] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{path} is not valid TOML ({exc})", hint="fix or delete the file") from exc
+        for key, value in data.items():
+            if key not in known:
+                raise SettingsError(f"{path}: unknown setting '{key}'",
+                                    hint=f"known settings: {', '.join(sorted(known))}")
+            values[key] = _coerce(key, hints[key], value, str(path))
+    for name in known:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(name, hints[name], environ[env_name], f"${env_name}")
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.threads < 0 or s.batch_threads < 0:
+        raise SettingsError("threads must be 0 (automatic) or a positive number", hint="set threads = 0")
+    if s.context_length < 256:
+        raise SettingsError(f"context_length {s.context_length} is too small", hint="use at least 256")
+    if s.max_tokens < 1:
+        raise SettingsError("max_tokens must be at least 1", hint="set max_tokens = 512")
+    if not 0 <= s.temperature <= 5:
+        raise SettingsError(f"temperature {s.temperature} is outside 0..5", hint="use 0.7, or 0 for greedy")
+    if not 0 < s.top_p <= 1:
+        raise SettingsError(f"top_p {s.top_p} is outside (0, 1]", hint="use 0.95")
+
+
+def with_overrides(settings: Settings, **overrides: object) -> Settings:
+    """Apply command-line flags (``None`` means "not given") and re-validate."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    result = dataclasses.replace(settings, **given)
+    _validate(result)
+    return result

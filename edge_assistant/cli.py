@@ -54,6 +54,44 @@ def chat(bundle: str | None, modifier: str | None) -> None:
     raise UsageError("the chat app is not built yet", hint="use `edge-assistant ask PROMPT` for now")
 
 
+# --- runtime commands: ask, doctor (runtime) ---
+
+
+# --- bundle commands: bundle create/verify/info/list (bundle) ---
+
+
+# --- router commands: route (router) ---
+
+
+# --- hub commands: pull, bundle push (distribution) ---
+
+
+# --- serve (server) ---
+
+
+class _BuildGroup(click.Group):
+    """`build RECIPE.toml` runs a recipe; `build <tool> ...` runs one builder tool."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=_BuildGroup)
+def build() -> None:
+    """Build bundles on a GPU box (needs the `build` extra): `build RECIPE.toml` or a tool below."""
+
+
+# --- build: recipe runner (pipeline) ---
+
+
+# --- build: convert, quantize, convert-lora (converters) ---
+
+
+# --- build: awq, eval (compression) ---
+
+
 @main.command(name="paths")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def paths_command(as_json: bool) -> None:

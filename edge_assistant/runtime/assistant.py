@@ -1,0 +1,63 @@
+"""The assistant: an engine plus a router, deciding per message which modifier answers.
+
+Shared by ``ask``, the chat app and ``serve`` so that they route the same way.
+A user override (``none`` or a modifier name) always wins over the router.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from ..errors import ModifierError
+from ..router.decision import RouteDecision
+from .generation import EngineProtocol, Generation, Message, SamplingParams
+
+AUTO = "auto"
+NONE = "none"
+
+
+class RouterProtocol(Protocol):
+    def route(self, prompt: str, *, previous: str | None = None) -> RouteDecision: ...
+
+
+@dataclass
+class Assistant:
+    engine: EngineProtocol
+    router: RouterProtocol | None = None
+    bundle_name: str = ""
+
+    def route(self, prompt: str, override: str = AUTO, previous: str | None = None) -> RouteDecision:
+        """Which modifier answers ``prompt``: the override if given, else the router."""
+        started = time.perf_counter()
+        if override == NONE:
+            return RouteDecision(None, 1.0, "user chose the base (--modifier none)",
+                                 (time.perf_counter() - started) * 1000)
+        if override != AUTO:
+            if override not in self.engine.modifier_names:
+                known = ", ".join(self.engine.modifier_names) or "none in this bundle"
+                raise ModifierError(f"unknown modifier '{override}'",
+                                    hint=f"choose auto, none or one of: {known}")
+            return RouteDecision(override, 1.0, f"user chose '{override}'",
+                                 (time.perf_counter() - started) * 1000)
+        if self.router is None:
+            reason = ("no router in this bundle: the base answers"
+                      if self.engine.modifier_names else "no modifiers in this bundle: the base answers")
+            return RouteDecision(None, 1.0, reason, (time.perf_counter() - started) * 1000)
+        decision = self.router.route(prompt, previous=previous)
+        if decision.modifier is not None and decision.modifier not in self.engine.modifier_names:
+            return RouteDecision(None, decision.confidence,
+                                 f"{decision.reason}; modifier '{decision.modifier}' is not available, "
+                                 "so the base answers", decision.latency_ms)
+        return decision
+
+    def reply(self, messages: Sequence[Message], *, override: str = AUTO, previous: str | None = None,
+              sampling: SamplingParams = SamplingParams()) -> tuple[RouteDecision, Generation]:
+        """Route on the last user message, then start generating (lazily) with that modifier."""
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        decision = self.route(last_user, override, previous)
+        return decision, self.engine.generate(messages, modifier=decision.modifier, sampling=sampling)
+
+    def close(self) -> None:
+        self.engine.close()

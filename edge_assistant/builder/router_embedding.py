@@ -89,9 +89,38 @@ def distill(source: Path, out_dir: Path, *, pca_dims: int = PCA_DIMS) -> Path:
                          hint="pip install 'model2vec[distill]' (part of the build extra)") from exc
     model = m2v_distill(model_name=str(source), pca_dims=pca_dims)
     meta = {"source": source.name, "source_hash": cache_key(source, pca_dims), "pca_dims": pca_dims,
-            "normalize": True, "tool_versions": _tool_versions()}
-    return write_static_embedding(out_dir, tokenizer_json=model.tokenizer.to_str(),
-                                  vectors=np.asarray(model.embedding, dtype=np.float32),
+            "method": "model2vec distill", "tool_versions": _tool_versions()}
+    return _write_static_model(model, out_dir, meta)
+
+
+def is_model2vec_folder(folder: Path) -> bool:
+    config = folder / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == "model2vec"
+    except (OSError, ValueError):
+        return False
+
+
+def convert_model2vec(folder: Path, out_dir: Path) -> Path:
+    """Store an already distilled model2vec folder in the runtime format; returns ``out_dir``."""
+    from model2vec import StaticModel
+
+    model = StaticModel.from_pretrained(folder)
+    meta = {"source": folder.name, "method": "model2vec folder", "tool_versions": _tool_versions()}
+    return _write_static_model(model, out_dir, meta)
+
+
+def _write_static_model(model: Any, out_dir: Path, meta: dict[str, Any]) -> Path:
+    vectors = np.asarray(model.embedding, dtype=np.float32)
+    # Vocabulary-quantised models share rows through a mapping and per-token weights:
+    # expand them to one row per token, which is all the runtime knows.
+    if getattr(model, "token_mapping", None) is not None:
+        vectors = vectors[np.asarray(model.token_mapping)]
+    if getattr(model, "weights", None) is not None:
+        vectors = vectors * np.asarray(model.weights, dtype=np.float32)[:, None]
+    return write_static_embedding(out_dir, tokenizer_json=model.tokenizer.to_str(), vectors=vectors,
                                   unk_id=getattr(model, "unk_token_id", None), meta=meta)
 
 
@@ -120,14 +149,19 @@ def write_static_embedding(out_dir: Path, *, tokenizer_json: str, vectors: np.nd
 
 
 def prepare(source: Path | None = None, cache_root: Path | None = None, *, pca_dims: int = PCA_DIMS) -> Path:
-    """A static embedding folder for ``source``: reused as is, from the cache, or distilled now."""
+    """A static embedding folder for ``source``: reused as is, converted from a model2vec folder,
+    taken from the cache, or distilled now (a sentence-transformers folder)."""
     source = Path(source) if source is not None else default_source()
     if is_static_embedding(source):
         return source
+    cache_root = cache_root or default_cache_root()
+    if is_model2vec_folder(source):
+        converted = cache_root / f"m2v-{cache_key(source, 0)}"
+        return converted if is_static_embedding(converted) else convert_model2vec(source, converted)
     if not (source / "config.json").is_file():
         raise BuildError(f"{source} is neither a sentence-transformers folder nor a distilled embedding",
                          hint="pass the folder of a Hugging Face sentence-transformers model")
-    cached = (cache_root or default_cache_root()) / cache_key(source, pca_dims)
+    cached = cache_root / cache_key(source, pca_dims)
     if is_static_embedding(cached):
         return cached
     return distill(source, cached, pca_dims=pca_dims)

@@ -15,19 +15,20 @@ DEFAULT_KEYWORD_RULES: dict[str, tuple[R, ...]] = {
         # programming languages named outright; 'go' and 'c' are too common alone, see below
         R(r"\b(python|javascript|typescript|java|kotlin|rust|golang|c\+\+|c#|ruby|php|swift|scala|haskell|"
           r"elixir|dart|lua|perl|matlab|fortran|clojure|ocaml|zig)\b", 2.0, "programming language"),
-        R(r"\bin (go|c)\b", 1.5, "'in Go', 'in C': the short language names only in this phrase"),
+        R(r"\b(in|to|from) (go|c)\b|\b(go|c) (code|program|function)", 1.5,
+          "'in Go', 'C code': the short language names only in these phrases"),
         # code vocabulary that rarely appears in ordinary prose
         R(r"\b(function|method|class|struct|interface|enum|variable|constructor|generics?|closure|lambda|"
           r"iterator|decorator|recursion|recursive)\b", 1.5, "program structure"),
-        R(r"\b(compile[rd]?|syntax|refactor\w*|debug\w*|stack ?trace|traceback|segfault|null ?pointer|"
-          r"exception|unit tests?|pytest|jest|unittest)\b", 1.5, "writing, fixing and testing code"),
+        R(r"\b(compile[rd]?|syntax|refactor\w*|debug\w*|stack ?trace|traceback|segfault|segmentation fault|"
+          r"null ?pointer|exception|unit tests?|pytest|jest|unittest)\b", 1.5, "writing, fixing and testing code"),
         R(r"\b(bug|code review|pull request|diff|idiomatic)\b", 1.0, "reviewing code"),
         R(r"\b(api|endpoint|sql|query|regex|json|numpy|pandas|react|vue|django|flask|spring|express|"
           r"sqlalchemy|linq)\b", 1.0, "libraries, frameworks and data formats used from code"),
         R(r"\b(linked list|binary (search|tree)|hash ?map|heap|trie|stack|queue|graph|sort(ing)?|"
           r"big-?o|time complexity)\b", 1.0, "data structures and algorithms"),
         R(r"(def |=>|\(\)|\{\s*\}|;\s*$|::|\[\]|!=|==)", 1.5, "code syntax pasted into the message"),
-        R(r"\b(TypeError|ValueError|KeyError|IndexError|NullPointerException|undefined is not)\b", 2.0,
+        R(r"\b(typeerror|valueerror|keyerror|indexerror|attributeerror|nullpointerexception|undefined is not)\b", 2.0,
           "error names thrown by code"),
     ),
     "reasoning": (
@@ -42,6 +43,10 @@ DEFAULT_KEYWORD_RULES: dict[str, tuple[R, ...]] = {
         R(r"\b(prove|proof|induction|irrational|theorem)\b", 2.0, "proofs"),
         R(r"\b(puzzle|riddle|logic|knights? and knaves|truth table|syllogism|valid argument|"
           r"weighings?|balance scale)\b", 2.0, "logic puzzles"),
+        R(r"\b(can we conclude|does it follow|it follows that|(all|no|some) \w+ are)\b", 1.5,
+          "syllogisms: quantified statements and conclusions"),
+        R(r"\beach (own|has|have|likes?|lives?)\b.*\bdifferent\b|\bwho (owns|lives)\b.*\?", 1.0,
+          "logic-grid puzzles: each person has a different thing"),
         R(r"\b(area|perimeter|volume|angle|triangle|circle|square|hypotenuse|diagonal|radius|diameter)\b",
           1.0, "geometry"),
         R(r"\b(km/h|mph|speed|interest|discount|depreciat\w+|per (hour|year|day))\b", 1.0,

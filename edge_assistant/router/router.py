@@ -185,6 +185,7 @@ class Router:
                                  _ms(started))
         logits = self.calibrator.logits(x[self._select])
         sticky_note = ""
+        kept = False
         if previous is not None and previous in self.routes[1:]:
             follow = detect_followup(text)
             if follow.is_followup:
@@ -193,6 +194,7 @@ class Router:
                 logits[prev] += self.stickiness.bonus
                 after = int(np.argmax(logits))
                 if after == prev:
+                    kept = True
                     sticky_note = f"follow-up ({follow.cue}): kept '{previous}' from the previous message"
                 else:
                     sticky_note = (f"follow-up ({follow.cue}) of '{previous}', but the evidence for "
@@ -203,7 +205,8 @@ class Router:
         if best == 0:
             modifier, confidence = None, float(probs[0])
             head = f"base: general request (p={probs[0]:.2f})"
-        elif probs[best] < self.threshold:
+        elif probs[best] < self.threshold and not kept:
+            # a kept follow-up continues a decision already made; the threshold is for fresh ones
             modifier, confidence = None, float(probs[0])
             head = (f"base: best route '{self.routes[best]}' p={probs[best]:.2f} is below the threshold "
                     f"{self.threshold:.2f}")

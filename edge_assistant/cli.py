@@ -161,7 +161,8 @@ def doctor(as_json: bool) -> None:
 def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> None:
     """Show which modifier would answer PROMPT, how sure the router is, and why ('-' reads stdin)."""
     from .router.jsonl import read_prompts
-    from .router.source import router_for_bundle
+    from .router.source import router_from_bundle
+    from .runtime.factory import resolve_bundle
 
     if (prompt is None) == (jsonl is None):
         raise UsageError("give either a PROMPT or --jsonl FILE",
@@ -170,7 +171,8 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
         prompts = read_prompts(jsonl, jsonl.name)
     else:
         prompts = [sys.stdin.read() if prompt == "-" else prompt]
-    router, _ = router_for_bundle(bundle, _settings())
+    resolved = resolve_bundle(bundle, _settings())
+    router = router_from_bundle(resolved.path, resolved.manifest, resolved.name)
     for text in prompts:
         decision = router.route(text)
         if as_json or jsonl is not None:

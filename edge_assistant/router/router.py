@@ -20,8 +20,6 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from ..errors import RouterError
@@ -169,11 +167,6 @@ class Router:
 
     # ---- deciding ---------------------------------------------------------
 
-    def probabilities(self, text: str) -> np.ndarray:
-        """Calibrated probabilities over ``routes`` for one message, without stickiness."""
-        x, _, _ = self.features(_clean_text(text[: self.max_chars]))
-        return softmax(self.calibrator.logits(x[self._select]))
-
     def route(self, prompt: str, *, previous: str | None = None) -> RouteDecision:
         started = time.perf_counter()
         text = _clean_text(prompt[: self.max_chars] if isinstance(prompt, str) else "")
@@ -239,10 +232,3 @@ def _clean_text(text: str) -> str:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 4)
-
-
-def describe(router: Router) -> dict[str, Any]:
-    """Short facts about a loaded router (for `doctor` and the docs)."""
-    return {"routes": list(router.routes), "threshold": router.threshold, "k": router.k,
-            "prototypes": int(len(router.prototype_routes)), "embedding_dim": router.embedding.dim,
-            "feature_set": router.feature_set}

@@ -105,3 +105,9 @@ def test_a_bundle_whose_router_folder_is_missing_gets_a_clear_message(router_bun
     result = _run("route", "hello", "--bundle", str(bundle))
     assert result.exit_code == 1
     assert "no router.json" in result.stderr
+
+
+def test_with_no_bundle_installed_the_demo_model_has_no_router_to_show():
+    result = _run("route", "fix my python code")
+    assert result.exit_code == 1
+    assert "has no router: it has no modifiers to route to" in result.stderr

@@ -138,8 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             event(last)
             event("[DONE]")
         except (BrokenPipeError, ConnectionResetError):
-            generation.close()  # the client went away: stop generating for nobody
             self.server.log("client disconnected; generation cancelled")
+            generation.close()  # the client went away: stop generating for nobody
 
 
 class AssistantServer(ThreadingHTTPServer):

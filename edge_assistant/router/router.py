@@ -140,11 +140,15 @@ class Router:
         if not 0.0 <= chosen <= 1.0:
             raise RouterError(f"router threshold {chosen} is not between 0 and 1",
                               hint="fix router.threshold in the manifest or rebuild the bundle")
-        return cls(routes=routes, threshold=chosen,
-                   calibrator=Calibrator.from_dict(calibrators[feature_set], len(routes)),
-                   keywords=KeywordScorer.from_dict(keywords_data), embedding=embedding,
-                   prototypes=prototypes, prototype_routes=prototype_routes, k=k,
-                   stickiness=stickiness, max_chars=max_chars, feature_set=feature_set)
+        router = cls(routes=routes, threshold=chosen,
+                     calibrator=Calibrator.from_dict(calibrators[feature_set], len(routes)),
+                     keywords=KeywordScorer.from_dict(keywords_data), embedding=embedding,
+                     prototypes=prototypes, prototype_routes=prototype_routes, k=k,
+                     stickiness=stickiness, max_chars=max_chars, feature_set=feature_set)
+        # The first call pays for lazy set-up in the tokenizer and numpy (~10 ms here):
+        # pay it at load time, not on the user's first message.
+        router.route("warm up the tokenizer: def f(x) = 2 + 2")
+        return router
 
     @property
     def modifiers(self) -> tuple[str, ...]:
@@ -223,6 +227,15 @@ class Router:
         elif self.feature_set != "embedding":
             text += "; no keywords"
         return text
+
+
+def fitted_threshold(router_dir: str | Path) -> float:
+    """The threshold chosen on the validation split, for `bundle create` to record in the manifest."""
+    try:
+        return float(json.loads((Path(router_dir) / ROUTER_FILE).read_text(encoding="utf-8"))["threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RouterError(f"cannot read the fitted threshold from {router_dir}/{ROUTER_FILE} ({exc})",
+                          hint="pass a router folder written by fit_router") from exc
 
 
 def _clean_text(text: str) -> str:

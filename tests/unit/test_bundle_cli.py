@@ -64,7 +64,8 @@ def test_create_then_verify_info_and_list_an_installed_bundle(base: Path, tmp_pa
 
 def test_bind_unverified_binds_an_unbound_adapter_to_this_base(base: Path, tmp_path: Path, smollm2_gguf: Path) -> None:
     adapter = write_random_lora(tmp_path / "a.gguf", smollm2_gguf, rank=2)
-    code, _, err = _run("bundle", "create", "--base", str(base), "--modifier", f"a={adapter}", "--out", str(tmp_path / "b"))
+    code, _, err = _run("bundle", "create", "--base", str(base), "--modifier", f"a={adapter}",
+                        "--out", str(tmp_path / "b"))
     assert code == 1 and "--bind-unverified" in err and not (tmp_path / "b").exists()
     code, _, err = _run("bundle", "create", "--base", str(base), "--modifier", f"a={adapter}", "--bind-unverified",
                         "--out", str(tmp_path / "b"))

@@ -125,3 +125,13 @@ def test_a_corrupt_bundle_fails_verify_in_a_real_process_without_a_traceback(bas
     assert proc.returncode == 1
     assert proc.stderr.startswith("edge-assistant: error: base.gguf.zst has sha256")
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_an_installed_name_wins_over_a_local_folder_that_is_not_a_bundle(base: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = _install(base, "demo")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # e.g. a source folder that happens to share the name
+    assert find_bundle("demo") == installed
+    with pytest.raises(BundleError, match="is not a bundle"):
+        find_bundle("./demo")

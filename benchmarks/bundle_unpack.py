@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,17 @@ def _timed(fn, *args, **kwargs) -> float:
     start = time.perf_counter()
     fn(*args, **kwargs)
     return time.perf_counter() - start
+
+
+def _measure(fn, *args, **kwargs) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process's threads and of waited-for children)."""
+    def cpu() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    cpu0, start = cpu(), time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - start, cpu() - cpu0
 
 
 def _max_rss_mb(cmd: list[str]) -> float:
@@ -104,27 +116,27 @@ def main() -> None:
         manifest = load_manifest(bundle_for_unpack)
         packed = bundle_for_unpack / manifest.base.file
         packed.read_bytes()
-        ours_t, theirs_t, synced_t = [], [], []
-        for i in range(args.repeat):
+        runs: dict[str, list[tuple[float, float]]] = {"zstd": [], "synced": [], "ours": []}
+        target = tmp / "cli.gguf"
+        for i in range(args.repeat):  # interleaved, so load changes hit every contender alike
             cache = tmp / f"cache-{i}"
-            ours_t.append(_timed(unpack_base, bundle_for_unpack, manifest, cache_dir=cache))
+            runs["ours"].append(_measure(unpack_base, bundle_for_unpack, manifest, cache_dir=cache))
             shutil.rmtree(cache)
-            target = tmp / "cli.gguf"
-            theirs_t.append(_timed(subprocess.run, [zstd, "-q", "-d", "-f", str(packed), "-o", str(target)],
-                                   check=True))
+            runs["zstd"].append(_measure(subprocess.run, [zstd, "-q", "-d", "-f", str(packed), "-o", str(target)],
+                                         check=True))
             target.unlink()
             # The same durability as ours: the data is on disk when it returns.
-            synced_t.append(_timed(subprocess.run, ["sh", "-c", f'"{zstd}" -q -d -f "$1" -o "$2" && sync "$2"',
-                                                    "sh", str(packed), str(target)], check=True))
+            runs["synced"].append(_measure(subprocess.run, ["sh", "-c", f'"{zstd}" -q -d -f "$1" -o "$2" && sync "$2"',
+                                                            "sh", str(packed), str(target)], check=True))
             target.unlink()
-        best_ours, best_theirs = min(ours_t), min(theirs_t)
+        best = {name: min(values) for name, values in runs.items()}  # by wall time
         print(f"\nunpack ({manifest.base.file} from level {manifest.provenance['bundle_create']['zstd_level']}, "
-              f"best of {args.repeat})")
-        print(f"{'':<34} {'MB/s':>8} {'vs zstd -d':>10}")
-        best_synced = min(synced_t)
-        print(f"{'zstd -d (decompress + write)':<34} {mb / best_theirs:>8.1f} {1.0:>10.2f}")
-        print(f"{'zstd -d && sync FILE':<34} {mb / best_synced:>8.1f} {best_theirs / best_synced:>10.2f}")
-        print(f"{'unpack_base (+ sha256, fsync)':<34} {mb / best_ours:>8.1f} {best_theirs / best_ours:>10.2f}")
+              f"best of {args.repeat}; CPU = user+sys of all threads)")
+        print(f"{'':<34} {'MB/s':>8} {'vs zstd -d':>10} {'CPU s':>6} {'wall s':>7}")
+        for name, label in (("zstd", "zstd -d (decompress + write)"), ("synced", "zstd -d && sync FILE"),
+                            ("ours", "unpack_base (+ sha256, fsync)")):
+            wall, cpu = best[name]
+            print(f"{label:<34} {mb / wall:>8.1f} {best['zstd'][0] / wall:>10.2f} {cpu:>6.2f} {wall:>7.2f}")
 
         child = [sys.executable, "-c", _CHILD, str(bundle_for_unpack), str(tmp / "rss-cache")]
         rss_unpack = _max_rss_mb(child + ["1"])

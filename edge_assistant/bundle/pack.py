@@ -11,6 +11,7 @@ as it goes; no file is ever held in memory whole.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -22,7 +23,7 @@ from typing import BinaryIO, Sequence
 import zstandard
 
 from .. import __version__
-from ..errors import BundleError, ModifierError, UsageError
+from ..errors import BundleError, DiskSpaceError, ModifierError, UsageError
 from ..progress import ProgressFactory, no_progress
 from .ggufmeta import BASE_SHA256_KEY, GGUFInfo, read_gguf_info
 from .manifest import (BASE_PACKED_NAME, HASH_CHUNK, MANIFEST_NAME, MODIFIERS_DIR, NAME_RE, REPORT_NAME,
@@ -260,10 +261,10 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
                     f"but {base_gguf.name} is {base_sha[:12]}…",
                     hint="pass the base it was trained on, or retrain the adapter on this base")
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         size, sha, packed_size, packed_sha = _pack_base(base_gguf, tmp / BASE_PACKED_NAME,
                                                         level=level, threads=threads, progress=bar)
         if base_sha is not None and sha != base_sha:
@@ -301,10 +302,21 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
         write_manifest(tmp, manifest)
         _fsync_dir(tmp)
         _move_into_place(tmp, out_dir, force)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _write_error(exc, out_dir) from exc
         raise
     return out_dir
+
+
+def _write_error(exc: OSError, out_dir: Path) -> BundleError:
+    if exc.errno == errno.ENOSPC:
+        return DiskSpaceError(f"the disk filled up while writing {out_dir}",
+                              hint="free some space or pass --out on a larger disk")
+    where = f" ({exc.filename})" if exc.filename else ""
+    return BundleError(f"cannot write bundle {out_dir}: {exc.strerror or exc}{where}",
+                       hint="check the folder's permissions and free space, then run bundle create again")
 
 
 def _move_into_place(tmp: Path, out_dir: Path, force: bool) -> None:

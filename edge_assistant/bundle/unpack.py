@@ -11,6 +11,7 @@ removed by the next run (it holds the lock, so no live writer owns it).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -78,20 +79,32 @@ def unpack_base(bundle_dir: Path, manifest: Manifest, *, cache_dir: Path | None 
     """Return the path of the unpacked base GGUF, unpacking it first if needed.
 
     ``progress`` is called with the byte count of each unpacked chunk (the total
-    is ``manifest.base.size``).
+    is ``manifest.base.size``), from a worker thread (rich's bars are thread-safe).
     """
     bundle_dir = Path(bundle_dir)
     folder = cache_dir or paths.bases_cache_dir()
     final = cached_base_path(manifest, folder)
-    size = manifest.base.size
-    if _is_complete(final, size):
+    if _is_complete(final, manifest.base.size):
         return final
+    try:
+        return _unpack_locked(bundle_dir, manifest, folder, final, progress)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskSpaceError(f"the disk holding {folder} filled up while unpacking {manifest.name!r}",
+                                 hint="free some disk space or set EDGE_ASSISTANT_HOME to a larger disk") from exc
+        raise BundleError(f"cannot unpack {manifest.name!r} into {folder}: {exc.strerror or exc}",
+                          hint="check that folder's permissions, or set EDGE_ASSISTANT_HOME elsewhere") from exc
+
+
+def _unpack_locked(bundle_dir: Path, manifest: Manifest, folder: Path, final: Path,
+                   progress: ProgressCallback | None) -> Path:
+    size = manifest.base.size
     packed = safe_relpath(bundle_dir, manifest.base.file, what="base.file")
     try:
         packed_size = packed.stat().st_size
     except FileNotFoundError:
-        raise BundleError(f"{packed} is missing from bundle {manifest.name!r}",
-                          hint="re-download or rebuild the bundle") from None
+        raise IntegrityError(f"{manifest.base.file} is missing from bundle {manifest.name!r}",
+                             hint="re-download or rebuild the bundle") from None
     if packed_size != manifest.base.packed_size:
         raise IntegrityError(
             f"{packed.name} is {packed_size} bytes, the manifest says {manifest.base.packed_size}",

@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 from .. import paths
 from ..errors import BundleError, DiskSpaceError, IntegrityError
 from ..progress import ProgressCallback
+from .durable import fsync_dir
 from .manifest import Manifest, safe_relpath
 from .stream import decompress_bounded
 
@@ -58,20 +59,6 @@ def _check_free_space(folder: Path, needed: int, bundle_name: str) -> None:
             f"unpacking bundle {bundle_name!r} needs {needed / 1e6:.0f} MB free in {folder}, "
             f"only {free / 1e6:.0f} MB are",
             hint="free some disk space or set EDGE_ASSISTANT_HOME to a larger disk")
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename durable; not every platform can open a directory.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # directories cannot be fsynced on some filesystems; the data itself was
-    finally:
-        os.close(fd)
 
 
 def unpack_base(bundle_dir: Path, manifest: Manifest, *, cache_dir: Path | None = None,
@@ -148,4 +135,4 @@ def _unpack_to(packed: Path, final: Path, manifest: Manifest, progress: Progress
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)

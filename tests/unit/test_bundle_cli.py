@@ -74,7 +74,8 @@ def test_bind_unverified_binds_an_unbound_adapter_to_this_base(base: Path, tmp_p
     assert manifest["modifiers"][0]["base_sha256"] == file_sha256(base)
 
 
-def test_list_is_newest_first_and_skips_a_broken_bundle_with_a_warning(base: Path) -> None:
+def test_list_is_newest_first_and_skips_a_broken_bundle_with_a_warning(base: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     old = _install(base, "old")
     new = _install(base, "new")
     os.utime(old / "manifest.json", (1_000_000_000, 1_000_000_000))
@@ -83,6 +84,7 @@ def test_list_is_newest_first_and_skips_a_broken_bundle_with_a_warning(base: Pat
     broken.mkdir()
     (broken / "manifest.json").write_text("{not json")
     assert [p.name for p, _ in installed_bundles()] == ["new", "old"]
+    assert [r.levelname for r in caplog.records if "broken" in r.getMessage()] == ["WARNING"]
     code, out, err = _run("bundle", "list")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == ["new", "old"]

@@ -11,7 +11,7 @@ import zstandard
 
 from edge_assistant.bundle.manifest import load_manifest
 from edge_assistant.bundle.pack import ModifierInput, create_bundle
-from edge_assistant.errors import BundleError, ModifierError, UsageError
+from edge_assistant.errors import BundleError, ModifierError
 from tests.support.bundles import file_sha256, small_base, smollm2_bundle
 from tests.support.lora import write_random_lora
 
@@ -188,3 +188,11 @@ def test_manifest_json_is_plain_relative_paths(bundle_dir: Path) -> None:
     data = json.loads((bundle_dir / "manifest.json").read_text())
     files = [data["base"]["file"]] + [m["file"] for m in data["modifiers"]]
     assert files == ["base.gguf.zst", "modifiers/code.gguf"]
+
+
+def test_an_unwritable_output_place_is_one_clear_error(tmp_path: Path, tiny_base: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output's parent should be")
+    with pytest.raises(BundleError, match=r"cannot write bundle .*not-a-folder/b: .* — check the folder's permissions"):
+        create_bundle(tiny_base, blocker / "b")
+    assert _leftovers(tmp_path) == []

@@ -66,6 +66,34 @@ def chat(bundle: str | None, modifier: str | None) -> None:
 # --- hub commands: pull, bundle push (distribution) ---
 
 
+def _progress_line(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@main.command()
+@click.argument("repo_id")
+@click.option("--revision", default=None, help="Branch, tag or commit to pull (default: main).")
+def pull(repo_id: str, revision: str | None) -> None:
+    """Download a bundle from a model hub, check every file's sha256, install it."""
+    from .bundle.hub import pull_bundle
+
+    installed = pull_bundle(repo_id, revision=revision, progress=_progress_line)
+    click.echo(str(installed))
+
+
+@click.command(name="push")
+@click.argument("bundle_dir", metavar="B", type=click.Path(path_type=Path))
+@click.argument("repo_id")
+@click.option("--revision", default=None, help="Branch to commit to (created if missing; default: main).")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+def push_command(bundle_dir: Path, repo_id: str, revision: str | None, private: bool) -> None:
+    """Check bundle B against its manifest, then upload it to hub repository REPO_ID as one commit."""
+    from .bundle.hub import push_bundle
+
+    url = push_bundle(bundle_dir, repo_id, private=private, revision=revision, progress=_progress_line)
+    click.echo(url)
+
+
 # --- serve (server) ---
 
 

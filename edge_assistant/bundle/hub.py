@@ -33,6 +33,7 @@ from .contents import FileProblem, check_file, check_files, promised_files, ship
 from .manifest import MANIFEST_NAME, Manifest, load_manifest
 
 SOURCE_NAME = ".hub-source.json"   # inside an installed bundle: the repository and commit it came from
+PARTIAL_DIR = ".partial"            # inside a staging folder: downloads a dropped connection cut short
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _BUNDLE_DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -166,7 +167,7 @@ def pull_bundle(repo_id: str, *, revision: str | None = None, dest_root: str | P
 
     staging = _staging_dir(repo_id, commit)
     _say(progress, f"pulling {repo_id}@{wanted_revision} (commit {commit[:12]}) from {endpoint}")
-    _download(repo_id, "manifest.json", commit, staging, endpoint)
+    _download(repo_id, MANIFEST_NAME, commit, staging, endpoint)
     manifest = load_manifest(staging)
     _check_bundle_name(manifest, repo_id)
     files = promised_files(manifest)
@@ -233,11 +234,40 @@ def _short(exc: BaseException) -> str:
 
 
 def _download(repo_id: str, filename: str, commit: str, staging: Path, endpoint: str) -> Path:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+    """Fetch one file into ``staging``, appending to a partial file a dropped connection left.
 
+    huggingface-hub resumes within one call (Range, five tries) but deletes its
+    partial file when it gives up; for bundles of several GB a rerun must not
+    start again from zero, so the partial file here is ours:
+    ``.partial/<path>.<etag>.part``, named by the file's ETag so that bytes of
+    another version are never appended to.
+    """
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    target = staging / filename
+    if target.is_file():
+        return target   # fetched by an earlier run of this commit; the sha256 check follows anyway
+    part = None
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=commit, local_dir=staging, endpoint=endpoint))
+        meta = get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint),
+                                    endpoint=endpoint, retry_on_errors=True)
+        etag = re.sub(r"[^A-Za-z0-9_.-]", "_", meta.etag or "no-etag")
+        part = staging / PARTIAL_DIR / f"{filename}.{etag}.part"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        headers = build_hf_headers()
+        headers["Accept-Encoding"] = "identity"   # byte ranges of a compressed stream would not line up
+        if urlsplit(meta.location).netloc != urlsplit(endpoint).netloc:
+            headers.pop("authorization", None)    # a signed CDN address: never send the token elsewhere
+        with open(part, "ab") as f:
+            http_get(meta.location, f, resume_size=f.tell(), headers=headers, expected_size=meta.size,
+                     displayed_filename=filename)
+            f.flush()
+            os.fsync(f.fileno())
     except EntryNotFoundError as exc:
         raise IntegrityError(f"{repo_id}@{commit[:12]} lacks {filename}, which its manifest lists",
                              hint="ask the bundle's publisher to push the bundle again") from exc
@@ -245,19 +275,14 @@ def _download(repo_id: str, filename: str, commit: str, staging: Path, endpoint:
         raise HubError(f"the hub refused {filename} of {repo_id} ({_short(exc)})",
                        hint="check access to the repository and run the same command again") from exc
     except _hub_errors() as exc:
-        kept = _partial_bytes(staging, filename)
+        kept = part.stat().st_size if part is not None and part.is_file() else 0
         raise HubError(
             f"the connection dropped while downloading {filename} from {repo_id}"
             f" ({_short(exc)}; {_human(kept)} kept)",
             hint=f"run `edge-assistant pull {repo_id}` again when the connection is back: it resumes") from exc
-
-
-def _partial_bytes(staging: Path, filename: str) -> int:
-    """Bytes the hub client kept for a resumed download (its ``.incomplete`` files)."""
-    partial = staging / ".cache" / "huggingface" / "download"
-    name = Path(filename).name
-    found = [p.stat().st_size for p in partial.rglob(f"{name}.*.incomplete")] if partial.is_dir() else []
-    return max(found, default=0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part, target)
+    return target
 
 
 def _staging_dir(repo_id: str, commit: str) -> Path:
@@ -286,7 +311,7 @@ def _check_space(folder: Path, needed: int) -> None:
 
 def _install(staging: Path, root: Path, manifest: Manifest, source: HubSource) -> Path:
     """Rename the verified staging folder to ``root/<name>``, replacing an older copy."""
-    shutil.rmtree(staging / ".cache", ignore_errors=True)   # the hub client's partial-download state
+    shutil.rmtree(staging / PARTIAL_DIR, ignore_errors=True)
     _write_source(staging, source)
     root.mkdir(parents=True, exist_ok=True)
     target = root / manifest.name

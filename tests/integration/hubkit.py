@@ -27,8 +27,8 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _tiny_gguf(path: Path, arch: str, *, adapter: bool = False, seed: int = 0) -> Path:
-    """A real GGUF file (header, metadata, tensors) of a few hundred KB, made with the gguf writer."""
+def _tiny_gguf(path: Path, arch: str, *, adapter: bool = False, seed: int = 0, vocab: int = 512) -> Path:
+    """A real GGUF file (header, metadata, tensors), 128 KB plus 256 bytes per ``vocab`` row."""
     import gguf
 
     rng = np.random.default_rng(seed)
@@ -43,7 +43,7 @@ def _tiny_gguf(path: Path, arch: str, *, adapter: bool = False, seed: int = 0) -
         writer.add_context_length(256)
         writer.add_embedding_length(64)
         writer.add_block_count(1)
-        writer.add_tensor("token_embd.weight", rng.standard_normal((512, 64), dtype=np.float32))
+        writer.add_tensor("token_embd.weight", rng.standard_normal((vocab, 64), dtype=np.float32))
         writer.add_tensor("blk.0.attn_q.weight", rng.standard_normal((64, 64), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -52,12 +52,15 @@ def _tiny_gguf(path: Path, arch: str, *, adapter: bool = False, seed: int = 0) -
     return path
 
 
-def make_bundle(folder: Path, name: str = "tiny", *, seed: int = 0) -> Path:
-    """A complete bundle: zstd-packed base GGUF, one LoRA GGUF, router files, REPORT.md, manifest."""
+def make_bundle(folder: Path, name: str = "tiny", *, seed: int = 0, vocab: int = 512) -> Path:
+    """A complete bundle: zstd-packed base GGUF, one LoRA GGUF, router files, REPORT.md, manifest.
+
+    Random weights barely compress, so the packed base is about ``vocab`` * 256 bytes.
+    """
     import zstandard
 
     folder.mkdir(parents=True)
-    raw = _tiny_gguf(folder / "base.gguf", "llama", seed=seed)
+    raw = _tiny_gguf(folder / "base.gguf", "llama", seed=seed, vocab=vocab)
     packed = folder / BASE_PACKED_NAME
     packed.write_bytes(zstandard.ZstdCompressor(level=3).compress(raw.read_bytes()))
     base = BaseEntry(file=BASE_PACKED_NAME, sha256=_sha(raw), size=raw.stat().st_size,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import paths
-from ..errors import DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
+from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
 from .contents import FileProblem, check_file, check_files, promised_files, shipped_names
 from .manifest import MANIFEST_NAME, Manifest, load_manifest
 
@@ -188,11 +188,22 @@ def pull_bundle(repo_id: str, *, revision: str | None = None, dest_root: str | P
             f"{repo_id}@{commit[:12]}: {_problems_text(problems)}; deleted {bad}, nothing was installed",
             hint=(f"run `edge-assistant pull {repo_id}` again; if the same file fails again, "
                   "the copy on the hub is damaged: ask the bundle's publisher to push it again"))
+    _verify_deep(staging, f"{repo_id}@{commit[:12]}", "nothing was installed; ask the bundle's publisher to rebuild it")
 
     target = _install(staging, root, manifest,
                       HubSource(repo_id=repo_id, revision=wanted_revision, commit=commit, endpoint=endpoint))
     _say(progress, f"{manifest.name}: {len(files)} files verified, installed in {target}")
     return target
+
+
+def _verify_deep(folder: Path, what: str, next_step: str) -> None:
+    """The bundle checks beyond file hashes: the unpacked base's sha256, modifier bindings."""
+    from .verify import verify_bundle
+
+    try:
+        verify_bundle(folder, deep=True)
+    except BundleError as exc:
+        raise type(exc)(f"{what}: {exc.message}", hint=next_step) from exc
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
@@ -345,10 +356,7 @@ def push_bundle(bundle_dir: str | Path, repo_id: str, *, private: bool = False,
     _check_repo_id(repo_id)
     folder = Path(bundle_dir)
     manifest = load_manifest(folder)
-    problems = check_files(folder, manifest)
-    if problems:
-        raise IntegrityError(f"{folder} does not match its manifest: {_problems_text(problems)}",
-                             hint="rebuild the bundle with `edge-assistant bundle create`; nothing was uploaded")
+    _verify_deep(folder, str(folder), "rebuild it with `edge-assistant bundle create`; nothing was uploaded")
     if hub_offline():
         raise HubError("HF_HUB_OFFLINE=1 forbids uploading", hint="unset HF_HUB_OFFLINE and push again")
 

@@ -7,7 +7,6 @@ sitecustomize) so that any connection leaving the machine fails and is logged.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -16,35 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_assistant.bundle.manifest import (BASE_PACKED_NAME, BaseEntry, Manifest, ModifierEntry,
-                                            RouterEntry, write_manifest)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _tiny_gguf(path: Path, arch: str, *, adapter: bool = False, seed: int = 0, vocab: int = 512) -> Path:
-    """A real GGUF file (header, metadata, tensors), 128 KB plus 256 bytes per ``vocab`` row."""
+def _tiny_base_gguf(path: Path, *, seed: int, vocab: int) -> Path:
+    """A real GGUF base (one Llama block, random F32 weights) of 64 KB plus 256 bytes per ``vocab`` row."""
     import gguf
 
     rng = np.random.default_rng(seed)
-    writer = gguf.GGUFWriter(str(path), arch)
-    if adapter:
-        writer.add_string("general.type", "adapter")
-        writer.add_string("adapter.type", "lora")
-        writer.add_float32("adapter.lora.alpha", 16.0)
-        writer.add_tensor("blk.0.attn_q.weight.lora_a", rng.standard_normal((8, 64), dtype=np.float32))
-        writer.add_tensor("blk.0.attn_q.weight.lora_b", rng.standard_normal((64, 8), dtype=np.float32))
-    else:
-        writer.add_context_length(256)
-        writer.add_embedding_length(64)
-        writer.add_block_count(1)
-        writer.add_tensor("token_embd.weight", rng.standard_normal((vocab, 64), dtype=np.float32))
-        writer.add_tensor("blk.0.attn_q.weight", rng.standard_normal((64, 64), dtype=np.float32))
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(256)
+    writer.add_embedding_length(64)
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", rng.standard_normal((vocab, 64), dtype=np.float32))
+    for proj in ("attn_q", "attn_v"):
+        writer.add_tensor(f"blk.0.{proj}.weight", rng.standard_normal((64, 64), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -53,33 +40,24 @@ def _tiny_gguf(path: Path, arch: str, *, adapter: bool = False, seed: int = 0, v
 
 
 def make_bundle(folder: Path, name: str = "tiny", *, seed: int = 0, vocab: int = 512) -> Path:
-    """A complete bundle: zstd-packed base GGUF, one LoRA GGUF, router files, REPORT.md, manifest.
+    """A bundle made by the real ``create_bundle``: a tiny base, one bound LoRA, router files, a report.
 
     Random weights barely compress, so the packed base is about ``vocab`` * 256 bytes.
     """
-    import zstandard
+    from edge_assistant.bundle.manifest import sha256_file
+    from edge_assistant.bundle.pack import ModifierInput, create_bundle
+    from tests.support.lora import write_random_lora
 
-    folder.mkdir(parents=True)
-    raw = _tiny_gguf(folder / "base.gguf", "llama", seed=seed, vocab=vocab)
-    packed = folder / BASE_PACKED_NAME
-    packed.write_bytes(zstandard.ZstdCompressor(level=3).compress(raw.read_bytes()))
-    base = BaseEntry(file=BASE_PACKED_NAME, sha256=_sha(raw), size=raw.stat().st_size,
-                     packed_sha256=_sha(packed), packed_size=packed.stat().st_size,
-                     arch="llama", quant_type="F32", context_length=256)
-    raw.unlink()
-    (folder / "modifiers").mkdir()
-    lora = _tiny_gguf(folder / "modifiers" / "code.gguf", "llama", adapter=True, seed=seed + 1)
-    modifier = ModifierEntry(name="code", file="modifiers/code.gguf", sha256=_sha(lora), size=lora.stat().st_size,
-                             base_sha256=base.sha256, rank=8, alpha=16.0, description="code help")
-    (folder / "router").mkdir()
-    (folder / "router" / "routes.json").write_text('{"code": ["python", "function"]}\n', encoding="utf-8")
-    (folder / "router" / "keywords.txt").write_text("def\nclass\nimport\n", encoding="utf-8")
-    router = RouterEntry(dir="router", threshold=0.5,
-                         files={n: _sha(folder / "router" / n) for n in ("keywords.txt", "routes.json")})
-    (folder / "REPORT.md").write_text(f"# {name}\n\nA tiny test bundle.\n", encoding="utf-8")
-    write_manifest(folder, Manifest(name=name, base=base, modifiers=(modifier,), router=router,
-                                    provenance={"recipe": "tests/integration/hubkit.py"}))
-    return folder
+    inputs = folder.parent / f".{folder.name}-inputs"
+    (inputs / "router").mkdir(parents=True)
+    base = _tiny_base_gguf(inputs / "base.gguf", seed=seed, vocab=vocab)
+    lora = write_random_lora(inputs / "code.gguf", base, rank=4, base_sha256=sha256_file(base), seed=seed)
+    (inputs / "router" / "routes.json").write_text('{"code": ["python", "function"]}\n', encoding="utf-8")
+    (inputs / "router" / "keywords.txt").write_text("def\nclass\nimport\n", encoding="utf-8")
+    (inputs / "REPORT.md").write_text(f"# {name}\n\nA tiny test bundle.\n", encoding="utf-8")
+    return create_bundle(base, folder, name=name, modifiers=[ModifierInput("code", lora, "code help")],
+                         router_dir=inputs / "router", report=inputs / "REPORT.md",
+                         provenance={"recipe": "tests/integration/hubkit.py"}, threads=1)
 
 
 @dataclass

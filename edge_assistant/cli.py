@@ -296,16 +296,17 @@ def pull(repo_id: str, revision: str | None) -> None:
     click.echo(str(installed))
 
 
-@click.command(name="push")
-@click.argument("bundle_dir", metavar="B", type=click.Path(path_type=Path))
+@bundle.command(name="push")
+@click.argument("bundle_ref", metavar="B")
 @click.argument("repo_id")
 @click.option("--revision", default=None, help="Branch to commit to (created if missing; default: main).")
 @click.option("--private", is_flag=True, help="Create the repository as private.")
-def push_command(bundle_dir: Path, repo_id: str, revision: str | None, private: bool) -> None:
-    """Check bundle B against its manifest, then upload it to hub repository REPO_ID as one commit."""
+def push_command(bundle_ref: str, repo_id: str, revision: str | None, private: bool) -> None:
+    """Verify bundle B (a folder or installed name), then upload it to hub repository REPO_ID as one commit."""
+    from .bundle.discovery import find_bundle
     from .bundle.hub import push_bundle
 
-    url = push_bundle(bundle_dir, repo_id, private=private, revision=revision, progress=_progress_line)
+    url = push_bundle(find_bundle(bundle_ref), repo_id, private=private, revision=revision, progress=_progress_line)
     click.echo(url)
 
 

@@ -35,6 +35,7 @@ def _is_loopback_host(host: object) -> bool:
 def _refuse(what: str) -> None:
     log = os.environ.get("EDGE_NETGUARD_LOG")
     if log:
+        os.makedirs(os.path.dirname(os.path.abspath(log)), exist_ok=True)
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{os.getpid()} {what}\n")
     raise ConnectionRefusedError(f"netguard: {what} refused (only loopback is allowed in this process)")

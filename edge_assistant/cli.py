@@ -96,7 +96,8 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
     try:
         system_prompt = settings.system_prompt if system is None else system
         messages = ([Message("system", system_prompt)] if system_prompt else []) + [Message("user", prompt)]
-        sampling = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed)
+        sampling = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
+                                  settings.repeat_penalty)
         decision, generation = assistant.reply(messages, override=settings.modifier, sampling=sampling)
         try:
             for piece in generation:

@@ -1,13 +1,14 @@
 """Bundles on a model hub: ``pull`` (download, check every byte, install) and ``push``.
 
-Pull downloads with huggingface-hub into a staging folder under the data dir
-(``downloads/<owner>--<name>/<commit>``), one file at a time in the order the
-manifest names them; the client keeps partial files there, so a rerun after a
-dropped connection resumes with a Range request. The hub client checks sizes
-only, so every file is then hashed against the manifest; a file with the wrong
-bytes is deleted (a rerun fetches it again) and nothing is installed. Only a
-complete, verified folder is renamed to ``bundles/<name>``: there is never a
-half-written bundle under its final name.
+Pull pins the revision to one commit, then downloads with huggingface-hub into
+a staging folder under the data dir (``downloads/<owner>--<name>/<commit>``)
+exactly the files the manifest names, keeping partial files there so that a
+rerun after a dropped connection resumes with a Range request. The hub client
+checks sizes only, so every file is then hashed against the manifest; a file
+with the wrong bytes is deleted (a rerun fetches it again) and nothing is
+installed. The full bundle check (``verify_bundle``, deep) runs next, and only
+then is the folder renamed to ``bundles/<name>``: there is never a half-written
+bundle under its final name. One pull per repository runs at a time (a lock).
 
 Offline (``HF_HUB_OFFLINE=1``) nothing is downloaded: a bundle already installed
 from the same repository is checked and used, or the error says what to do.
@@ -23,9 +24,10 @@ import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .. import paths
 from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
@@ -165,11 +167,42 @@ def pull_bundle(repo_id: str, *, revision: str | None = None, dest_root: str | P
         _say(progress, f"{repo_id}@{commit[:12]} is already installed; checking it")
         return _use_installed(installed, repo_id, progress)
 
+    with _pull_lock(repo_id):
+        return _pull_commit(repo_id, wanted_revision, commit, root, endpoint, progress)
+
+
+@contextmanager
+def _pull_lock(repo_id: str) -> Iterator[None]:
+    """One pull of a repository at a time: two would append to the same partial files."""
+    from filelock import FileLock, Timeout
+
+    folder = paths.data_dir() / "downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{repo_id.replace('/', '--')}.lock"
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise HubError(f"another `edge-assistant pull {repo_id}` is running",
+                       hint=f"wait for it to finish (its lock is {path})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _pull_commit(repo_id: str, wanted_revision: str, commit: str, root: Path, endpoint: str,
+                 progress: Progress | None) -> Path:
     staging = _staging_dir(repo_id, commit)
     _say(progress, f"pulling {repo_id}@{wanted_revision} (commit {commit[:12]}) from {endpoint}")
     _download(repo_id, MANIFEST_NAME, commit, staging, endpoint)
-    manifest = load_manifest(staging)
-    _check_bundle_name(manifest, repo_id)
+    try:
+        manifest = load_manifest(staging)
+        _check_bundle_name(manifest, repo_id)
+    except ManifestError:
+        (staging / MANIFEST_NAME).unlink(missing_ok=True)   # a rerun must not trust it either
+        raise
+    _check_name_free(root / manifest.name, repo_id)
     files = promised_files(manifest)
     _check_space(staging, sum(f.size or 0 for f in files))
 
@@ -270,6 +303,8 @@ def _download(repo_id: str, filename: str, commit: str, staging: Path, endpoint:
         etag = re.sub(r"[^A-Za-z0-9_.-]", "_", meta.etag or "no-etag")
         part = staging / PARTIAL_DIR / f"{filename}.{etag}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
+        if meta.size is not None and part.is_file() and part.stat().st_size > meta.size:
+            part.unlink()   # longer than the file itself: not a prefix of it, start again
         headers = build_hf_headers()
         headers["Accept-Encoding"] = "identity"   # byte ranges of a compressed stream would not line up
         if urlsplit(meta.location).netloc != urlsplit(endpoint).netloc:
@@ -313,6 +348,17 @@ def _check_bundle_name(manifest: Manifest, repo_id: str) -> None:
                             hint="ask the publisher to rebuild it with a plain name (letters, digits, . _ -)")
 
 
+def _check_name_free(target: Path, repo_id: str) -> None:
+    """A pull may replace an older copy of the same repository, never some other bundle."""
+    if not target.exists():
+        return
+    owner = read_source(target)
+    if owner is None or owner.repo_id.lower() != repo_id.lower():
+        origin = f"pulled from {owner.repo_id}" if owner else "not pulled from a hub"
+        raise HubError(f"another bundle named {target.name!r} is installed in {target} ({origin})",
+                       hint=f"remove or rename {target}, then pull again (the download is kept)")
+
+
 def _check_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if needed > free:
@@ -326,12 +372,7 @@ def _install(staging: Path, root: Path, manifest: Manifest, source: HubSource) -
     _write_source(staging, source)
     root.mkdir(parents=True, exist_ok=True)
     target = root / manifest.name
-    if target.exists():
-        owner = read_source(target)
-        if owner is None or owner.repo_id.lower() != source.repo_id.lower():
-            origin = f"pulled from {owner.repo_id}" if owner else "not pulled from a hub"
-            raise HubError(f"another bundle named {manifest.name!r} is installed in {target} ({origin})",
-                           hint=f"remove or rename {target}, then pull again (the download is kept)")
+    _check_name_free(target, source.repo_id)
     incoming = staging
     if os.stat(staging).st_dev != os.stat(root).st_dev:
         # A rename cannot cross file systems: copy next to the target first, then rename there.
@@ -344,6 +385,8 @@ def _install(staging: Path, root: Path, manifest: Manifest, source: HubSource) -
     os.replace(incoming, target)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
+    if not any(staging.parent.iterdir()):
+        staging.parent.rmdir()
     return target
 
 

@@ -51,7 +51,8 @@ def test_pull_installs_exactly_the_published_files_and_records_the_commit(cli: C
     assert files_of(installed) == {p: published[p] for p in published if p != "REPORT.md"}
     source = json.loads((installed / ".hub-source.json").read_text())
     assert source["repo_id"] == REPO and source["commit"] == hub.repos[REPO].branches["main"]
-    assert not any(_downloads(cli).rglob("*.*")), "the staging folder must be gone after installing"
+    leftovers = [p.name for p in _downloads(cli).iterdir()]
+    assert leftovers == ["acme--tiny.lock"], "only the lock file may stay after installing"
     assert result.network_attempts == []
 
 
@@ -180,3 +181,30 @@ def test_an_unknown_revision_is_reported_as_such(cli: Cli) -> None:
 
     assert result.returncode == 1
     assert "has no revision 'v9'" in _error_line(result.stderr)
+
+
+def test_pull_never_replaces_a_different_bundle_of_the_same_name(cli: Cli, hub: FakeHub, tmp_path: Path) -> None:
+    local = make_bundle(cli.bundles / "tiny", seed=11)   # built here, not pulled
+    before = files_of(local)
+
+    result = cli("pull", REPO)
+
+    assert result.returncode == 1
+    line = _error_line(result.stderr)
+    assert "another bundle named 'tiny'" in line and "not pulled from a hub" in line
+    assert files_of(local) == before
+    gets = [r.path for r in hub.requests if r.method == "GET"]
+    assert [g.rsplit("/", 1)[-1] for g in gets] == ["manifest.json"], "refused before downloading the bundle"
+
+
+def test_a_second_pull_of_the_same_repository_is_refused_while_the_first_runs(cli: Cli, hub: FakeHub) -> None:
+    from filelock import FileLock
+
+    downloads = _downloads(cli)
+    downloads.mkdir(parents=True)
+    with FileLock(str(downloads / "acme--tiny.lock")):
+        result = cli("pull", REPO)
+
+    assert result.returncode == 1
+    assert "another `edge-assistant pull acme/tiny` is running" in _error_line(result.stderr)
+    assert not (cli.bundles / "tiny").exists()

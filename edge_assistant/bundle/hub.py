@@ -11,7 +11,9 @@ then is the folder renamed to ``bundles/<name>``: there is never a half-written
 bundle under its final name. One pull per repository runs at a time (a lock).
 
 Offline (``HF_HUB_OFFLINE=1``) nothing is downloaded: a bundle already installed
-from the same repository is checked and used, or the error says what to do.
+from the same repository is checked and used; else one in huggingface-hub's own
+cache (``hf download``, a copied HF_HOME) goes through the same checks and is
+installed; else the error says what to do.
 
 The hub client reads ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` once, when it is
 first imported; this module reads both at call time and passes them on, so a
@@ -31,7 +33,7 @@ from typing import Callable, Iterator
 
 from .. import paths
 from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
-from .contents import FileProblem, check_file, check_files, promised_files, shipped_names
+from .contents import FileProblem, PromisedFile, check_file, check_files, promised_files, shipped_names
 from .manifest import MANIFEST_NAME, Manifest, load_manifest
 
 SOURCE_NAME = ".hub-source.json"   # inside an installed bundle: the repository and commit it came from
@@ -150,14 +152,17 @@ def pull_bundle(repo_id: str, *, revision: str | None = None, dest_root: str | P
     root = Path(dest_root) if dest_root is not None else paths.bundles_dir()
     if hub_offline():
         installed = installed_from(repo_id, root, revision)
-        if installed is None:
-            wanted = f"{repo_id}@{revision}" if revision else repo_id
-            raise HubError(
-                f"bundle {wanted} is not installed and HF_HUB_OFFLINE=1 forbids downloading it",
-                hint=(f"connect once and run `edge-assistant pull {repo_id}` without HF_HUB_OFFLINE, "
-                      "or copy a bundle folder to this machine and pass it with --bundle PATH"))
-        _say(progress, "offline (HF_HUB_OFFLINE=1): using the installed copy")
-        return _use_installed(installed, repo_id, progress)
+        if installed is not None:
+            _say(progress, "offline (HF_HUB_OFFLINE=1): using the installed copy")
+            return _use_installed(installed, repo_id, progress)
+        cached = _from_hub_cache(repo_id, revision, root, progress)
+        if cached is not None:
+            return cached
+        wanted = f"{repo_id}@{revision}" if revision else repo_id
+        raise HubError(
+            f"bundle {wanted} is neither installed nor in the hub cache, and HF_HUB_OFFLINE=1 forbids downloading it",
+            hint=(f"connect once and run `edge-assistant pull {repo_id}` without HF_HUB_OFFLINE, "
+                  "or copy a bundle folder to this machine and pass it with --bundle PATH"))
 
     endpoint = _endpoint()
     wanted_revision = revision or "main"
@@ -169,6 +174,39 @@ def pull_bundle(repo_id: str, *, revision: str | None = None, dest_root: str | P
 
     with _pull_lock(repo_id):
         return _pull_commit(repo_id, wanted_revision, commit, root, endpoint, progress)
+
+
+def _from_hub_cache(repo_id: str, revision: str | None, root: Path, progress: Progress | None) -> Path | None:
+    """Install the bundle from huggingface-hub's own cache (``hf download``, a copied HF_HOME).
+
+    None when the cache does not hold its manifest; an error when it holds only part of it.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, MANIFEST_NAME, revision=revision or "main")
+    if not isinstance(found, str):
+        return None
+    snapshot = Path(found).parent                 # <cache>/models--owner--name/snapshots/<commit>
+    commit = snapshot.name
+    _say(progress, f"offline (HF_HUB_OFFLINE=1): installing {repo_id}@{commit[:12]} from the hub cache")
+    with _pull_lock(repo_id):
+        staging = _staging_dir(repo_id, commit)
+        shutil.copyfile(found, staging / MANIFEST_NAME)
+        manifest = _load_staged_manifest(staging, repo_id)
+        _check_name_free(root / manifest.name, repo_id)
+        files = promised_files(manifest)
+        _check_space(staging, sum(f.size or 0 for f in files))
+        for promised in files:
+            cached = try_to_load_from_cache(repo_id, promised.path, revision=commit)
+            if not isinstance(cached, str):
+                raise HubError(f"the hub cache holds only part of {repo_id}@{commit[:12]} ({promised.path} is missing)",
+                               hint=f"connect once and run `edge-assistant pull {repo_id}` without HF_HUB_OFFLINE")
+            target = staging / promised.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, target)       # follows the cache's symlink to its blob
+        return _check_and_install(staging, root, manifest, files, progress,
+                                  HubSource(repo_id=repo_id, revision=revision or "main", commit=commit,
+                                            endpoint="hub cache"))
 
 
 @contextmanager
@@ -196,35 +234,46 @@ def _pull_commit(repo_id: str, wanted_revision: str, commit: str, root: Path, en
     staging = _staging_dir(repo_id, commit)
     _say(progress, f"pulling {repo_id}@{wanted_revision} (commit {commit[:12]}) from {endpoint}")
     _download(repo_id, MANIFEST_NAME, commit, staging, endpoint)
+    manifest = _load_staged_manifest(staging, repo_id)
+    _check_name_free(root / manifest.name, repo_id)
+    files = promised_files(manifest)
+    _check_space(staging, sum(f.size or 0 for f in files))
+    for promised in files:
+        _say(progress, f"  {promised.path} ({_human(promised.size)})")
+        _download(repo_id, promised.path, commit, staging, endpoint)
+    return _check_and_install(staging, root, manifest, files, progress,
+                              HubSource(repo_id=repo_id, revision=wanted_revision, commit=commit, endpoint=endpoint))
+
+
+def _load_staged_manifest(staging: Path, repo_id: str) -> Manifest:
     try:
         manifest = load_manifest(staging)
         _check_bundle_name(manifest, repo_id)
     except ManifestError:
         (staging / MANIFEST_NAME).unlink(missing_ok=True)   # a rerun must not trust it either
         raise
-    _check_name_free(root / manifest.name, repo_id)
-    files = promised_files(manifest)
-    _check_space(staging, sum(f.size or 0 for f in files))
+    return manifest
 
+
+def _check_and_install(staging: Path, root: Path, manifest: Manifest, files: list[PromisedFile],
+                       progress: Progress | None, source: HubSource) -> Path:
+    """Hash every staged file against the manifest, run the deep check, then install."""
+    where = f"{source.repo_id}@{source.commit[:12]}"
     problems: list[FileProblem] = []
     for promised in files:
-        _say(progress, f"  {promised.path} ({_human(promised.size)})")
-        _download(repo_id, promised.path, commit, staging, endpoint)
         problem = check_file(staging, promised)
         if problem is not None:
-            # Delete the bad copy so that a rerun downloads it again instead of trusting its size.
+            # Delete the bad copy so that a rerun fetches it again instead of trusting its size.
             (staging / promised.path).unlink(missing_ok=True)
             problems.append(problem)
     if problems:
         bad = ", ".join(p.path for p in problems)
         raise IntegrityError(
-            f"{repo_id}@{commit[:12]}: {_problems_text(problems)}; deleted {bad}, nothing was installed",
-            hint=(f"run `edge-assistant pull {repo_id}` again; if the same file fails again, "
+            f"{where}: {_problems_text(problems)}; deleted {bad}, nothing was installed",
+            hint=(f"run `edge-assistant pull {source.repo_id}` again; if the same file fails again, "
                   "the copy on the hub is damaged: ask the bundle's publisher to push it again"))
-    _verify_deep(staging, f"{repo_id}@{commit[:12]}", "nothing was installed; ask the bundle's publisher to rebuild it")
-
-    target = _install(staging, root, manifest,
-                      HubSource(repo_id=repo_id, revision=wanted_revision, commit=commit, endpoint=endpoint))
+    _verify_deep(staging, where, "nothing was installed; ask the bundle's publisher to rebuild it")
+    target = _install(staging, root, manifest, source)
     _say(progress, f"{manifest.name}: {len(files)} files verified, installed in {target}")
     return target
 

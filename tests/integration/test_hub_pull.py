@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,9 +130,42 @@ def test_offline_pull_of_a_bundle_never_pulled_says_what_to_do(cli: Cli, hub: Fa
 
     assert result.returncode == 1
     line = _error_line(result.stderr)
+    assert "neither installed nor in the hub cache" in line
     assert "HF_HUB_OFFLINE=1" in line and "connect once" in line and "--bundle PATH" in line
     assert hub.requests == []
     assert not cli.bundles.exists() or not any(cli.bundles.iterdir())
+
+
+def _fill_hub_cache(cli: Cli, repo: str, files: list[str]) -> None:
+    """What `hf download` leaves behind: huggingface-hub's own cache under HF_HOME."""
+    code = ("import sys\nfrom huggingface_hub import hf_hub_download\n"
+            "for name in sys.argv[2:]:\n    hf_hub_download(sys.argv[1], name)\n")
+    done = subprocess.run([sys.executable, "-c", code, repo, *files], env=cli.env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_offline_pull_installs_a_bundle_found_in_the_hub_cache(cli: Cli, hub: FakeHub) -> None:
+    _fill_hub_cache(cli, REPO, sorted(hub.tree(REPO)))
+    before = len(hub.requests)
+
+    result = cli("pull", REPO, offline=True)
+
+    assert result.returncode == 0, result.stderr
+    assert "from the hub cache" in result.stderr
+    published = hub.tree(REPO)
+    assert files_of(cli.bundles / "tiny") == {p: published[p] for p in published if p != "REPORT.md"}
+    assert len(hub.requests) == before and result.network_attempts == []
+
+
+def test_offline_pull_from_a_partial_hub_cache_installs_nothing(cli: Cli, hub: FakeHub) -> None:
+    _fill_hub_cache(cli, REPO, ["manifest.json", "base.gguf.zst"])
+
+    result = cli("pull", REPO, offline=True)
+
+    assert result.returncode == 1
+    assert "holds only part of acme/tiny" in _error_line(result.stderr)
+    assert not (cli.bundles / "tiny").exists()
 
 
 def test_offline_pull_refuses_an_installed_copy_that_was_damaged_since(cli: Cli, hub: FakeHub) -> None:

@@ -289,6 +289,7 @@ def _verify_deep(folder: Path, what: str, next_step: str) -> None:
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
+    """Transport errors of the HTTP client under huggingface-hub (httpx2 in 2.x)."""
     import httpx2
 
     return (httpx2.HTTPError, OSError)

@@ -314,6 +314,41 @@ def push_command(bundle_ref: str, repo_id: str, revision: str | None, private: b
 # --- serve (server) ---
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0 picks a free port.")
+@click.option("--bundle", default=None, help="Bundle folder or installed bundle name.")
+@click.option("--threads", type=click.IntRange(min=0), default=None, help="CPU threads (0: automatic).")
+@click.option("--quiet", is_flag=True, help="Do not log requests.")
+def serve(host: str, port: int, bundle: str | None, threads: int | None, quiet: bool) -> None:
+    """Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models).
+
+    The request's `model` picks the modifier: auto (router), none (base) or a modifier name.
+    """
+    from .runtime.factory import open_assistant
+    from .runtime.generation import SamplingParams
+    from .server.http import _stderr_log, is_loopback, make_server
+
+    settings = _settings(threads=threads)
+    assistant = open_assistant(settings, bundle, progress=_unpack_progress())
+    defaults = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
+                              settings.repeat_penalty)
+    server = make_server(assistant, host, port, defaults, log=None if quiet else _stderr_log)
+    bound_host, bound_port = server.server_address[:2]
+    if not is_loopback(host):
+        click.echo(f"edge-assistant: warning: listening on {host}, reachable from other machines; "
+                   "there is no authentication", err=True)
+    click.echo(f"edge-assistant: serving {assistant.bundle_name} at http://{bound_host}:{bound_port}/v1 "
+               "(Ctrl-C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        assistant.close()
+
+
 class _BuildGroup(click.Group):
     """`build RECIPE.toml` runs a recipe; `build <tool> ...` runs one builder tool."""
 

@@ -108,6 +108,7 @@ def decompress_bounded(packed: Path, expected_size: int, *, sink: BinaryIO | Non
                     if not chunk:
                         break
                     if total + len(chunk) > expected_size:
+                        consumer.put(chunk[: expected_size - total])  # up to the size, not a byte more
                         raise IntegrityError(
                             f"{packed.name} decompresses to more than the manifest's {expected_size} bytes "
                             "(stopped there)", hint="the bundle is corrupt or tampered with; re-download or rebuild it")

@@ -86,3 +86,12 @@ def edit_manifest(bundle: Path, edit) -> None:
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))
+
+
+def small_base(dst: Path, base_gguf: Path, nbytes: int = 3 << 20) -> Path:
+    """The real base's first ``nbytes``: its whole header (metadata and tensor table,
+    ~1.8 MB for SmolLM2) and a little weight data. The bundle tools accept it as a
+    base and pack it in milliseconds; llama.cpp could not load it."""
+    with open(base_gguf, "rb") as f:
+        dst.write_bytes(f.read(nbytes))
+    return dst

@@ -12,7 +12,7 @@ import zstandard
 from edge_assistant.bundle.manifest import load_manifest
 from edge_assistant.bundle.pack import ModifierInput, create_bundle
 from edge_assistant.errors import BundleError, ModifierError, UsageError
-from tests.support.bundles import file_sha256, smollm2_bundle
+from tests.support.bundles import file_sha256, small_base, smollm2_bundle
 from tests.support.lora import write_random_lora
 
 
@@ -28,12 +28,7 @@ def base_sha(smollm2_gguf: Path) -> str:
 
 @pytest.fixture
 def tiny_base(tmp_path: Path, smollm2_gguf: Path) -> Path:
-    """The real SmolLM2 header with only the first MB of weights: a GGUF our reader
-    accepts, small enough that packing it costs milliseconds."""
-    path = tmp_path / "tiny-base.gguf"
-    with open(smollm2_gguf, "rb") as f:
-        path.write_bytes(f.read(3 << 20))
-    return path
+    return small_base(tmp_path / "tiny-base.gguf", smollm2_gguf)
 
 
 def _leftovers(folder: Path) -> list[str]:

@@ -148,12 +148,13 @@ def doctor(as_json: bool) -> None:
 
 
 # --- bundle commands: bundle create/verify/info/list (bundle) ---
-def _name_value(items: tuple[str, ...], option: str) -> list[tuple[str, str]]:
+
+def _name_value(items: tuple[str, ...], option: str, example: str) -> list[tuple[str, str]]:
     pairs = []
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name or not value:
-            raise UsageError(f"{option} {item!r} is not NAME=VALUE", hint=f"write e.g. {option} code=adapters/code.gguf")
+            raise UsageError(f"{option} {item!r} is not NAME=VALUE", hint=f"write e.g. {option} {example}")
         pairs.append((name, value))
     return pairs
 
@@ -191,8 +192,8 @@ def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tup
     from .bundle.pack import DEFAULT_LEVEL, DEFAULT_ROUTER_THRESHOLD, ModifierInput, create_bundle
     from .progress import byte_progress
 
-    about = dict(_name_value(descriptions, "--description"))
-    specs = _name_value(modifier_specs, "--modifier")
+    about = dict(_name_value(descriptions, "--description", "'code=Writes Python'"))
+    specs = _name_value(modifier_specs, "--modifier", "code=adapters/code.gguf")
     unknown = set(about) - {n for n, _ in specs}
     if unknown:
         raise UsageError(f"--description names no --modifier: {', '.join(sorted(unknown))}")

@@ -85,7 +85,8 @@ def _check_base(base_gguf: Path) -> GGUFInfo:
         raise BundleError(f"{base_gguf} is a LoRA adapter, not a base model",
                           hint="pass the model as --base and the adapter as --modifier NAME=ADAPTER.gguf")
     if not info.architecture:
-        raise BundleError(f"{base_gguf} has no general.architecture", hint="reconvert the model with a current converter")
+        raise BundleError(f"{base_gguf} has no general.architecture",
+                          hint="reconvert the model with a current converter")
     if info.context_length is None:
         raise BundleError(f"{base_gguf} has no {info.architecture}.context_length",
                           hint="reconvert the model with a current converter")
@@ -138,7 +139,8 @@ def _check_modifier(spec: ModifierInput, base: GGUFInfo) -> _CheckedModifier:
     alpha = info.metadata.get("adapter.lora.alpha")
     rank = max(ranks.values())
     # llama.cpp scales by alpha/rank, or by 1 when alpha is absent (0): alpha = rank means the same.
-    alpha_value = float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha else float(rank)
+    has_alpha = isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha
+    alpha_value = float(alpha) if has_alpha else float(rank)
     return _CheckedModifier(spec=spec, info=info, binding=str(binding), rank=rank, alpha=alpha_value)
 
 

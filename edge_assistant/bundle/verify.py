@@ -74,7 +74,8 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True,
     for m in manifest.modifiers:
         if m.base_sha256 != base.sha256:
             raise IntegrityError(
-                f"modifier {m.name!r} is bound to base {m.base_sha256[:12]}…, this bundle's base is {base.sha256[:12]}…",
+                f"modifier {m.name!r} is bound to base {m.base_sha256[:12]}…, "
+                f"this bundle's base is {base.sha256[:12]}…",
                 hint="retrain the modifier on this base or rebuild the bundle without it")
 
     # Presence and sizes first: a truncated download fails before anything is hashed.

@@ -64,7 +64,8 @@ def test_create_then_verify_info_and_list_an_installed_bundle(base: Path, tmp_pa
 
 def test_bind_unverified_binds_an_unbound_adapter_to_this_base(base: Path, tmp_path: Path, smollm2_gguf: Path) -> None:
     adapter = write_random_lora(tmp_path / "a.gguf", smollm2_gguf, rank=2)
-    code, _, err = _run("bundle", "create", "--base", str(base), "--modifier", f"a={adapter}", "--out", str(tmp_path / "b"))
+    code, _, err = _run("bundle", "create", "--base", str(base), "--modifier", f"a={adapter}",
+                        "--out", str(tmp_path / "b"))
     assert code == 1 and "--bind-unverified" in err and not (tmp_path / "b").exists()
     code, _, err = _run("bundle", "create", "--base", str(base), "--modifier", f"a={adapter}", "--bind-unverified",
                         "--out", str(tmp_path / "b"))
@@ -124,3 +125,13 @@ def test_a_corrupt_bundle_fails_verify_in_a_real_process_without_a_traceback(bas
     assert proc.returncode == 1
     assert proc.stderr.startswith("edge-assistant: error: base.gguf.zst has sha256")
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_an_installed_name_wins_over_a_local_folder_that_is_not_a_bundle(base: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = _install(base, "demo")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # e.g. a source folder that happens to share the name
+    assert find_bundle("demo") == installed
+    with pytest.raises(BundleError, match="is not a bundle"):
+        find_bundle("./demo")

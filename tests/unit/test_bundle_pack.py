@@ -11,7 +11,7 @@ import zstandard
 
 from edge_assistant.bundle.manifest import load_manifest
 from edge_assistant.bundle.pack import ModifierInput, create_bundle
-from edge_assistant.errors import BundleError, ModifierError, UsageError
+from edge_assistant.errors import BundleError, ModifierError
 from tests.support.bundles import file_sha256, small_base, smollm2_bundle
 from tests.support.lora import write_random_lora
 

@@ -10,7 +10,11 @@ PY=${PYTHON:-python3}
 
 src="$(mktemp -d "${TMPDIR:-/tmp}/edge-dist.XXXXXX")"
 trap 'rm -rf "$src"' EXIT
-git -C "$repo" archive --format=tar HEAD | tar -x -C "$src"
+if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
+  git -C "$repo" archive --format=tar HEAD | tar -x -C "$src"
+else
+  cp -R "$repo/." "$src"   # an unpacked sdist: no git history to export from
+fi
 
 "$PY" -m build --sdist --wheel --outdir "$out" "$src"
 

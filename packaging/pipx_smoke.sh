@@ -23,10 +23,12 @@ elapsed() { printf '   (%ss)\n' "$(( $(date +%s) - $1 ))"; }
 
 if [[ $# -ge 1 ]]; then
   source_spec="$1"
-else
+elif git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
   mkdir "$work/src"
   git -C "$repo" archive --format=tar HEAD | tar -x -C "$work/src"
   source_spec="$work/src"
+else
+  source_spec="$repo"   # an unpacked sdist: no git history to export from
 fi
 
 export PIPX_HOME="$work/pipx" PIPX_BIN_DIR="$work/bin" PIPX_MAN_DIR="$work/man"

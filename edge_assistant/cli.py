@@ -314,6 +314,35 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
 # --- hub commands: pull, bundle push (distribution) ---
 
 
+def _progress_line(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@main.command()
+@click.argument("repo_id")
+@click.option("--revision", default=None, help="Branch, tag or commit to pull (default: main).")
+def pull(repo_id: str, revision: str | None) -> None:
+    """Download a bundle from a model hub, check every file's sha256, install it."""
+    from .bundle.hub import pull_bundle
+
+    installed = pull_bundle(repo_id, revision=revision, progress=_progress_line)
+    click.echo(str(installed))
+
+
+@bundle.command(name="push")
+@click.argument("bundle_ref", metavar="B")
+@click.argument("repo_id")
+@click.option("--revision", default=None, help="Branch to commit to (created if missing; default: main).")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+def push_command(bundle_ref: str, repo_id: str, revision: str | None, private: bool) -> None:
+    """Verify bundle B (a folder or installed name), then upload it to hub repository REPO_ID as one commit."""
+    from .bundle.discovery import find_bundle
+    from .bundle.hub import push_bundle
+
+    url = push_bundle(find_bundle(bundle_ref), repo_id, private=private, revision=revision, progress=_progress_line)
+    click.echo(url)
+
+
 # --- serve (server) ---
 
 

@@ -56,7 +56,7 @@ def make_bundle(folder: Path, name: str = "tiny", *, seed: int = 0, vocab: int =
     (inputs / "router" / "keywords.txt").write_text("def\nclass\nimport\n", encoding="utf-8")
     (inputs / "REPORT.md").write_text(f"# {name}\n\nA tiny test bundle.\n", encoding="utf-8")
     return create_bundle(base, folder, name=name, modifiers=[ModifierInput("code", lora, "code help")],
-                         router_dir=inputs / "router", report=inputs / "REPORT.md",
+                         router_dir=inputs / "router", router_threshold=0.5, report=inputs / "REPORT.md",
                          provenance={"recipe": "tests/integration/hubkit.py"}, threads=1)
 
 

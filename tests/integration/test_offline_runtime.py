@@ -70,6 +70,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> PlainCli:
     ["bundle", "info", "tiny"],
     ["bundle", "verify", "tiny"],
     ["doctor"],
+    ["serve", "--help"],
 ], ids=" ".join)
 def test_runtime_command_makes_no_connection_beyond_loopback(installed: PlainCli, args: list[str]) -> None:
     result = installed(*args)

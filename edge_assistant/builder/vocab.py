@@ -19,6 +19,7 @@ from typing import Any
 import gguf
 
 from ..errors import ConversionError
+from .gguf_index import read_metadata
 
 # The regex Llama 3's tokenizer.json uses (tiktoken's cl100k-style split).
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
@@ -199,26 +200,14 @@ def read_hf_tokenizer(hf_dir: Path, vocab_size: int) -> TokenizerMetadata:
 
 def copy_gguf_tokenizer(writer: gguf.GGUFWriter, source: Path, vocab_size: int) -> None:
     """Copy every `tokenizer.*` key of ``source`` byte for byte (strings stay raw bytes)."""
-    reader = gguf.GGUFReader(source)
-    fields = {name: f for name, f in reader.fields.items() if name.startswith("tokenizer.")}
-    tokens = fields.get("tokenizer.ggml.tokens")
+    entries = read_metadata(source, "tokenizer.")
+    tokens = entries.get("tokenizer.ggml.tokens")
     if tokens is None:
         raise ConversionError(f"{source} has no tokenizer in its metadata",
                               hint="pass a model GGUF (not an adapter) as the source")
-    if len(tokens.data) != vocab_size:
-        raise ConversionError(
-            f"{source} has {len(tokens.data)} tokens but the model's embedding has {vocab_size} rows",
-            hint="pass the GGUF this model was loaded from")
-    for name, f in fields.items():
-        main = f.types[0]
-        if main == gguf.GGUFValueType.ARRAY:
-            sub = f.types[-1]
-            if sub == gguf.GGUFValueType.STRING:
-                value: Any = [bytes(f.parts[i]) for i in f.data]
-            else:
-                value = f.contents()
-            writer.add_key_value(name, value, main, sub_type=sub)
-        elif main == gguf.GGUFValueType.STRING:
-            writer.add_key_value(name, bytes(f.parts[f.data[0]]), main)
-        else:
-            writer.add_key_value(name, f.contents(), main)
+    count = len(tokens.value)  # type: ignore[arg-type]
+    if count != vocab_size:
+        raise ConversionError(f"{source} has {count} tokens but the model's embedding has {vocab_size} rows",
+                              hint="pass the GGUF this model was loaded from")
+    for key, entry in entries.items():
+        writer.add_key_value(key, entry.value, entry.vtype, sub_type=entry.sub_type)

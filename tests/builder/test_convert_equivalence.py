@@ -113,3 +113,19 @@ def test_smaller_outtypes_store_weights_in_that_type_and_keep_predictions(
     reference = llama_logits(smollm_f32, ids)
     got = llama_logits(out, ids)
     assert (got.argmax(-1) == reference.argmax(-1)).mean() >= min_top1
+
+
+def test_bf16_checkpoint_is_widened_exactly(smollm_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from edge_assistant.builder.convert import convert_hf_to_gguf
+
+    model = AutoModelForCausalLM.from_pretrained(smollm_dir, dtype=torch.bfloat16)
+    model.save_pretrained(tmp_path / "bf16")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (tmp_path / "bf16" / name).write_bytes((smollm_dir / name).read_bytes())
+    out = convert_hf_to_gguf(tmp_path / "bf16", tmp_path / "m.gguf", outtype="f32")
+    embd = {t.name: t for t in read_tensor_index(out)}["token_embd.weight"].read(out)
+    want = model.model.embed_tokens.weight.float().detach().numpy()
+    assert np.array_equal(embd, want)

@@ -148,3 +148,24 @@ def test_dora_and_bias_training_adapters_are_refused(peft_adapter, llama31_f32: 
         (bad / "adapter_model.safetensors").write_bytes((folder / "adapter_model.safetensors").read_bytes())
         with pytest.raises(ConversionError, match=key):
             convert_lora_to_gguf(bad, llama31_f32, tmp_path / "out.gguf")
+
+
+def test_cli_converts_an_adapter_and_refuses_a_misfit_in_one_line(peft_adapter, llama31_f32: Path,
+                                                                  smollm_f32: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge_assistant.cli import main
+
+    _, folder = peft_adapter
+    runner = CliRunner()
+    ok = runner.invoke(main, ["build", "convert-lora", str(folder), "--base", str(llama31_f32),
+                              "--out", str(tmp_path / "a.gguf")])
+    assert ok.exit_code == 0, ok.output
+    assert read_gguf_info(tmp_path / "a.gguf").is_adapter
+    # The Llama-3.1-style adapter does not fit the SmolLM2-style base (other MLP width, head layout).
+    bad = runner.invoke(main, ["build", "convert-lora", str(folder), "--base", str(smollm_f32),
+                               "--out", str(tmp_path / "b.gguf")])
+    assert bad.exit_code != 0
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "do not fit" in lines[0]
+    assert not (tmp_path / "b.gguf").exists()

@@ -20,19 +20,19 @@ CONVERSATION = [
 ]
 
 # Tokens that must end generation, per tiny model family (EOT first, then the model's other EOS).
-STOP_TOKENS = {"llama31": ["<|eot_id|>", "<|end_of_text|>"], "smollm": ["<|im_end|>", "<|endoftext|>"]}
+STOP_TOKENS = {"llama31": ["<|eot_id|>", "<|end_of_text|>"], "smollm": ["<|im_end|>", "<|endoftext|>"],
+               "tinyllama": ["</s>"]}
+# The end-of-turn token each family names (Llama 2 style chat has none besides EOS).
+EOT = {"llama31": "<|eot_id|>", "smollm": "<|im_end|>", "tinyllama": None}
 
-
-def _family(hf_dir: Path) -> str:
-    return "llama31" if "llama3" in (hf_dir / "config.json").read_text() else "smollm"
 
 
 @pytest.mark.parametrize("messages", [CONVERSATION, CONVERSATION[1:2]], ids=["with-system", "user-only"])
-def test_gguf_chat_template_renders_what_the_hf_tokenizer_renders(tiny: tuple[Path, Path], messages) -> None:
+def test_gguf_chat_template_renders_what_the_hf_tokenizer_renders(tiny, messages) -> None:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     from transformers import AutoTokenizer
 
-    hf_dir, model_gguf = tiny
+    family, hf_dir, model_gguf = tiny
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     llm = open_llama(model_gguf, vocab_only=True, logits_all=False)
     template = llm.metadata["tokenizer.chat_template"]
@@ -61,14 +61,14 @@ def _force(token_id: int, after: int):
     return processor
 
 
-def test_generation_stops_at_each_end_of_turn_token(tiny: tuple[Path, Path]) -> None:
+def test_generation_stops_at_each_end_of_turn_token(tiny) -> None:
     from llama_cpp import LogitsProcessorList
     from transformers import AutoTokenizer
 
-    hf_dir, model_gguf = tiny
+    family, hf_dir, model_gguf = tiny
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     llm = open_llama(model_gguf, logits_all=False)
-    for stop in STOP_TOKENS[_family(hf_dir)]:
+    for stop in STOP_TOKENS[family]:
         stop_id = tokenizer.convert_tokens_to_ids(stop)
         out = llm.create_completion("Hello", max_tokens=12, temperature=0.0,
                                     logits_processor=LogitsProcessorList([_force(stop_id, after=3)]))
@@ -82,12 +82,15 @@ def test_generation_stops_at_each_end_of_turn_token(tiny: tuple[Path, Path]) -> 
     assert out["choices"][0]["finish_reason"] == "length"
 
 
-def test_gguf_names_eos_and_eot_ids_from_the_tokenizer(tiny: tuple[Path, Path]) -> None:
+def test_gguf_names_eos_and_eot_ids_from_the_tokenizer(tiny) -> None:
     from transformers import AutoTokenizer
 
-    hf_dir, model_gguf = tiny
+    family, hf_dir, model_gguf = tiny
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     meta = open_llama(model_gguf, vocab_only=True, logits_all=False).metadata
     assert int(meta["tokenizer.ggml.eos_token_id"]) == tokenizer.eos_token_id
     assert int(meta["tokenizer.ggml.bos_token_id"]) == tokenizer.bos_token_id
-    assert int(meta["tokenizer.ggml.eot_token_id"]) == tokenizer.convert_tokens_to_ids(STOP_TOKENS[_family(hf_dir)][0])
+    if EOT[family] is None:
+        assert "tokenizer.ggml.eot_token_id" not in meta
+    else:
+        assert int(meta["tokenizer.ggml.eot_token_id"]) == tokenizer.convert_tokens_to_ids(EOT[family])

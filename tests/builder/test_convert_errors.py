@@ -69,10 +69,12 @@ def test_model_folder_with_only_pickle_weights_is_refused_without_unpickling(smo
     assert not marker.exists()
 
 
-def test_sentencepiece_style_tokenizer_is_refused_by_name(smollm_dir: Path, tmp_path: Path) -> None:
+def test_byte_fallback_bpe_without_sentencepiece_spaces_is_refused_by_name(smollm_dir: Path,
+                                                                         tmp_path: Path) -> None:
     model = _copy_model(smollm_dir, tmp_path / "spm")
     tokenizer = json.loads((model / "tokenizer.json").read_text())
-    tokenizer["model"]["byte_fallback"] = True  # how Llama 2 / TinyLlama tokenizer.json files look
+    # byte fallback on a byte-level pre-tokenizer: neither llama.cpp's BPE nor its SentencePiece family
+    tokenizer["model"]["byte_fallback"] = True
     (model / "tokenizer.json").write_text(json.dumps(tokenizer))
     with pytest.raises(ConversionError, match="unsupported tokenizer model BPE with byte fallback"):
         convert_hf_to_gguf(model, tmp_path / "out.gguf")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .llama_run import open_llama
+from .llama_run import hf_tokenizer, open_llama
 
 pytestmark = pytest.mark.builder
 
@@ -30,10 +30,8 @@ EOT = {"llama31": "<|eot_id|>", "smollm": "<|im_end|>", "tinyllama": None}
 @pytest.mark.parametrize("messages", [CONVERSATION, CONVERSATION[1:2]], ids=["with-system", "user-only"])
 def test_gguf_chat_template_renders_what_the_hf_tokenizer_renders(tiny, messages) -> None:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-    from transformers import AutoTokenizer
-
     family, hf_dir, model_gguf = tiny
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    tokenizer = hf_tokenizer(hf_dir)
     llm = open_llama(model_gguf, vocab_only=True, logits_all=False)
     template = llm.metadata["tokenizer.chat_template"]
 
@@ -63,10 +61,8 @@ def _force(token_id: int, after: int):
 
 def test_generation_stops_at_each_end_of_turn_token(tiny) -> None:
     from llama_cpp import LogitsProcessorList
-    from transformers import AutoTokenizer
-
     family, hf_dir, model_gguf = tiny
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    tokenizer = hf_tokenizer(hf_dir)
     llm = open_llama(model_gguf, logits_all=False)
     for stop in STOP_TOKENS[family]:
         stop_id = tokenizer.convert_tokens_to_ids(stop)
@@ -83,10 +79,8 @@ def test_generation_stops_at_each_end_of_turn_token(tiny) -> None:
 
 
 def test_gguf_names_eos_and_eot_ids_from_the_tokenizer(tiny) -> None:
-    from transformers import AutoTokenizer
-
     family, hf_dir, model_gguf = tiny
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    tokenizer = hf_tokenizer(hf_dir)
     meta = open_llama(model_gguf, vocab_only=True, logits_all=False).metadata
     assert int(meta["tokenizer.ggml.eos_token_id"]) == tokenizer.eos_token_id
     assert int(meta["tokenizer.ggml.bos_token_id"]) == tokenizer.bos_token_id

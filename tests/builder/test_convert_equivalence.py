@@ -9,7 +9,7 @@ import pytest
 
 from edge_assistant.builder.gguf_index import read_tensor_index
 
-from .llama_run import assert_same_logits, hf_logits, llama_logits, open_llama
+from .llama_run import assert_same_logits, hf_logits, hf_tokenizer, llama_logits, open_llama
 
 pytestmark = pytest.mark.builder
 
@@ -44,10 +44,10 @@ SPECIAL = {
 
 def test_f32_gguf_gives_transformers_logits_at_every_position(tiny) -> None:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     family, hf_dir, model_gguf = tiny
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    tokenizer = hf_tokenizer(hf_dir)
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     for prompt in PROMPTS:
         ids = tokenizer(prompt)["input_ids"]
@@ -55,10 +55,8 @@ def test_f32_gguf_gives_transformers_logits_at_every_position(tiny) -> None:
 
 
 def test_llama_cpp_tokenizes_tricky_strings_like_the_hf_tokenizer(tiny) -> None:
-    from transformers import AutoTokenizer
-
     family, hf_dir, model_gguf = tiny
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    tokenizer = hf_tokenizer(hf_dir)
     llm = open_llama(model_gguf, vocab_only=True, logits_all=False)
     for text in [*TRICKY, SPECIAL[family]]:
         want = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -109,9 +107,7 @@ def test_smaller_outtypes_store_weights_in_that_type_and_keep_predictions(
     types = {t.name: t.qtype.name for t in read_tensor_index(out)}
     assert types["blk.0.attn_q.weight"] == weight_type and types["token_embd.weight"] == weight_type
     assert types["blk.0.attn_norm.weight"] == "F32" and types["output_norm.weight"] == "F32"
-    from transformers import AutoTokenizer
-
-    ids = AutoTokenizer.from_pretrained(smollm_dir)(PROMPTS[1] + PROMPTS[0])["input_ids"]
+    ids = hf_tokenizer(smollm_dir)(PROMPTS[1] + PROMPTS[0])["input_ids"]
     reference = llama_logits(smollm_f32, ids)
     got = llama_logits(out, ids)
     assert (got.argmax(-1) == reference.argmax(-1)).mean() >= min_top1

@@ -15,7 +15,7 @@ from edge_assistant.builder.lora_convert import convert_lora_to_gguf
 from edge_assistant.bundle.ggufmeta import BASE_SHA256_KEY, read_gguf_info
 from edge_assistant.errors import ConversionError
 
-from .llama_run import assert_same_logits, hf_logits, llama_logits
+from .llama_run import assert_same_logits, hf_logits, hf_tokenizer, llama_logits
 
 pytestmark = pytest.mark.builder
 
@@ -50,9 +50,7 @@ def peft_adapter(llama31_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _ids(hf_dir: Path) -> list[int]:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(hf_dir)(TEXT)["input_ids"]
+    return hf_tokenizer(hf_dir)(TEXT)["input_ids"]
 
 
 def test_adapter_in_llama_cpp_gives_peft_logits_on_every_target(peft_adapter, llama31_dir: Path,

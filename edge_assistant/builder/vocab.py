@@ -35,7 +35,7 @@ class PreTokenizer:
 
 PRE_TOKENIZERS: tuple[PreTokenizer, ...] = (
     # Llama 3, 3.1, 3.2: one regex split (digits in runs of up to 3), then bytes without the GPT-2 regex
-    PreTokenizer("llama-bpe", (("Split", LLAMA3_SPLIT), ("ByteLevel", False))),
+    PreTokenizer("llama-bpe", (("Split", LLAMA3_SPLIT, "Isolated", False), ("ByteLevel", False))),
     # SmolLM / SmolLM2 (StarCoder lineage): every digit on its own, then GPT-2's regex and bytes
     PreTokenizer("smollm", (("Digits", True), ("ByteLevel", True))),
     # GPT-2 itself: only its regex and bytes
@@ -106,7 +106,8 @@ def _fingerprint(pre: dict[str, Any] | None) -> tuple[tuple[Any, ...], ...]:
         kind = step.get("type")
         if kind == "Split":
             pattern = step.get("pattern", {})
-            out.append(("Split", pattern.get("Regex", pattern.get("String"))))
+            out.append(("Split", pattern.get("Regex", pattern.get("String")), step.get("behavior"),
+                        bool(step.get("invert"))))
         elif kind == "Digits":
             out.append(("Digits", bool(step.get("individual_digits"))))
         elif kind == "ByteLevel":

@@ -13,11 +13,10 @@ out and top-1 comparisons are meaningful rather than ties.
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -135,10 +134,6 @@ def _save(folder: Path, config: LlamaConfig, tokenizer: PreTrainedTokenizerFast,
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-def config_of(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text())
 
 
 # Llama 2 / TinyLlama's template ([INST] turns).

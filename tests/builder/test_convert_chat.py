@@ -3,7 +3,6 @@ the same prompt text as transformers and stops generating at EOS/EOT."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

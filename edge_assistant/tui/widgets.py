@@ -1,0 +1,177 @@
+"""The chat screen's widgets: turns, replies, the status line, the conversation list."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Markdown, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from ..router.decision import RouteDecision
+from ..runtime.history import Conversation, StoredMessage
+
+_STATUS_LABEL = {
+    "partial": "interrupted (the app ended before it finished)",
+    "stopped": "stopped",
+    "error": "failed",
+}
+
+
+class UserTurn(Static):
+    """What the user typed, shown verbatim (no markup, no Markdown)."""
+
+    def __init__(self, text: str, message_id: int | None = None) -> None:
+        super().__init__(text, markup=False, classes="user-turn")
+        self.message_id = message_id
+        self.border_title = "You"
+
+
+class ReplyView(Vertical):
+    """One assistant reply: Markdown that grows as tokens arrive, and who answered.
+
+    ``show_text`` appends only what is new since the last call, so Textual
+    re-parses the last Markdown block instead of the whole reply.
+    """
+
+    def __init__(self, reply_id: int | None, *, modifier: str | None = None, confidence: float | None = None,
+                 reason: str | None = None, text: str = "", status: str = "partial",
+                 tokens: int | None = None, tok_s: float | None = None, error: str | None = None) -> None:
+        super().__init__(classes="reply")
+        self.reply_id = reply_id
+        self.modifier = modifier
+        self.confidence = confidence
+        self.reason = reason
+        self.text = text
+        self.status = status
+        self.tokens = tokens
+        self.tok_s = tok_s
+        self.error = error
+        self._shown = text
+        self.streaming = False
+
+    @classmethod
+    def from_stored(cls, message: StoredMessage) -> "ReplyView":
+        return cls(message.id, modifier=message.modifier, confidence=message.route_confidence,
+                   reason=message.route_reason, text=message.content, status=message.status,
+                   tokens=message.completion_tokens, tok_s=message.decode_tok_s, error=message.error)
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._meta_text(), classes="reply-meta")
+        yield Static(self._reason_text(), classes="reply-reason", markup=False)
+        yield Markdown(self.text, classes="reply-body")
+
+    def on_mount(self) -> None:
+        self.border_title = self.modifier or "base"
+        self._apply_status_class()
+
+    def _meta_text(self) -> Text:
+        parts = [self.modifier or "base"]
+        if self.confidence is not None:
+            parts.append(f"{self.confidence:.0%} sure")
+        if self.tokens:
+            parts.append(f"{self.tokens} tokens")
+        if self.tok_s:
+            parts.append(f"{self.tok_s:.1f} tok/s")
+        text = Text(" · ".join(parts), style="dim")
+        if self.streaming:
+            text.append("  generating… (Esc stops)", style="italic")
+        elif self.status in _STATUS_LABEL:
+            label = _STATUS_LABEL[self.status]
+            if self.status == "error" and self.error:
+                label = f"failed: {self.error}"
+            text.append(f"  ■ {label}", style="bold")
+        return text
+
+    def _reason_text(self) -> str:
+        return f"why: {self.reason}" if self.reason else "why: not recorded"
+
+    def _apply_status_class(self) -> None:
+        for status in ("partial", "stopped", "error", "complete"):
+            self.set_class(self.status == status and not self.streaming, f"-{status}")
+
+    def _refresh_meta(self) -> None:
+        self.query_one(".reply-meta", Static).update(self._meta_text())
+        self.query_one(".reply-reason", Static).update(self._reason_text())
+        self.border_title = self.modifier or "base"
+        self._apply_status_class()
+
+    def start(self, decision: RouteDecision | None) -> None:
+        self.streaming = True
+        if decision is not None:
+            self.modifier, self.confidence, self.reason = decision.modifier, decision.confidence, decision.reason
+        self._refresh_meta()
+
+    async def show_text(self, text: str, tokens: int, tok_s: float) -> None:
+        self.tokens, self.tok_s = tokens, tok_s
+        body = self.query_one(Markdown)
+        if text.startswith(self._shown):
+            delta = text[len(self._shown):]
+            if delta:
+                await body.append(delta)
+        else:
+            await body.update(text)
+        self._shown = self.text = text
+        self._refresh_meta()
+
+    async def finish(self, message: StoredMessage) -> None:
+        self.streaming = False
+        if message.content != self._shown:
+            await self.query_one(Markdown).update(message.content)
+            self._shown = message.content
+        self.text, self.status, self.error = message.content, message.status, message.error
+        self.tokens = message.completion_tokens or self.tokens
+        self.tok_s = message.decode_tok_s or self.tok_s
+        self._refresh_meta()
+
+
+class StatusLine(Static):
+    """Bundle, the modifier choice, who answered last (and how sure), tokens/s, state."""
+
+    bundle: reactive[str] = reactive("")
+    mode: reactive[str] = reactive("auto")
+    answered_by: reactive[str] = reactive("")
+    tok_s: reactive[float] = reactive(0.0)
+    state: reactive[str] = reactive("")
+
+    def render(self) -> Text:
+        text = Text()
+        text.append(f" {self.bundle or '…'} ", style="bold reverse")
+        text.append(f"  mode: {self.mode}")
+        if self.answered_by:
+            text.append(f"  │ last reply: {self.answered_by}")
+        if self.tok_s:
+            text.append(f"  │ {self.tok_s:.1f} tok/s")
+        if self.state:
+            text.append(f"  │ {self.state}", style="italic")
+        return text
+
+
+class LoadPanel(Vertical):
+    """Shown while the model loads (first-run unpack, then llama.cpp)."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("Loading the model…", id="load-stage")
+        yield ProgressBar(total=None, show_eta=False, id="load-bar")
+
+    def show(self, stage: str, fraction: float | None) -> None:
+        self.query_one("#load-stage", Static).update(stage)
+        bar = self.query_one(ProgressBar)
+        if fraction is None:
+            bar.update(total=None)
+        else:
+            bar.update(total=100, progress=max(0.0, min(fraction, 1.0)) * 100)
+
+
+class ConversationList(OptionList):
+    """The conversations, most recent first; the option id is the conversation id."""
+
+    def show(self, conversations: list[Conversation], current: int | None) -> None:
+        self.set_options([Option(Text(c.title, overflow="ellipsis", no_wrap=True), id=str(c.id))
+                          for c in conversations])
+        if current is not None:
+            for index, conversation in enumerate(conversations):
+                if conversation.id == current:
+                    self.highlighted = index
+                    break

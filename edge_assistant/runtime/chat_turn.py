@@ -85,6 +85,12 @@ class ChatTurn:
         if request.user_text is not None:
             self.observer.user_committed(self.history.add_user_message(request.conversation_id,
                                                                         request.user_text))
+        else:
+            # Regenerate: the replies after the last question give way to the new one.
+            for message in reversed(self.history.messages(request.conversation_id)):
+                if message.role == "user":
+                    break
+                self.history.delete_message(message.id)
         conversation = self.history.conversation(request.conversation_id)
         stored = self.history.messages(request.conversation_id)
         if not stored or stored[-1].role != "user":
@@ -108,12 +114,15 @@ class ChatTurn:
                 if self._stop.is_set():
                     generation.cancel()
             first_at: float | None = None
-            for piece in generation:
-                recorder.add(piece)
-                now = time.perf_counter()
-                first_at = first_at if first_at is not None else now
-                tok_s = (recorder.tokens - 1) / (now - first_at) if recorder.tokens > 1 else 0.0
-                self.observer.reply_progress(reply_id, recorder.text, recorder.tokens, tok_s)
+            try:
+                for piece in generation:
+                    recorder.add(piece)
+                    now = time.perf_counter()
+                    first_at = first_at if first_at is not None else now
+                    tok_s = (recorder.tokens - 1) / (now - first_at) if recorder.tokens > 1 else 0.0
+                    self.observer.reply_progress(reply_id, recorder.text, recorder.tokens, tok_s)
+            finally:
+                generation.close()  # releases the engine even when saving a piece failed
             result = generation.result
             status = "stopped" if result.finish_reason == "cancelled" or self._stop.is_set() else "complete"
             final = recorder.finish(status, result)

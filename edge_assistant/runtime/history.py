@@ -20,10 +20,8 @@ connection, serialised by a lock.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from typing import Iterator, Literal, Sequence
 from ..errors import HistoryError
 from ..router.decision import RouteDecision
 from .generation import GenerationResult
+from .textfile import write_text_atomic
 
 Status = Literal["complete", "partial", "stopped", "error"]
 STATUSES: tuple[Status, ...] = ("complete", "partial", "stopped", "error")
@@ -436,16 +435,7 @@ class History:
             directory.mkdir(parents=True, exist_ok=True)
             slug = re.sub(r"[^a-z0-9]+", "-", conversation.title.lower()).strip("-")[:40] or "conversation"
             target = directory / f"{conversation.id:04d}-{slug}.md"
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_text_atomic(target, text)
         except OSError as exc:
             raise HistoryError(f"cannot export to {directory} ({exc})",
                                hint="choose another folder: /export PATH") from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable, Iterable, Union
+from typing import Callable, Iterable, Protocol
 
 from textual.app import App
 from textual.binding import Binding
@@ -19,12 +19,31 @@ from ..runtime.assistant import Assistant
 from ..runtime.history import History
 from ..settings import Settings
 from .chat_screen import CHAT_BINDINGS, ChatScreen
-from .messages import AssistantReady, LoadFailed, LoadProgress
+from .messages import AssistantReady, LoadFailed, LoadNotice, LoadProgress
 from .screens import HelpScreen
 
-# progress(stage, fraction): what loading is doing now, and how far (0..1, None if unknown).
-Progress = Callable[[str, Union[float, None]], None]
-AssistantLoader = Callable[[Progress], Assistant]
+class LoadReport(Protocol):
+    """How a loader tells the app what it is doing (called on the loading thread)."""
+
+    def stage(self, text: str, fraction: float | None = None) -> None:
+        """What loading does now, and how far (0..1; None when unknown)."""
+
+    def notice(self, text: str) -> None:
+        """Something the user should read once, shown as a notification."""
+
+
+AssistantLoader = Callable[[LoadReport], Assistant]
+
+
+class _PostingReport:
+    def __init__(self, screen: ChatScreen) -> None:
+        self.screen = screen
+
+    def stage(self, text: str, fraction: float | None = None) -> None:
+        self.screen.post_message(LoadProgress(text, fraction))
+
+    def notice(self, text: str) -> None:
+        self.screen.post_message(LoadNotice(text))
 
 
 class ChatApp(App[None]):
@@ -72,18 +91,16 @@ class ChatApp(App[None]):
 
     # -- loading ---------------------------------------------------------------------
 
-    def _progress(self, stage: str, fraction: float | None = None) -> None:
-        self.chat_screen.post_message(LoadProgress(stage, fraction))
-
     def _load(self, loader: AssistantLoader) -> None:
         # A plain daemon thread rather than a Textual worker: quitting must not wait
         # for a long first-run unpack to finish.
         threading.Thread(target=self._load_in_thread, args=(loader,), name="load-model", daemon=True).start()
 
     def _load_in_thread(self, loader: AssistantLoader) -> None:
+        report = _PostingReport(self.chat_screen)
         try:
-            self._progress("Loading the model…", None)
-            assistant = loader(self._progress)
+            report.stage("Loading the model…", None)
+            assistant = loader(report)
         except EdgeAssistantError as exc:
             self._fail_load(str(exc))
             return

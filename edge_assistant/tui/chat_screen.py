@@ -32,8 +32,8 @@ from ..runtime.generation import SamplingParams
 from ..runtime.history import StoredMessage
 from . import clipboard
 from .commands import COMMAND_NAMES, MODIFIER_COMMANDS, describe_mode, parse
-from .messages import (AssistantReady, LoadFailed, LoadProgress, ReplyFinished, ReplyProgress, ReplyStarted,
-                       TurnFailed, UserCommitted)
+from .messages import (AssistantReady, LoadFailed, LoadNotice, LoadProgress, ReplyFinished, ReplyProgress,
+                       ReplyStarted, TurnFailed, UserCommitted)
 from .screens import Confirm, ModifierPicker, SearchScreen, TextPrompt
 from .widgets import ConversationList, LoadPanel, ReplyView, StatusLine, UserTurn
 
@@ -178,6 +178,9 @@ class ChatScreen(Screen[None]):
             self.mode = AUTO
             self.status.mode = describe_mode(self.mode)
 
+    def on_load_notice(self, event: LoadNotice) -> None:
+        self.notify(event.text, timeout=15, markup=False)
+
     def on_load_failed(self, event: LoadFailed) -> None:
         self.query_one(LoadPanel).display = False
         self.status.state = "no model"
@@ -199,9 +202,11 @@ class ChatScreen(Screen[None]):
             self.prompt.clear()
 
     def _unknown_modifier(self, name: str, known: tuple[str, ...] | list[str]) -> None:
-        choices = ", ".join(known) if known else "none in this bundle"
-        self.notify(f"This bundle has no modifier '{name}'. Choose auto, base or one of: {choices}.",
-                    severity="warning", title="Unknown modifier", markup=False)
+        if known:
+            text = f"This bundle has no modifier '{name}'. Choose auto, base or one of: {', '.join(known)}."
+        else:
+            text = f"This bundle has no modifiers, so '{name}' cannot answer: the base model answers everything."
+        self.notify(text, severity="warning", title="Unknown modifier", markup=False)
 
     def _check_override(self, override: str) -> bool:
         """False (with a notification) when the loaded bundle lacks the modifier."""
@@ -518,8 +523,10 @@ class ChatScreen(Screen[None]):
                     return
                 override = {"none": NONE, "base": NONE}.get(modifier, modifier)
             if arg.strip():
-                if not await self.send(arg.strip(), override):
-                    self.prompt.value = self.prompt.value or f"/{name} {arg}"
+                if not await self.send(arg.strip(), override) and not self.prompt.value:
+                    # Not sent: give the line back to edit, cursor at its end.
+                    self.prompt.value = f"/{name} {arg}"
+                    self.prompt.cursor_position = len(self.prompt.value)
             else:
                 self.set_mode(override)
             return

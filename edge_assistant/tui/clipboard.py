@@ -7,12 +7,11 @@ written to a file, and the notification names it: the text is never lost.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from .. import paths
+from ..runtime.textfile import write_text_atomic
 
 # A fenced block: an opening fence of 3+ backticks or tildes, then the body up to
 # the same fence (or the end of the text, for a reply that was stopped mid-block).
@@ -32,14 +31,4 @@ def save_copy(text: str) -> Path:
     """Write ``text`` to the fallback file (atomically); returns its path."""
     target = fallback_file()
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".clipboard.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(target, text)

@@ -28,6 +28,13 @@ class LoadProgress(Message, bubble=False):
 
 
 @dataclass
+class LoadNotice(Message, bubble=False):
+    """Something the loader wants the user to read (e.g. the demo model is in use)."""
+
+    text: str
+
+
+@dataclass
 class AssistantReady(Message, bubble=False):
     """The model is loaded; the bundle's name and modifiers are known."""
 

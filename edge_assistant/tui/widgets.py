@@ -168,7 +168,8 @@ class ConversationList(OptionList):
     """The conversations, most recent first; the option id is the conversation id."""
 
     def show(self, conversations: list[Conversation], current: int | None) -> None:
-        self.set_options([Option(Text(c.title, overflow="ellipsis", no_wrap=True), id=str(c.id))
+        width = 23  # the sidebar's inner width: one line per conversation
+        self.set_options([Option(c.title if len(c.title) <= width else c.title[: width - 1] + "…", id=str(c.id))
                           for c in conversations])
         if current is not None:
             for index, conversation in enumerate(conversations):

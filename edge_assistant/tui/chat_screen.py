@@ -515,6 +515,7 @@ class ChatScreen(Screen[None]):
                         severity="warning", markup=False)
             return
         if name in MODIFIER_COMMANDS or name == "use":
+            line = f"/{name} {arg}"
             override = MODIFIER_COMMANDS.get(name)
             if override is None:  # /use NAME [TEXT]
                 modifier, _, arg = arg.partition(" ")
@@ -525,7 +526,7 @@ class ChatScreen(Screen[None]):
             if arg.strip():
                 if not await self.send(arg.strip(), override) and not self.prompt.value:
                     # Not sent: give the line back to edit, cursor at its end.
-                    self.prompt.value = f"/{name} {arg}"
+                    self.prompt.value = line
                     self.prompt.cursor_position = len(self.prompt.value)
             else:
                 self.set_mode(override)

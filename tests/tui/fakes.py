@@ -1,6 +1,7 @@
-"""A fake engine with scripted tokens: implements EngineProtocol and honours cancel
-between tokens, like the real one. Used by the UI tests and by the subprocess
-scripts (so it lives in an importable module, not in conftest)."""
+"""Fakes for the chat app's tests: an engine with scripted tokens (implements
+EngineProtocol and honours cancel between tokens, like the real one) and a
+router with a fixed answer. Importable (not in conftest) because the
+subprocess scripts use them too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 import time
 from typing import Iterator, Sequence
 
+from edge_assistant.router.decision import RouteDecision
 from edge_assistant.runtime.generation import Generation, GenerationResult, Message, SamplingParams
 
 
@@ -28,6 +30,7 @@ class ScriptedEngine:
         self.gate = gate
         self.fail_with = fail_with
         self.calls: list[tuple[list[Message], str | None, SamplingParams]] = []
+        self.produced = 0          # tokens yielded by the latest generation so far
         self.closed = False
 
     @property
@@ -49,6 +52,7 @@ class ScriptedEngine:
                 self.gate.wait(10)
             first_at = None
             produced: list[str] = []
+            self.produced = 0
             for token in self.tokens[: sampling.max_tokens]:
                 if generation.cancelled:
                     result.finish_reason = "cancelled"
@@ -64,6 +68,7 @@ class ScriptedEngine:
                     first_at = time.perf_counter()
                     result.ttft_s = first_at - started
                 produced.append(token)
+                self.produced = len(produced)
                 result.completion_tokens = len(produced)
                 result.text = "".join(produced)
                 yield token
@@ -76,3 +81,16 @@ class ScriptedEngine:
 
     def close(self) -> None:
         self.closed = True
+
+
+class FixedRouter:
+    """Routes every message to ``modifier`` with a fixed confidence and reason."""
+
+    def __init__(self, modifier: str | None = "code", confidence: float = 0.83,
+                 reason: str = "keywords 'python', 'function'") -> None:
+        self.decision = RouteDecision(modifier, confidence, reason, 0.1)
+        self.previous: list[str | None] = []
+
+    def route(self, prompt: str, *, previous: str | None = None) -> RouteDecision:
+        self.previous.append(previous)
+        return self.decision

@@ -85,7 +85,9 @@ class ChatApp(App[None]):
         """The bundle's modifiers, or None while the model is loading."""
         return tuple(self.assistant.engine.modifier_names) if self.assistant is not None else None
 
-    def on_mount(self) -> None:
+    def on_ready(self) -> None:
+        # After the first frame: importing llama.cpp on another thread competes for the
+        # GIL, and the prompt should be on screen before that starts.
         if self._loader is not None:
             self._load(self._loader)
 

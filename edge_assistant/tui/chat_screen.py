@@ -20,7 +20,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input, OptionList
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Input, OptionList
 from textual.worker import Worker, WorkerState
 
 from .. import paths
@@ -99,6 +100,14 @@ CHAT_BINDINGS = [
     Binding("ctrl+b", "toggle_sidebar", "Sidebar", show=False, tooltip="Show or hide the conversation list"),
     Binding("question_mark", "app.help", "Help", show=False, tooltip="Help (when the prompt is not focused)"),
 ]
+
+
+# How many stored messages opening a conversation shows before "Show earlier messages".
+RECENT_MESSAGES = 6
+
+
+def _view(message: StoredMessage) -> Widget:
+    return UserTurn(message.content, message.id) if message.role == "user" else ReplyView.from_stored(message)
 
 
 class ChatScreen(Screen[None]):
@@ -270,7 +279,7 @@ class ChatScreen(Screen[None]):
         self._refresh_sidebar()  # the conversation moved to the top
 
     async def on_reply_started(self, event: ReplyStarted) -> None:
-        view = ReplyView(event.reply_id)
+        view = ReplyView(event.reply_id, live=True)
         self._replies[event.reply_id] = view
         await self.transcript.mount(view)
         view.start(event.decision)
@@ -331,7 +340,14 @@ class ChatScreen(Screen[None]):
         self.conversation_id = conversation.id
         self.pending_system_prompt = conversation.system_prompt
         await self.transcript.remove_children()
-        views = [UserTurn(m.content, m.id) if m.role == "user" else ReplyView.from_stored(m) for m in stored]
+        # Only the latest turns: each reply is a Markdown document to parse and lay out,
+        # and opening a long conversation must not stall start-up. Older ones on request.
+        recent = stored[max(len(stored) - RECENT_MESSAGES, 0):]
+        views: list[Widget] = []
+        if len(stored) > len(recent):
+            views.append(Button(f"Show {len(stored) - len(recent)} earlier messages", id="show-earlier",
+                                variant="default"))
+        views += [_view(m) for m in recent]
         await self.transcript.mount_all(views)
         self.transcript.anchor()
         last = next((m for m in reversed(stored) if m.role == "assistant"), None)
@@ -342,6 +358,19 @@ class ChatScreen(Screen[None]):
             self.status.answered_by, self.status.tok_s = "", 0.0
         self.sub_title = conversation.title
         self._refresh_sidebar()
+
+    @on(Button.Pressed, "#show-earlier")
+    @surfaces_errors
+    async def show_earlier(self, event: Button.Pressed) -> None:
+        assert self.conversation_id is not None
+        shown = sum(1 for child in self.transcript.children if isinstance(child, (UserTurn, ReplyView)))
+        stored = self.app.history.messages(self.conversation_id)
+        earlier = [_view(m) for m in stored[: max(len(stored) - shown, 0)]]
+        await event.button.remove()
+        if earlier:
+            self.transcript.release_anchor()
+            await self.transcript.mount_all(earlier, before=0)
+            self.transcript.scroll_home(animate=False)
 
     async def new_conversation(self) -> None:
         self.conversation_id = None

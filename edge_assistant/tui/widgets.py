@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markdown import Markdown as RichMarkdown
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -29,15 +30,20 @@ class UserTurn(Static):
 
 
 class ReplyView(Vertical):
-    """One assistant reply: Markdown that grows as tokens arrive, and who answered.
+    """One assistant reply: Markdown with highlighted code, and who answered.
 
-    ``show_text`` appends only what is new since the last call, so Textual
-    re-parses the last Markdown block instead of the whole reply.
+    Two renderings, chosen for cost. While streaming, a Textual ``Markdown``
+    widget: ``show_text`` appends only what is new, so Textual re-parses the
+    last block instead of the whole reply. Once settled (finished, or loaded
+    from the history), one ``Static`` holding Rich's Markdown: a single widget
+    instead of a widget per block, which keeps opening a conversation (and so
+    start-up) fast. Both highlight code with Pygments.
     """
 
     def __init__(self, reply_id: int | None, *, modifier: str | None = None, confidence: float | None = None,
                  reason: str | None = None, text: str = "", status: str = "partial",
-                 tokens: int | None = None, tok_s: float | None = None, error: str | None = None) -> None:
+                 tokens: int | None = None, tok_s: float | None = None, error: str | None = None,
+                 live: bool = False) -> None:
         super().__init__(classes="reply")
         self.reply_id = reply_id
         self.modifier = modifier
@@ -48,6 +54,7 @@ class ReplyView(Vertical):
         self.tokens = tokens
         self.tok_s = tok_s
         self.error = error
+        self.live = live
         self._shown = text
         self.streaming = False
 
@@ -60,7 +67,7 @@ class ReplyView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self._meta_text(), classes="reply-meta")
         yield Static(self._reason_text(), classes="reply-reason", markup=False)
-        yield Markdown(self.text, classes="reply-body")
+        yield Markdown(self.text, classes="reply-body") if self.live else _settled_body(self.text)
 
     def on_mount(self) -> None:
         self.border_title = self.modifier or "base"
@@ -117,13 +124,19 @@ class ReplyView(Vertical):
 
     async def finish(self, message: StoredMessage) -> None:
         self.streaming = False
-        if message.content != self._shown:
-            await self.query_one(Markdown).update(message.content)
-            self._shown = message.content
         self.text, self.status, self.error = message.content, message.status, message.error
         self.tokens = message.completion_tokens or self.tokens
         self.tok_s = message.decode_tok_s or self.tok_s
+        if self.live:
+            self.live = False
+            await self.query_one(".reply-body").remove()
+            await self.mount(_settled_body(message.content))
+        self._shown = message.content
         self._refresh_meta()
+
+
+def _settled_body(text: str) -> Static:
+    return Static(RichMarkdown(text, code_theme="monokai", hyperlinks=False), classes="reply-body")
 
 
 class StatusLine(Static):

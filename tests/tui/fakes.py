@@ -17,17 +17,20 @@ class ScriptedEngine:
     """Replies with ``tokens`` (one piece per token), ``delay_s`` apart.
 
     ``calls`` records what each ``generate`` was asked, so tests can check the
-    prompt and modifier the app sent. ``gate`` (if set) holds the first token
-    until the test releases it, so a test can act while a reply is in flight.
+    prompt and modifier the app sent. ``gate`` (if set) holds token number
+    ``hold_at`` (the first, by default) until the test sets it, so a test can
+    look at the app while a reply is in flight.
     """
 
     def __init__(self, tokens: Sequence[str] = ("Hello", ",", " world", "."), *, delay_s: float = 0.0,
                  modifiers: Sequence[str] = ("code", "reasoning", "automation"),
-                 gate: threading.Event | None = None, fail_with: Exception | None = None) -> None:
+                 gate: threading.Event | None = None, hold_at: int = 0,
+                 fail_with: Exception | None = None) -> None:
         self.tokens = list(tokens)
         self.delay_s = delay_s
         self._modifiers = tuple(modifiers)
         self.gate = gate
+        self.hold_at = hold_at
         self.fail_with = fail_with
         self.calls: list[tuple[list[Message], str | None, SamplingParams]] = []
         self.produced = 0          # tokens yielded by the latest generation so far
@@ -48,12 +51,12 @@ class ScriptedEngine:
 
         def pieces(generation: Generation) -> Iterator[str]:
             started = time.perf_counter()
-            if self.gate is not None:
-                self.gate.wait(10)
             first_at = None
             produced: list[str] = []
             self.produced = 0
-            for token in self.tokens[: sampling.max_tokens]:
+            for index, token in enumerate(self.tokens[: sampling.max_tokens]):
+                if self.gate is not None and index == self.hold_at:
+                    self.gate.wait(10)
                 if generation.cancelled:
                     result.finish_reason = "cancelled"
                     break

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from textual.widgets import Markdown
+from textual.widgets import Button
 
 from edge_assistant import paths
 from edge_assistant.errors import ModelError
@@ -35,15 +35,26 @@ def notifications(app: ChatApp) -> list[str]:
 
 async def test_a_reply_streams_into_markdown_with_highlighted_code_and_is_saved_complete(
         build_app: Callable[..., ChatApp], history: History) -> None:
-    app = build_app(ScriptedEngine(CODE_REPLY))
+    gate = threading.Event()
+    engine = ScriptedEngine(CODE_REPLY, gate=gate, hold_at=7)  # hold after the closing fence
+    app = build_app(engine)
     async with app.run_test() as pilot:
         await send(pilot, "reverse a string in python")
-        reply = await reply_done(pilot)
-        fences = list(reply.query("MarkdownFence"))
-        assert len(fences) == 1 and "return s[::-1]" in fences[0].code
+        await wait_until(pilot, lambda: engine.produced == 7 and "```\n" in (getattr(last_reply(app), "text", "")))
+        await pilot.pause()
+        streaming = last_reply(app)
+        assert streaming is not None and streaming.streaming
+        fences = list(streaming.query("MarkdownFence"))
+        assert len(fences) == 1 and fences[0].code.strip() == "def rev(s):\n    return s[::-1]"
         assert fences[0].lexer == "python"
         assert len(fences[0]._highlighted_code.spans) > 3  # keywords, names and strings styled apart
-        assert reply.query_one(Markdown).source == "".join(CODE_REPLY)
+        gate.set()
+        reply = await reply_done(pilot)
+        # Settled: one widget with Rich's Markdown; the code lines carry several colours.
+        body = reply.query_one(".reply-body")
+        code_line = next(line for line in (body.render_line(y) for y in range(body.size.height))
+                         if "def rev" in line.text)
+        assert len({seg.style.color for seg in code_line if seg.style and seg.style.color}) >= 2
         turns = list(app.chat_screen.transcript.query(UserTurn))
         assert [str(t.render()) for t in turns] == ["reverse a string in python"]
     conversation = history.conversations()[0]
@@ -103,10 +114,10 @@ async def test_token_updates_coalesce_so_the_screen_keeps_up_with_a_fast_engine(
     async with app.run_test() as pilot:
         await send(pilot, "go")
         reply = await reply_done(pilot, timeout_s=60)
-        assert reply.query_one(Markdown).source == "".join(tokens)
+        assert reply.text == "".join(tokens)
     # Far fewer renders than tokens, in order, none after the end.
     assert 0 < len(shown) < len(tokens) / 3
-    assert shown == sorted(shown)
+    assert shown == sorted(shown) and shown[-1] == len(tokens)  # caught up with the last token
 
 
 async def test_modifier_commands_choose_who_answers_one_message_or_from_now_on(
@@ -425,3 +436,23 @@ async def test_reopening_shows_stored_turns_with_their_status(
         assert reply is not None and reply.status == "partial" and reply.text == "half an ans"
         assert "interrupted" in str(reply.query_one(".reply-meta").render())
         assert reply.has_class("-partial")
+
+
+async def test_a_long_conversation_opens_on_its_latest_turns_and_shows_the_rest_on_request(
+        build_app: Callable[..., ChatApp], history: History) -> None:
+    c = history.create_conversation("long")
+    for i in range(10):
+        history.add_user_message(c.id, f"question {i}")
+        reply_id = history.begin_reply(c.id, None)
+        history.finish_reply(reply_id, f"answer {i}", "complete")
+    app = build_app()
+    async with app.run_test() as pilot:
+        screen = app.chat_screen
+        shown = [str(t.render()) for t in screen.transcript.query(UserTurn)]
+        assert shown == [f"question {i}" for i in range(7, 10)]
+        screen.query_one("#show-earlier", Button).press()  # scrolled out of view: the transcript sits at the end
+        await wait_until(pilot, lambda: not screen.query("#show-earlier"))
+        shown = [str(t.render()) for t in screen.transcript.query(UserTurn)]
+        assert shown == [f"question {i}" for i in range(10)]
+        assert [r.text for r in screen.transcript.query(ReplyView)] == [f"answer {i}" for i in range(10)]
+        assert not screen.query("#show-earlier")

@@ -23,29 +23,33 @@ class ReplyRecorder:
         self.every_tokens = every_tokens
         self.every_s = every_s
         self._clock = clock
-        self._pieces: list[str] = []
+        self._pieces: list[str] = []     # joined into one string whenever the text is read
+        self._count = 0
         self._saved_count = 0
         self._saved_at = clock()
         self.saves = 0
 
     @property
     def text(self) -> str:
-        return "".join(self._pieces)
+        if len(self._pieces) > 1:  # join once, so reading the text stays cheap as it grows
+            self._pieces[:] = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
 
     @property
     def tokens(self) -> int:
-        return len(self._pieces)
+        return self._count
 
     def add(self, piece: str) -> None:
         self._pieces.append(piece)
-        if (len(self._pieces) - self._saved_count >= self.every_tokens
+        self._count += 1
+        if (self._count - self._saved_count >= self.every_tokens
                 or self._clock() - self._saved_at >= self.every_s):
             self.flush()
 
     def flush(self) -> None:
         """Commit the text so far (still marked ``partial``)."""
-        self.history.save_partial(self.message_id, self.text, len(self._pieces))
-        self._saved_count = len(self._pieces)
+        self.history.save_partial(self.message_id, self.text, self._count)
+        self._saved_count = self._count
         self._saved_at = self._clock()
         self.saves += 1
 

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -20,6 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, OptionList
 from textual.worker import Worker, WorkerState
@@ -102,6 +104,11 @@ CHAT_BINDINGS = [
 ]
 
 
+# Streaming text is drawn at most this often (seconds): ten frames a second reads as live.
+# Slow frames stretch the interval, up to the maximum.
+RENDER_EVERY_S = 0.1
+MAX_RENDER_EVERY_S = 0.5
+
 # How many stored messages opening a conversation shows before "Show earlier messages".
 RECENT_MESSAGES = 6
 
@@ -121,6 +128,10 @@ class ChatScreen(Screen[None]):
         self._turn_done = threading.Event()
         self._turn_done.set()
         self._replies: dict[int, ReplyView] = {}
+        self._pending_progress: dict[int, ReplyProgress] = {}
+        self._render_timer: Timer | None = None
+        self._last_render = 0.0
+        self._render_interval = RENDER_EVERY_S
         self.mode = AUTO
         self.pending_system_prompt = ""
 
@@ -279,7 +290,7 @@ class ChatScreen(Screen[None]):
         self._refresh_sidebar()  # the conversation moved to the top
 
     async def on_reply_started(self, event: ReplyStarted) -> None:
-        view = ReplyView(event.reply_id, live=True)
+        view = ReplyView(event.reply_id)
         self._replies[event.reply_id] = view
         await self.transcript.mount(view)
         view.start(event.decision)
@@ -289,13 +300,38 @@ class ChatScreen(Screen[None]):
             self.status.state = "generating…"
 
     async def on_reply_progress(self, event: ReplyProgress) -> None:
-        view = self._replies.get(event.reply_id)
-        if view is None or not view.is_attached:
-            return  # the user switched conversations; the worker still saves it
-        await view.show_text(event.text, event.tokens, event.tok_s)
-        self.status.tok_s = event.tok_s
+        # Every token arrives here (a backlog collapses to the newest); drawing happens at
+        # most every RENDER_EVERY_S, since each frame lays out the screen and takes CPU
+        # (and the GIL) that decoding on the worker thread could use.
+        self._pending_progress[event.reply_id] = event
+        if self._render_timer is None:
+            delay = self._last_render + self._render_interval - time.monotonic()
+            if delay <= 0:
+                await self._render_progress()
+            else:
+                self._render_timer = self.set_timer(delay, self._render_progress)
+
+    async def _render_progress(self) -> None:
+        self._render_timer = None
+        started = time.monotonic()
+        pending, self._pending_progress = self._pending_progress, {}
+        for event in pending.values():
+            view = self._replies.get(event.reply_id)
+            if view is None or not view.is_attached:
+                continue  # the user switched conversations; the worker still saves it
+            await view.show_text(event.text, event.tokens, event.tok_s)
+            self.status.tok_s = event.tok_s
+        self._last_render = time.monotonic()
+        self.call_after_refresh(self._frame_drawn, started)
+
+    def _frame_drawn(self, started: float) -> None:
+        # Back off when frames are slow (a long reply, a busy machine): drawing may
+        # take at most about a fifth of the time, the rest is left to decoding.
+        cost = time.monotonic() - started
+        self._render_interval = min(MAX_RENDER_EVERY_S, max(RENDER_EVERY_S, 4 * cost))
 
     async def on_reply_finished(self, event: ReplyFinished) -> None:
+        self._pending_progress.pop(event.message.id, None)  # the final text supersedes it
         view = self._replies.pop(event.message.id, None)
         if view is not None and view.is_attached:
             await view.finish(event.message)

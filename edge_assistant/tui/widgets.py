@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
-from textual.widgets import Markdown, OptionList, ProgressBar, Static
+from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from ..router.decision import RouteDecision
@@ -32,18 +32,18 @@ class UserTurn(Static):
 class ReplyView(Vertical):
     """One assistant reply: Markdown with highlighted code, and who answered.
 
-    Two renderings, chosen for cost. While streaming, a Textual ``Markdown``
-    widget: ``show_text`` appends only what is new, so Textual re-parses the
-    last block instead of the whole reply. Once settled (finished, or loaded
-    from the history), one ``Static`` holding Rich's Markdown: a single widget
-    instead of a widget per block, which keeps opening a conversation (and so
-    start-up) fast. Both highlight code with Pygments.
+    The body is a single ``Static`` holding Rich's Markdown (code highlighted by
+    Pygments), re-rendered whole on each update. Measured here, that costs the
+    same per update as Textual's ``Markdown`` widget with incremental
+    ``append`` (which builds a widget per block and so is far slower to mount
+    for stored replies); one renderer keeps a streamed reply looking exactly
+    like the same reply reopened later. Updates come at most ten times a
+    second (see ``ChatTurn.progress_every_s``), coalesced.
     """
 
     def __init__(self, reply_id: int | None, *, modifier: str | None = None, confidence: float | None = None,
                  reason: str | None = None, text: str = "", status: str = "partial",
-                 tokens: int | None = None, tok_s: float | None = None, error: str | None = None,
-                 live: bool = False) -> None:
+                 tokens: int | None = None, tok_s: float | None = None, error: str | None = None) -> None:
         super().__init__(classes="reply")
         self.reply_id = reply_id
         self.modifier = modifier
@@ -54,7 +54,6 @@ class ReplyView(Vertical):
         self.tokens = tokens
         self.tok_s = tok_s
         self.error = error
-        self.live = live
         self._shown = text
         self.streaming = False
 
@@ -67,7 +66,7 @@ class ReplyView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self._meta_text(), classes="reply-meta")
         yield Static(self._reason_text(), classes="reply-reason", markup=False)
-        yield Markdown(self.text, classes="reply-body") if self.live else _settled_body(self.text)
+        yield _settled_body(self.text)
 
     def on_mount(self) -> None:
         self.border_title = self.modifier or "base"
@@ -112,13 +111,7 @@ class ReplyView(Vertical):
 
     async def show_text(self, text: str, tokens: int, tok_s: float) -> None:
         self.tokens, self.tok_s = tokens, tok_s
-        body = self.query_one(Markdown)
-        if text.startswith(self._shown):
-            delta = text[len(self._shown):]
-            if delta:
-                await body.append(delta)
-        else:
-            await body.update(text)
+        self.query_one(".reply-body", Static).update(_markdown(text))
         self._shown = self.text = text
         self._refresh_meta()
 
@@ -127,16 +120,18 @@ class ReplyView(Vertical):
         self.text, self.status, self.error = message.content, message.status, message.error
         self.tokens = message.completion_tokens or self.tokens
         self.tok_s = message.decode_tok_s or self.tok_s
-        if self.live:
-            self.live = False
-            await self.query_one(".reply-body").remove()
-            await self.mount(_settled_body(message.content))
+        if message.content != self._shown:
+            self.query_one(".reply-body", Static).update(_markdown(message.content))
         self._shown = message.content
         self._refresh_meta()
 
 
+def _markdown(text: str) -> RichMarkdown:
+    return RichMarkdown(text, code_theme="monokai", hyperlinks=False)
+
+
 def _settled_body(text: str) -> Static:
-    return Static(RichMarkdown(text, code_theme="monokai", hyperlinks=False), classes="reply-body")
+    return Static(_markdown(text), classes="reply-body")
 
 
 class StatusLine(Static):

@@ -183,7 +183,8 @@ class LlamaEngine:
             first_at = None
             finish = "length"
             stream = self._llm.generate(tokens, temp=sampling.temperature, top_p=sampling.top_p,
-                                        top_k=40, min_p=0.05, repeat_penalty=1.0)
+                                        top_k=40, min_p=0.05,
+                                        repeat_penalty=sampling.repeat_penalty)
             try:
                 for token in stream:
                     if gen.cancelled:

@@ -10,7 +10,9 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
+
+ProgressFactory = Callable[[int], ContextManager[Callable[[int], None]]]
 
 from .. import paths
 from ..bundle.manifest import Manifest, load_manifest, safe_relpath
@@ -94,9 +96,24 @@ def _stderr(message: str) -> None:
     print(f"edge-assistant: {message}", file=sys.stderr)
 
 
-def open_assistant(settings: Settings, bundle: str | None = None, *, progress=None,
+def unpack_with_progress(folder: Path, manifest: Manifest, progress: ProgressFactory | None) -> Path:
+    """Unpack the base on first use, showing progress only when there is work to do."""
+    from ..bundle.unpack import cached_base_path, unpack_base
+
+    cached = cached_base_path(manifest)
+    if progress is None or (cached.is_file() and cached.stat().st_size == manifest.base.size):
+        return unpack_base(folder, manifest)
+    with progress(manifest.base.size) as advance:
+        return unpack_base(folder, manifest, progress=advance)
+
+
+def open_assistant(settings: Settings, bundle: str | None = None, *, progress: ProgressFactory | None = None,
                    notify: Callable[[str], None] = _stderr) -> Assistant:
-    """Resolve the bundle, unpack its base once, load the engine and the router."""
+    """Resolve the bundle, unpack its base once, load the engine and the router.
+
+    ``progress(total_bytes)`` returns a context manager yielding a callback that
+    is advanced by byte counts (see ``edge_assistant.progress.byte_progress``).
+    """
     from .engine import LlamaEngine
 
     resolved = resolve_bundle(bundle, settings)
@@ -107,11 +124,9 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress=No
                              gpu_layers=settings.gpu_layers, name=DEMO_NAME)
         return Assistant(engine, None, DEMO_NAME)
 
-    from ..bundle.unpack import unpack_base
-
     folder, manifest = resolved.path, resolved.manifest
     assert folder is not None
-    base = unpack_base(folder, manifest, progress=progress)
+    base = unpack_with_progress(folder, manifest, progress)
     modifiers = {
         m.name: ModifierSpec(m.name, safe_relpath(folder, m.file, what=f"modifier {m.name}"),
                              m.base_sha256, m.default_scale, m.description)

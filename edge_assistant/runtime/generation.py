@@ -22,6 +22,7 @@ class SamplingParams:
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int | None = None
+    repeat_penalty: float = 1.0
 
 
 @dataclass

@@ -443,7 +443,7 @@ class History:
 
 
 _STATUS_NOTE = {
-    "partial": "interrupted: the app ended before this reply finished",
+    "partial": "unfinished: still being written when exported, or the app ended mid-reply",
     "stopped": "stopped by the user",
     "error": "failed",
 }

@@ -14,7 +14,7 @@ from ..router.decision import RouteDecision
 from ..runtime.history import Conversation, StoredMessage
 
 _STATUS_LABEL = {
-    "partial": "interrupted (the app ended before it finished)",
+    "partial": "unfinished (the app ended mid-reply, or another window is still writing it)",
     "stopped": "stopped",
     "error": "failed",
 }

@@ -440,7 +440,7 @@ async def test_reopening_shows_stored_turns_with_their_status(
         await pilot.pause()
         reply = last_reply(app)
         assert reply is not None and reply.status == "partial" and reply.text == "half an ans"
-        assert "interrupted" in str(reply.query_one(".reply-meta").render())
+        assert "unfinished" in str(reply.query_one(".reply-meta").render())
         assert reply.has_class("-partial")
 
 

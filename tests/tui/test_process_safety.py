@@ -69,7 +69,7 @@ async def test_a_process_killed_mid_reply_leaves_the_question_and_the_partial_re
             assert turns == ["tell me a very long story"]
             reply = last_reply(app)
             assert reply is not None and reply.text == partial
-            assert "interrupted" in str(reply.query_one(".reply-meta").render())
+            assert "unfinished" in str(reply.query_one(".reply-meta").render())
 
 
 async def test_two_instances_on_one_history_both_work_and_see_each_other(

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from ..runtime.assistant import AUTO, NONE
 from ..runtime.history import History
@@ -169,7 +169,7 @@ class ModifierPicker(ModalScreen[str | None]):
         options = self.query_one(OptionList)
         try:
             options.highlighted = options.get_option_index(self.current)
-        except LookupError:
+        except OptionDoesNotExist:  # a mode this bundle lacks: start at auto
             options.highlighted = 0
 
     @on(OptionList.OptionSelected)

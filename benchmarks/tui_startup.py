@@ -125,8 +125,15 @@ def bench_startup(repeats: int, threads: int) -> list[tuple[str, float]]:
 # -- 2. decode overhead ---------------------------------------------------------------------
 
 
-async def _through_app(assistant, settings, history) -> float:  # type: ignore[no-untyped-def]
+async def _through_app(assistant, settings, history, draw: bool = True) -> float:  # type: ignore[no-untyped-def]
+    from edge_assistant.tui import chat_screen
     from edge_assistant.tui.app import make_app
+
+    # draw=False: the app runs, but streamed text is drawn only once, at the end; the
+    # difference to draw=True is what drawing costs, the rest is the app just being there.
+    every, most = chat_screen.RENDER_EVERY_S, chat_screen.MAX_RENDER_EVERY_S
+    if not draw:
+        chat_screen.RENDER_EVERY_S = chat_screen.MAX_RENDER_EVERY_S = 3600.0
 
     app = make_app(settings, assistant, history)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -139,6 +146,7 @@ async def _through_app(assistant, settings, history) -> float:  # type: ignore[n
             await pilot.pause(0.01)
         conversation = history.conversations()[0]
         reply = history.messages(conversation.id)[-1]
+    chat_screen.RENDER_EVERY_S, chat_screen.MAX_RENDER_EVERY_S = every, most
     assert reply.status == "complete", reply.status
     return float(reply.decode_tok_s or 0.0)
 
@@ -156,7 +164,7 @@ def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, flo
     with tempfile.TemporaryDirectory(prefix="tui-bench-") as tmp:
         os.environ["EDGE_ASSISTANT_HOME"] = tmp
         assistant = open_assistant(settings, None, notify=lambda text: None)
-        direct, through_app = [], []
+        direct, through_app, not_drawn = [], [], []
         try:
             with History(Path(tmp) / "history.sqlite3") as history:
                 for _ in range(repeats):  # alternate, so drift in machine load hits both alike
@@ -167,10 +175,12 @@ def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, flo
                                          "use a prompt with a longer answer")
                     direct.append(result.decode_tok_s)
                     through_app.append(asyncio.run(_through_app(assistant, settings, history)))
+                    not_drawn.append(asyncio.run(_through_app(assistant, settings, history, draw=False)))
         finally:
             assistant.close()
     # Greedy with the same prompt: both paths decode the same tokens.
     return [("decode tok/s, engine stream, no UI (as ask)", statistics.median(direct)),
+            ("decode tok/s, chat app running, reply drawn only at its end", statistics.median(not_drawn)),
             ("decode tok/s, through the chat app", statistics.median(through_app))]
 
 

@@ -97,9 +97,9 @@ class ReplyView(Vertical):
         for status in ("partial", "stopped", "error", "complete"):
             self.set_class(self.status == status and not self.streaming, f"-{status}")
 
-    def _refresh_meta(self) -> None:
-        self.query_one(".reply-meta", Static).update(self._meta_text())
-        self.query_one(".reply-reason", Static).update(self._reason_text())
+    def _refresh_meta(self, layout: bool = True) -> None:
+        self.query_one(".reply-meta", Static).update(self._meta_text(), layout=layout)
+        self.query_one(".reply-reason", Static).update(self._reason_text(), layout=layout)
         self.border_title = self.modifier or "base"
         self._apply_status_class()
 
@@ -113,7 +113,7 @@ class ReplyView(Vertical):
         self.tokens, self.tok_s = tokens, tok_s
         self.query_one(".reply-body", Static).update(_markdown(text))
         self._shown = self.text = text
-        self._refresh_meta()
+        self._refresh_meta(layout=False)  # same one line: the body's update already lays out
 
     async def finish(self, message: StoredMessage) -> None:
         self.streaming = False

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from textual.widgets import Button
+from textual.widgets import Button, Input
 
 from edge_assistant import paths
 from edge_assistant.errors import ModelError
@@ -19,7 +19,7 @@ from edge_assistant.settings import Settings
 from edge_assistant.tui import clipboard
 from edge_assistant.tui.app import ChatApp, LoadReport, make_app
 from edge_assistant.tui.commands import COMMANDS
-from edge_assistant.tui.screens import HelpScreen, SearchScreen
+from edge_assistant.tui.screens import HelpScreen, SearchScreen, TextPrompt
 from edge_assistant.tui.widgets import ConversationList, ReplyView, UserTurn
 
 from .conftest import SYSTEM, last_reply, reply_done, send, wait_until
@@ -462,3 +462,26 @@ async def test_a_long_conversation_opens_on_its_latest_turns_and_shows_the_rest_
         assert shown == [f"question {i}" for i in range(10)]
         assert [r.text for r in screen.transcript.query(ReplyView)] == [f"answer {i}" for i in range(10)]
         assert not screen.query("#show-earlier")
+
+
+async def test_rename_and_system_prompt_dialogs_edit_the_current_conversation(
+        build_app: Callable[..., ChatApp], history: History) -> None:
+    app = build_app(ScriptedEngine(["ok"]))
+    async with app.run_test() as pilot:
+        await send(pilot, "first words")
+        await reply_done(pilot)
+        conversation_id = app.chat_screen.conversation_id
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, TextPrompt) and app.screen.query_one(Input).value == "first words"
+        await pilot.press("ctrl+u", *"Better title", "enter")
+        await pilot.pause()
+        await pilot.press("f3")
+        await pilot.pause()
+        assert app.screen.query_one(Input).value == SYSTEM
+        await pilot.press("ctrl+u", *"Be terse.", "enter")
+        await pilot.pause()
+        await pilot.press("f2", "escape")  # Esc cancels: nothing changes
+        await pilot.pause()
+    conversation = history.conversation(conversation_id)
+    assert (conversation.title, conversation.system_prompt) == ("Better title", "Be terse.")

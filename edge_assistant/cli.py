@@ -51,7 +51,15 @@ def main(ctx: click.Context) -> None:
 @click.option("--modifier", default=None, help="auto (router), none (base) or a modifier name.")
 def chat(bundle: str | None, modifier: str | None) -> None:
     """Chat in the terminal (the default command)."""
-    raise UsageError("the chat app is not built yet", hint="use `edge-assistant ask PROMPT` for now")
+    from .runtime.history import History
+    from .settings import load_settings, with_overrides
+    from .tui.app import make_app
+    from .tui.loading import assistant_loader
+
+    settings = with_overrides(load_settings(), bundle=bundle, modifier=modifier)
+    with History(paths.history_db()) as history:
+        # The model loads in the background: the app is usable (history, typing) at once.
+        make_app(settings, assistant_loader(settings, bundle), history).run()
 
 
 # --- runtime commands: ask, doctor (runtime) ---

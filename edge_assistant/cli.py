@@ -297,7 +297,7 @@ def bundle_list(as_json: bool) -> None:
 def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> None:
     """Show which modifier would answer PROMPT, how sure the router is, and why ('-' reads stdin)."""
     from .router.jsonl import read_prompts
-    from .router.source import router_from_bundle
+    from .router.source import BaseOnly, router_for_bundle
     from .runtime.factory import resolve_bundle
 
     if (prompt is None) == (jsonl is None):
@@ -308,7 +308,9 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
     else:
         prompts = [sys.stdin.read() if prompt == "-" else prompt]
     resolved = resolve_bundle(bundle, _settings())
-    router = router_from_bundle(resolved.path, resolved.manifest, resolved.name)
+    router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)
+    if isinstance(router, BaseOnly):
+        click.echo(f"edge-assistant: {router.reason} (use a bundle with modifiers and a router to route)", err=True)
     for text in prompts:
         decision = router.route(text)
         if as_json or jsonl is not None:

@@ -114,15 +114,18 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: P
     ``progress(total_bytes)`` returns a context manager yielding a callback that
     is advanced by byte counts (see ``edge_assistant.progress.byte_progress``).
     """
+    from ..router.source import router_for_bundle
     from .engine import LlamaEngine
 
     resolved = resolve_bundle(bundle, settings)
+    # The router first: it is cheap and fails fast, before the slow unpack and model load.
+    router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)
     if resolved.manifest is None:
         _say_demo_once(notify)
         engine = LlamaEngine(resolved.demo_gguf, context_length=settings.context_length,  # type: ignore[arg-type]
                              threads=settings.threads, batch_threads=settings.batch_threads,
                              gpu_layers=settings.gpu_layers, name=DEMO_NAME)
-        return Assistant(engine, None, DEMO_NAME)
+        return Assistant(engine, router, DEMO_NAME)
 
     folder, manifest = resolved.path, resolved.manifest
     assert folder is not None
@@ -136,10 +139,4 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: P
                          context_length=settings.context_length, threads=settings.threads,
                          batch_threads=settings.batch_threads, gpu_layers=settings.gpu_layers,
                          name=manifest.name)
-    router = None
-    if manifest.router is not None:
-        from ..router import load_router
-
-        router = load_router(safe_relpath(folder, manifest.router.dir, what="router.dir"),
-                             manifest.router.threshold)
     return Assistant(engine, router, manifest.name)

@@ -104,8 +104,7 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
     try:
         system_prompt = settings.system_prompt if system is None else system
         messages = ([Message("system", system_prompt)] if system_prompt else []) + [Message("user", prompt)]
-        sampling = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
-                                  settings.repeat_penalty)
+        sampling = SamplingParams.from_settings(settings)
         decision, generation = assistant.reply(messages, override=settings.modifier, sampling=sampling)
         try:
             for piece in generation:
@@ -373,8 +372,7 @@ def serve(host: str, port: int, bundle: str | None, threads: int | None, quiet: 
 
     settings = _settings(threads=threads)
     assistant = open_assistant(settings, bundle, progress=_unpack_progress())
-    defaults = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
-                              settings.repeat_penalty)
+    defaults = SamplingParams.from_settings(settings)
     server = make_server(assistant, host, port, defaults, log=None if quiet else _stderr_log)
     bound_host, bound_port = server.server_address[:2]
     if not is_loopback(host):

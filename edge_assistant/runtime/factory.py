@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager
 
-ProgressFactory = Callable[[int], ContextManager[Callable[[int], None]]]
+# unpack_progress(total_bytes) -> a context manager yielding a callback advanced by byte counts.
+UnpackProgress = Callable[[int], ContextManager[Callable[[int], None]]]
 
 from .. import paths
 from ..bundle.manifest import Manifest, load_manifest, safe_relpath
@@ -96,7 +97,7 @@ def _stderr(message: str) -> None:
     print(f"edge-assistant: {message}", file=sys.stderr)
 
 
-def unpack_with_progress(folder: Path, manifest: Manifest, progress: ProgressFactory | None) -> Path:
+def unpack_with_progress(folder: Path, manifest: Manifest, progress: UnpackProgress | None) -> Path:
     """Unpack the base on first use, showing progress only when there is work to do."""
     from ..bundle.unpack import cached_base_path, unpack_base
 
@@ -107,7 +108,7 @@ def unpack_with_progress(folder: Path, manifest: Manifest, progress: ProgressFac
         return unpack_base(folder, manifest, progress=advance)
 
 
-def open_assistant(settings: Settings, bundle: str | None = None, *, progress: ProgressFactory | None = None,
+def open_assistant(settings: Settings, bundle: str | None = None, *, progress: UnpackProgress | None = None,
                    notify: Callable[[str], None] = _stderr) -> Assistant:
     """Resolve the bundle, unpack its base once, load the engine and the router.
 

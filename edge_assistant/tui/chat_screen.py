@@ -258,7 +258,7 @@ class ChatScreen(Screen[None]):
 
     def _sampling(self) -> SamplingParams:
         s = self.app.settings
-        return SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+        return SamplingParams.from_settings(s)
 
     def _start_turn(self, request: TurnRequest) -> None:
         self.turn = ChatTurn(self.app.history, self.app.wait_for_assistant, request, _PostingObserver(self))

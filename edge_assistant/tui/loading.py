@@ -11,14 +11,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ..progress import ProgressFactory
 from ..runtime.assistant import Assistant
+from ..runtime.factory import UnpackProgress
 from ..settings import Settings
 from .app import AssistantLoader, LoadReport
 
 
-def _unpack_progress(report: LoadReport) -> ProgressFactory:
-    """A ProgressFactory (see ``edge_assistant.progress``) that reports to the app."""
+def _unpack_progress(report: LoadReport) -> UnpackProgress:
+    """Unpack progress (see ``open_assistant``) reported to the app's progress bar."""
 
     @contextmanager
     def progress(total: int) -> Iterator[Callable[[int], None]]:

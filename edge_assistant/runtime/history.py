@@ -214,23 +214,28 @@ class History:
                 raise (self._busy_error(exc) if _busy(exc) else self._error(exc)) from exc
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise (self._busy_error(exc) if isinstance(exc, sqlite3.OperationalError) and _busy(exc)
                        else self._error(exc)) from exc
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back (disk full, I/O error): then there is nothing to undo.
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
             self._check_open()
             try:
                 return self._conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                raise (self._busy_error(exc) if _busy(exc) else self._error(exc)) from exc
+            except sqlite3.DatabaseError as exc:
+                raise (self._busy_error(exc) if isinstance(exc, sqlite3.OperationalError) and _busy(exc)
+                       else self._error(exc)) from exc
 
     def _error(self, exc: Exception) -> HistoryError:
         return HistoryError(f"the chat history {self.path} failed ({exc})",

@@ -275,3 +275,15 @@ def test_a_writer_locked_out_too_long_gets_a_clear_error_and_the_file_stays_inta
     with History(db) as h:
         assert h.integrity_check() == "ok"
         assert sorted(c.title for c in h.conversations()) == ["other", "x"]
+
+
+def test_a_write_that_sqlite_refuses_is_a_history_error_and_the_store_stays_usable(db: Path) -> None:
+    history = History(db)
+    try:
+        with pytest.raises(HistoryError, match="FOREIGN KEY"):
+            history.add_user_message(9999, "a turn for a conversation that does not exist")
+        conversation = history.create_conversation("ok")
+        stored = history.add_user_message(conversation.id, "still works")
+        assert stored.content == "still works"
+    finally:
+        history.close()

@@ -50,7 +50,7 @@ def prompt_messages(system_prompt: str, history: Sequence[StoredMessage]) -> lis
 
 
 class ChatTurn:
-    def __init__(self, history: History, assistant: Assistant | Callable[[], Assistant],
+    def __init__(self, history: History, assistant: Assistant | Callable[[threading.Event], Assistant | None],
                  request: TurnRequest, observer: TurnObserver, *, save_every_tokens: int = 16,
                  save_every_s: float = 0.5) -> None:
         self.history = history
@@ -102,7 +102,13 @@ class ChatTurn:
         reply_id: int | None = None
         recorder: ReplyRecorder | None = None
         try:
-            assistant = self._assistant if isinstance(self._assistant, Assistant) else self._assistant()
+            assistant = self._assistant if isinstance(self._assistant, Assistant) else self._assistant(self._stop)
+            if assistant is None:  # stopped while the model was still loading: nothing was generated
+                reply_id = self.history.begin_reply(request.conversation_id, None)
+                self.observer.reply_started(reply_id, None)
+                final = self.history.finish_reply(reply_id, "", "stopped")
+                self.observer.reply_finished(final)
+                return final
             decision, generation = assistant.reply(messages, override=request.override, previous=previous,
                                                    sampling=request.sampling)
             reply_id = self.history.begin_reply(request.conversation_id, decision)

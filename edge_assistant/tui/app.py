@@ -120,9 +120,12 @@ class ChatApp(App[None]):
         self._assistant_ready.set()
         self.chat_screen.post_message(LoadFailed(error))
 
-    def wait_for_assistant(self) -> Assistant:
-        """For worker threads: the assistant once loaded; a ModelError if loading failed."""
-        self._assistant_ready.wait()
+    def wait_for_assistant(self, stop: threading.Event | None = None) -> Assistant | None:
+        """For worker threads: the assistant once loaded (None if ``stop`` is set first);
+        a ModelError if loading failed."""
+        while not self._assistant_ready.wait(0.1):
+            if stop is not None and stop.is_set():
+                return None
         if self.assistant is None:
             raise ModelError(f"there is no model to answer: {self._load_error}",
                              hint="fix the problem above and restart `edge-assistant chat`")

@@ -123,3 +123,25 @@ def test_regenerating_without_a_question_is_a_clear_error(history: History) -> N
     c = history.create_conversation("x")
     with pytest.raises(EdgeAssistantError, match="no question to answer"):
         ChatTurn(history, Assistant(ScriptedEngine(), None, "t"), TurnRequest(c.id, None), Recorder()).run()
+
+
+def test_stopping_while_the_model_is_still_loading_ends_the_turn_as_stopped(history: History) -> None:
+    c = history.create_conversation("x")
+    never_ready = threading.Event()
+
+    def loader(stop: threading.Event) -> Assistant | None:
+        while not never_ready.wait(0.05):  # the model never finishes loading in this test
+            if stop.is_set():
+                return None
+        raise AssertionError("unreachable")
+
+    turn = ChatTurn(history, loader, TurnRequest(c.id, "q"), Recorder())
+    outcome: list[StoredMessage] = []
+    worker = threading.Thread(target=lambda: outcome.append(turn.run()))
+    worker.start()
+    time.sleep(0.2)
+    turn.stop()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert outcome[0].status == "stopped" and outcome[0].content == ""
+    assert [m.role for m in history.messages(c.id)] == ["user", "assistant"]

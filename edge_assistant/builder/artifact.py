@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..bundle.durable import fsync_dir
+
 
 @contextmanager
 def atomic_output(final: Path) -> Iterator[Path]:
@@ -23,24 +25,17 @@ def atomic_output(final: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     temp = Path(name)
+    # mkstemp makes the file private (0600); an artifact gets the usual mode for new files.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
     try:
         yield temp
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
 
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is only durable once the directory entry is on disk too.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # some filesystems do not allow opening a directory; the rename still happened
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,7 +10,6 @@ sha256, which the runtime checks before applying it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import gguf
 import numpy as np
 
 from ..bundle.ggufmeta import BASE_SHA256_KEY, read_gguf_info
+from ..bundle.manifest import sha256_file
 from ..errors import ConversionError
 from .artifact import atomic_output
 from .gguf_index import read_tensor_index
@@ -42,14 +42,6 @@ class BaseModel:
     n_head_kv: int
     shapes: dict[str, tuple[int, int]]  # GGUF tensor name -> (out, in) in numpy order
     sha256: str | None                  # only for a GGUF base: the exact file the adapter is bound to
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _gguf_base(path: Path) -> BaseModel:

@@ -65,6 +65,17 @@ def read_config(model_dir: Path) -> dict[str, Any]:
 
 def llama_hparams(config: dict[str, Any], where: Path) -> LlamaHParams:
     """Validate ``config`` as a llama-architecture model and return its hyperparameters."""
+    try:
+        return _llama_hparams(config, where)
+    except KeyError as exc:
+        raise ConversionError(f"{where}/config.json has no {exc.args[0]!r}",
+                              hint="re-save the model with save_pretrained, or fix config.json") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConversionError(f"{where}/config.json has a value of the wrong type ({exc})",
+                              hint="re-save the model with save_pretrained, or fix config.json") from exc
+
+
+def _llama_hparams(config: dict[str, Any], where: Path) -> LlamaHParams:
     architectures = config.get("architectures") or []
     supported = (any(a in SUPPORTED_ARCHITECTURES for a in architectures) if architectures
                  else config.get("model_type") == "llama")

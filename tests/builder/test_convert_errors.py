@@ -136,3 +136,13 @@ def test_quantize_refuses_an_unknown_type_and_an_adapter(smollm_f32: Path, tmp_p
     with pytest.raises(ConversionError, match="adapter, not a model"):
         quantize_gguf(fake_adapter, tmp_path / "y.gguf", "Q8_0")
     assert not (tmp_path / "x.gguf").exists() and not (tmp_path / "y.gguf").exists()
+
+
+def test_a_config_missing_a_required_field_names_it(smollm_dir: Path, tmp_path: Path) -> None:
+    model = _copy_model(smollm_dir, tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    del config["hidden_size"]
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConversionError, match="no 'hidden_size'"):
+        convert_hf_to_gguf(model, tmp_path / "out.gguf", outtype="f32")
+    assert _leftovers(tmp_path) == []

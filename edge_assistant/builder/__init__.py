@@ -1,0 +1,1 @@
+"""Offline builder: the only package that imports torch, transformers, peft and gguf."""

@@ -33,8 +33,10 @@ class CompressionRow:
     kl_divergence: float  # KL(f16 || this) per token, nats
     top1_agreement: float  # share of positions where this and f16 rank the same token first
     zstd_ratio: float  # packed / unpacked at the report's zstd level
-    seconds: float  # AWQ + convert + quantize time for this row
+    seconds: float  # convert (f16) or quantize time; with AWQ, AWQ + convert + quantize
     path: Path
+    eval_tokens_per_s: float = 0.0  # llama.cpp batched evaluation speed of this file
+    awq_seconds_per_block: float = 0.0  # mean AWQ time per decoder block (AWQ rows only)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path)}
@@ -77,7 +79,8 @@ def _bits_per_weight(path: Path) -> float:
     return 8.0 * n_bytes / n_weights
 
 
-def _awq_hf_copy(hf_dir: Path, calib_text: str, qtype: str, out_dir: Path, n_grid: int, clip: bool) -> Path:
+def _awq_hf_copy(hf_dir: Path, calib_text: str, qtype: str, out_dir: Path, n_grid: int, clip: bool,
+                 search_tokens: int) -> Any:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -85,10 +88,11 @@ def _awq_hf_copy(hf_dir: Path, calib_text: str, qtype: str, out_dir: Path, n_gri
 
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
-    apply_awq(model, tokenizer, [calib_text], qtype=qtype, n_grid=n_grid, clip=clip)
+    report = apply_awq(model, tokenizer, [calib_text], qtype=qtype, n_grid=n_grid, clip=clip,
+                       search_tokens=search_tokens)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return report
 
 
 def measure_compression(
@@ -102,6 +106,7 @@ def measure_compression(
     awq: bool = True,
     n_grid: int = 20,
     clip: bool = True,
+    search_tokens: int = 1024,
     threads: int = 1,
     zstd_level: int = 3,
     max_eval_tokens: int | None = None,
@@ -122,16 +127,18 @@ def measure_compression(
     say(f"f16: converted in {f16_seconds:.1f}s")
     base = evaluate_gguf(f16, reference=None, text=eval_text, threads=threads, max_tokens=max_eval_tokens)
 
-    def row(qtype: str, with_awq: bool, path: Path, seconds: float) -> CompressionRow:
+    def row(qtype: str, with_awq: bool, path: Path, seconds: float, per_block: float = 0.0) -> CompressionRow:
         if qtype == "F16":
             ppl, kl, top1 = base.perplexity, 0.0, 1.0  # the reference against itself, by definition
+            speed = base.tokens_per_s
         else:
             res = evaluate_gguf(path, reference=f16, text=eval_text, threads=threads, max_tokens=max_eval_tokens)
             ppl, kl, top1 = res.perplexity, float(res.kl_divergence or 0.0), float(res.top1_agreement or 0.0)
+            speed = res.tokens_per_s
         ratio = measure_zstd(path, (zstd_level,))[0].ratio
         say(f"{qtype}{' +AWQ' if with_awq else ''}: perplexity {ppl:.3f}, zstd {ratio:.3f}")
         return CompressionRow(qtype, with_awq, path.stat().st_size, _bits_per_weight(path), ppl,
-                              ppl - base.perplexity, kl, top1, ratio, seconds, path)
+                              ppl - base.perplexity, kl, top1, ratio, seconds, path, speed, per_block)
 
     rows = [row("F16", False, f16, f16_seconds)]
     for qtype in types:
@@ -143,11 +150,12 @@ def measure_compression(
             t0 = time.perf_counter()
             scaled_dir = Path(tempfile.mkdtemp(prefix=f"awq-{qtype}-", dir=workdir))
             try:
-                _awq_hf_copy(hf_dir, calib_text, qtype, scaled_dir, n_grid, clip)
+                report = _awq_hf_copy(hf_dir, calib_text, qtype, scaled_dir, n_grid, clip, search_tokens)
                 scaled_f16 = convert_hf_to_gguf(scaled_dir, workdir / f"awq-{qtype}-f16.gguf", source_gguf=src)
             finally:
                 shutil.rmtree(scaled_dir, ignore_errors=True)
             out = quantize_gguf(scaled_f16, workdir / f"awq-{qtype}.gguf", qtype, threads=threads).path
             scaled_f16.unlink()
-            rows.append(row(qtype.upper(), True, out, time.perf_counter() - t0))
+            per_block = sum(report.seconds_per_block) / max(1, len(report.seconds_per_block))
+            rows.append(row(qtype.upper(), True, out, time.perf_counter() - t0, per_block))
     return rows

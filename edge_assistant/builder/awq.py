@@ -63,8 +63,7 @@ class AwqReport:
 
     qtype: str
     n_layers: int
-    calib_tokens: int
-    search_tokens: int
+    calib_tokens: int  # tokens the statistics and the search used
     n_grid: int
     clip: bool
     seconds: float = 0.0
@@ -95,12 +94,12 @@ def _layers(model: Any) -> Any:
         ) from exc
 
 
-def _calibration_ids(tokenizer: Any, texts: Sequence[str], seq_len: int, max_tokens: int) -> torch.Tensor:
+def _calibration_ids(tokenizer: Any, texts: Sequence[str], seq_len: int, n_tokens: int) -> torch.Tensor:
     """Token windows of `seq_len`, cut from the texts joined end to end."""
     eos = tokenizer.eos_token or ""
     joined = eos.join(t.strip() for t in texts if t.strip())
     ids = tokenizer(joined, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
-    n_windows = min(len(ids) // seq_len, max(1, max_tokens // seq_len))
+    n_windows = min(len(ids) // seq_len, max(1, n_tokens // seq_len))
     if n_windows < 1:
         raise UsageError(
             f"the calibration text has {len(ids)} tokens, fewer than one window of {seq_len}",
@@ -315,15 +314,16 @@ def apply_awq(
     clip: bool = True,
     progress: Callable[[int, int, float], None] | None = None,
     seq_len: int = 256,
-    max_tokens: int = 4096,
     search_tokens: int = 1024,
 ) -> AwqReport:
     """Scale (and optionally clip) `model`'s weights in place for `qtype` quantization.
 
     `model` is a transformers LlamaForCausalLM (or the same shape); it is moved to
     float32 in place. `calib_texts` must never be the text the result is evaluated
-    on. `progress(block, n_blocks, seconds)` is called after each block. With
-    `clip=False` the float model computes the same function as before.
+    on; the first `search_tokens` of it (in windows of `seq_len`) give both the
+    activation statistics and the error the search minimises. `progress(block,
+    n_blocks, seconds)` is called after each block. With `clip=False` the float
+    model computes the same function as before.
     """
     tensor_type(qtype, 256)  # validate the type name before any work
     if n_grid < 1:
@@ -334,13 +334,12 @@ def apply_awq(
     model.float()
     model.eval()
     layers = _layers(model)
-    ids = _calibration_ids(tokenizer, calib_texts, seq_len, max_tokens)
-    n_search = max(1, min(ids.shape[0], search_tokens // seq_len))
+    ids = _calibration_ids(tokenizer, calib_texts, seq_len, search_tokens)
     report = AwqReport(qtype=qtype.upper(), n_layers=len(layers), calib_tokens=int(ids.numel()),
-                       search_tokens=n_search * seq_len, n_grid=n_grid, clip=clip)
+                       n_grid=n_grid, clip=clip)
     clipped = total = 0
     with torch.no_grad():
-        x, kwargs = _block_inputs(model, ids[:n_search])
+        x, kwargs = _block_inputs(model, ids)
         for index, layer in enumerate(layers):
             t0 = time.perf_counter()
             feats = _capture_inputs(layer, x, kwargs)

@@ -18,7 +18,7 @@ from .awq_models import calibration_text, heldout_text, tiny_llama, tiny_tokeniz
 
 pytestmark = pytest.mark.builder
 
-SMALL = dict(seq_len=64, max_tokens=1024, search_tokens=512)
+SMALL = dict(seq_len=64, search_tokens=512)
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def pipeline(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Pi
         before = model(input_ids=probe).logits
     # Scaling only (no clipping): the float model must stay the same function.
     report = apply_awq(model, tokenizer, [calibration_text()], qtype=QTYPE, n_grid=10, clip=False,
-                       seq_len=256, max_tokens=2048, search_tokens=256)
+                       seq_len=256, search_tokens=256)
     with torch.no_grad():
         after = model(input_ids=probe).logits
     model.save_pretrained(work / "awq-hf")

@@ -52,12 +52,13 @@ def test_zstd_measurement_round_trips_and_orders_levels(tmp_path: Path) -> None:
     assert all(m.decompress_mb_s > 0 and m.compress_s > 0 for m in levels)
 
 
-def test_choose_level_takes_the_fastest_within_tolerance_of_the_smallest() -> None:
+def test_choose_level_moves_to_a_slower_level_only_when_it_saves_enough_per_second() -> None:
     mb = 100_000_000
     measured = [ZstdLevel(1, mb, 95_000_000, 0.5, 900.0), ZstdLevel(3, mb, 94_000_000, 0.8, 950.0),
                 ZstdLevel(19, mb, 93_800_000, 40.0, 1000.0)]
     assert choose_level(measured).level == 3  # 19 saves only 0.2% more for 50x the time
-    assert choose_level(measured, tolerance=0.0).level == 19
+    assert choose_level(measured, tolerance=0.0).level == 3  # 0.2 MB for 39 s: 5 kB/s is too little
+    assert choose_level(measured, tolerance=0.0, min_bytes_per_s=0).level == 19
     assert choose_level(measured, tolerance=0.02).level == 1
 
 

@@ -91,3 +91,15 @@ def test_report_table_has_every_column_and_the_awq_gap_share() -> None:
     assert "| F16 | — |" in text
     assert "Q4_0: AWQ leaves 60% of the perplexity gap" in text
     assert "1022 tokens" in text
+
+
+def test_build_compress_with_an_unreadable_target_fails_with_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge_assistant.cli import main
+
+    result = CliRunner().invoke(main, ["build", "compress", str(tmp_path / "x.gguf"), "--target-size", "big",
+                                       "--out", str(tmp_path / "y.gguf")])
+    assert result.exit_code == 2
+    assert "cannot read the size target" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "y.gguf").exists()

@@ -461,6 +461,77 @@ def build_convert_lora(peft_dir: Path, base: Path, out: Path) -> None:
 # --- build: awq, eval (compression) ---
 
 
+@build.command(name="awq")
+@click.argument("hf_dir", type=click.Path(path_type=Path))
+@click.option("--calib", "calib", required=True, type=click.Path(path_type=Path),
+              help="Calibration text file (never the text you evaluate on).")
+@click.option("--type", "qtype", default="Q4_0", show_default=True,
+              help="The quantization type the scales are searched for (use the same in `build quantize`).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output HF folder (scaled).")
+@click.option("--grid", "n_grid", type=int, default=20, show_default=True, help="Scale exponents tried per group.")
+@click.option("--no-clip", is_flag=True, help="Scale only; leave weight ranges unclipped (float model unchanged).")
+def build_awq(hf_dir: Path, calib: Path, qtype: str, out: Path, n_grid: int, no_clip: bool) -> None:
+    """Activation-aware weight scaling of an HF Llama folder before conversion."""
+    from .builder.awq import awq_hf_dir
+
+    def progress(block: int, n_blocks: int, seconds: float) -> None:
+        click.echo(f"block {block + 1}/{n_blocks}: {seconds:.1f}s", err=True)
+
+    path = awq_hf_dir(hf_dir, calib, qtype, out, n_grid=n_grid, clip=not no_clip, progress=progress)
+    click.echo(f"wrote {path} (scaled for {qtype.upper()}; report in {path / 'awq.json'})")
+
+
+@build.command(name="eval")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--reference", type=click.Path(path_type=Path), default=None,
+              help="The f16 GGUF of the same model: adds KL divergence and top-1 agreement.")
+@click.option("--text", "text_file", required=True, type=click.Path(path_type=Path),
+              help="Held-out text file (not the calibration text).")
+@click.option("--ctx", "n_ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
+@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads.")
+@click.option("--max-tokens", type=int, default=None, help="Score at most this many tokens of the text.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def build_eval(model: Path, reference: Path | None, text_file: Path, n_ctx: int, threads: int,
+               max_tokens: int | None, as_json: bool) -> None:
+    """Perplexity, KL divergence and top-1 agreement of a GGUF, token by token through llama.cpp."""
+    from .builder.evaluate import evaluate_gguf
+
+    if not text_file.is_file():
+        raise UsageError(f"text file {text_file} not found", hint="pass --text with a held-out text file")
+    result = evaluate_gguf(model, reference=reference, text=text_file.read_text(encoding="utf-8"),
+                           n_ctx=n_ctx, threads=threads, max_tokens=max_tokens)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    click.echo(f"perplexity {result.perplexity:.4f} over {result.tokens} tokens ({result.tokens_per_s:.0f} tokens/s)")
+    if result.kl_divergence is not None:
+        click.echo(f"KL divergence {result.kl_divergence:.5f} nats/token, top-1 agreement {result.top1_agreement:.2%}")
+
+
+@build.command(name="compress")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--target-size", "target_size", required=True,
+              help="Bytes (95000000, 95MB, 90MiB) or bits per weight (4.5bpw).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .gguf file.")
+@click.option("--types", default=None, help="Comma-separated candidate types (default: Q8_0 down to Q2_K).")
+@click.option("--text", "text_file", type=click.Path(path_type=Path), default=None,
+              help="Held-out text: choose the fitting type by measured perplexity instead of bits per weight.")
+@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads.")
+def build_compress(src: Path, target_size: str, out: Path, types: str | None, text_file: Path | None,
+                   threads: int) -> None:
+    """Quantize an f16 GGUF to the best type that fits a size target; print the trade-off table."""
+    from .builder.size_target import CANDIDATES, choose_type, parse_target
+
+    target = parse_target(target_size)
+    if text_file is not None and not text_file.is_file():
+        raise UsageError(f"text file {text_file} not found", hint="pass --text with a held-out text file")
+    candidates = tuple(t.strip().upper() for t in types.split(",") if t.strip()) if types else CANDIDATES
+    choice = choose_type(src, target, out, types=candidates, threads=threads,
+                         eval_text=text_file.read_text(encoding="utf-8") if text_file else None)
+    click.echo(choice.table())
+    click.echo(f"wrote {choice.path} ({choice.chosen.qtype})")  # type: ignore[union-attr]
+
+
 @main.command(name="paths")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def paths_command(as_json: bool) -> None:

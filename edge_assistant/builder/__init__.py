@@ -1,0 +1,1 @@
+"""The offline builder: the only package that imports torch, transformers and peft."""

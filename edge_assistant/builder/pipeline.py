@@ -43,7 +43,23 @@ class BuildContext:
     awq: bool
     progress: bool = True
     log: Callable[[str], None] = print
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _tokenizer: Any = None
+
+    def tokenizer(self) -> Any:
+        """The base's tokenizer, loaded once per build.
+
+        After the merge stage it is read from the merged model's folder (a
+        tokenizer.json loads in a second; rebuilding it from GGUF metadata takes
+        tens of seconds). Conversion and quantization keep the vocabulary, so
+        the same tokenizer serves the quantized base.
+        """
+        if self._tokenizer is None:
+            from .base_model import load_tokenizer
+
+            merged = self.stage_dir("merge") / "model"
+            use = BaseSource(location=str(merged)) if (merged / "tokenizer_config.json").is_file() else self.source
+            self._tokenizer = load_tokenizer(use)
+        return self._tokenizer
 
     def stage_dir(self, name: str) -> Path:
         return self.out / name
@@ -145,12 +161,11 @@ def _reset_checkpoints_if_stale(run: StageRun) -> None:
 
 
 def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfig, group: str, label: str) -> Any:
-    from .base_model import load_tokenizer
     from .dataset import tokenize_all
     from .train import train_lora
 
     _reset_checkpoints_if_stale(run)
-    tokenizer = load_tokenizer(source)
+    tokenizer = ctx.tokenizer()
     split = _load_split(ctx, group)
     train = tokenize_all(tokenizer, split.train, cfg.max_seq_len)
     val = tokenize_all(tokenizer, split.val, cfg.max_seq_len)
@@ -171,12 +186,11 @@ def stage_phase1(ctx: BuildContext, run: StageRun) -> None:
 
 
 def stage_merge(ctx: BuildContext, run: StageRun) -> None:
-    from .base_model import load_tokenizer
     from .dataset import tokenize_all
     from .merge import merge_lora
 
     cfg = ctx.recipe.phase1
-    tokenizer = load_tokenizer(ctx.source)
+    tokenizer = ctx.tokenizer()
     adapter = ctx.stage_dir("phase1") / "adapter" if cfg.enabled else None
     probe = tokenize_all(tokenizer, _load_split(ctx, "phase1").val[:4], min(cfg.max_seq_len, 256)) if adapter else []
     result = merge_lora(ctx.source, adapter, tokenizer, probe, run.dir / "model", dtype=cfg.dtype,
@@ -288,12 +302,11 @@ def _scored_texts(tokenizer: Any, rows: list[list[dict[str, str]]]) -> list[Any]
 
 
 def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
-    from .base_model import load_tokenizer
     from .heldout import LlamaScorer
 
     e = ctx.recipe.eval
     base = quantized_gguf(ctx)
-    tokenizer = load_tokenizer(gguf_source(base))
+    tokenizer = ctx.tokenizer()
     results = {}
     with LlamaScorer(base, n_ctx=e.n_ctx, n_threads=e.n_threads) as scorer:
         for m in ctx.recipe.modifiers:

@@ -148,7 +148,9 @@ class Recipe:
 
 
 def _as_table(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    """A dataclass back as a TOML-like table (tuples as lists), so it can be re-validated."""
+    return {f.name: list(v) if isinstance(v := getattr(obj, f.name), tuple) else v
+            for f in dataclasses.fields(obj)}
 
 
 def _suggest(key: str, known: list[str]) -> str:

@@ -195,7 +195,7 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
             batch = {k: v.to(accelerator.device) for k, v in collate([train[i] for i in rows], pad_id).items()}
             out = model(**batch)
             accelerator.backward(out.loss / cfg.grad_accum)
-            step_loss += float(out.loss) / cfg.grad_accum
+            step_loss += float(out.loss.detach()) / cfg.grad_accum
             step_tokens += int(batch["attention_mask"].sum())
         accelerator.clip_grad_norm_(params, 1.0)
         optimizer.step()

@@ -57,6 +57,96 @@ def chat(bundle: str | None, modifier: str | None) -> None:
 # --- runtime commands: ask, doctor (runtime) ---
 
 
+def _settings(**overrides: Any):
+    from .settings import load_settings, with_overrides
+
+    return with_overrides(load_settings(), **overrides)
+
+
+def _unpack_progress():
+    """A progress bar for the first-run unpack, when stderr is a terminal."""
+    try:
+        from .progress import byte_progress
+    except ImportError:  # pragma: no cover - progress helper not installed
+        return None
+    return lambda total: byte_progress("Unpacking base model (first run only)", total)
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("--bundle", default=None, help="Bundle folder or installed bundle name.")
+@click.option("--modifier", default=None, help="auto (the router decides), none (the base) or a modifier name.")
+@click.option("--system", "system", default=None, help="System prompt (default: from settings).")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Most tokens to generate.")
+@click.option("--temperature", type=click.FloatRange(0, 5), default=None, help="0 is greedy.")
+@click.option("--seed", type=int, default=None, help="Sampling seed, for repeatable answers.")
+@click.option("--threads", type=click.IntRange(min=0), default=None, help="CPU threads (0: automatic).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object when done.")
+def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | None, max_tokens: int | None,
+        temperature: float | None, seed: int | None, threads: int | None, as_json: bool) -> None:
+    """Answer one PROMPT and exit (PROMPT '-' reads standard input)."""
+    from .runtime.factory import open_assistant
+    from .runtime.generation import Message, SamplingParams
+
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    settings = _settings(modifier=modifier, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                         threads=threads)
+    assistant = open_assistant(settings, bundle, progress=_unpack_progress())
+    try:
+        system_prompt = settings.system_prompt if system is None else system
+        messages = ([Message("system", system_prompt)] if system_prompt else []) + [Message("user", prompt)]
+        sampling = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
+                                  settings.repeat_penalty)
+        decision, generation = assistant.reply(messages, override=settings.modifier, sampling=sampling)
+        try:
+            for piece in generation:
+                if not as_json:
+                    click.echo(piece, nl=False)
+        except KeyboardInterrupt:
+            generation.cancel()
+            generation.close()
+            if not as_json:
+                click.echo()
+            raise
+        result = generation.result
+        for notice in result.notices:
+            click.echo(f"edge-assistant: {notice}", err=True)
+        if as_json:
+            _print_json({
+                "text": result.text,
+                "modifier": result.modifier,
+                "route": {"modifier": decision.modifier, "confidence": decision.confidence,
+                          "reason": decision.reason},
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "finish_reason": result.finish_reason,
+                "ttft_s": round(result.ttft_s, 4),
+                "decode_tok_s": round(result.decode_tok_s, 2),
+                "dropped_turns": result.dropped_turns,
+                "notices": result.notices,
+            })
+        else:
+            click.echo()
+    finally:
+        assistant.close()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def doctor(as_json: bool) -> None:
+    """Check the installation: versions, threads, cache, bundles, free disk."""
+    from .doctor import run_checks
+
+    report = run_checks()
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        click.echo(report.to_text())
+    if not report.ok:
+        sys.exit(1)
+
+
 # --- bundle commands: bundle create/verify/info/list (bundle) ---
 
 

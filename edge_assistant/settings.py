@@ -50,13 +50,17 @@ class Settings:
     max_tokens: int = field(default=512, metadata={"help": "Most tokens generated per reply."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature; 0 is greedy."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling threshold."})
+    repeat_penalty: float = field(
+        default=1.1,
+        metadata={"help": "Penalty for repeating recent tokens (1.0: off); small models loop without it."},
+    )
     seed: int | None = field(default=None, metadata={"help": "Sampling seed; unset is random."})
     modifier: str = field(
         default="auto",
         metadata={"help": "Which modifier answers: auto (the router decides), none (the base) or a name."},
     )
     system_prompt: str = field(
-        default="You are a helpful assistant running locally on the user's computer.",
+        default="You are a helpful assistant.",
         metadata={"help": "System prompt for new conversations."},
     )
 
@@ -136,6 +140,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("max_tokens must be at least 1", hint="set max_tokens = 512")
     if not 0 <= s.temperature <= 5:
         raise SettingsError(f"temperature {s.temperature} is outside 0..5", hint="use 0.7, or 0 for greedy")
+    if not 0.5 <= s.repeat_penalty <= 2:
+        raise SettingsError(f"repeat_penalty {s.repeat_penalty} is outside 0.5..2", hint="use 1.1, or 1.0 for none")
     if not 0 < s.top_p <= 1:
         raise SettingsError(f"top_p {s.top_p} is outside (0, 1]", hint="use 0.95")
 

@@ -1,1 +1,1 @@
-"""The offline builder: the only package that imports torch, transformers and peft."""
+"""Offline builder: the only package that imports torch, transformers, peft and gguf."""

@@ -43,8 +43,35 @@ FILE_TYPES = {
     28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
 }
 
+# ggml tensor types (enum ggml_type) -> name, for reports and the base's quant type.
+GGML_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
+    10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
+    17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
+    23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M",
+    30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+}
+
+# A sanity bound on tensor rank in the tensor-info table (ggml has at most 4 dims).
+_MAX_DIMS = 8
+
 # Our own key in an adapter GGUF: the sha256 of the base GGUF it was trained on.
 BASE_SHA256_KEY = "edge_assistant.base_sha256"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One row of the tensor-info table. ``shape`` is in GGUF order (ne[0] first,
+    the fastest-varying dimension), the reverse of a numpy array's shape."""
+
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: int
+    offset: int  # from the start of the tensor data section
+
+    @property
+    def type_name(self) -> str:
+        return GGML_TYPES.get(self.ggml_type, f"type {self.ggml_type}")
 
 
 @dataclass
@@ -54,6 +81,7 @@ class GGUFInfo:
     tensor_count: int
     metadata: dict[str, object] = field(default_factory=dict)
     array_lengths: dict[str, int] = field(default_factory=dict)
+    tensors: list[TensorInfo] | None = None  # filled only when read with tensors=True
 
     @property
     def architecture(self) -> str | None:
@@ -74,6 +102,28 @@ class GGUFInfo:
     @property
     def is_adapter(self) -> bool:
         return self.metadata.get("general.type") == "adapter"
+
+    def tensor_map(self) -> dict[str, TensorInfo]:
+        if self.tensors is None:
+            raise ValueError("read the file with read_gguf_info(path, tensors=True) first")
+        return {t.name: t for t in self.tensors}
+
+    def lora_ranks(self) -> dict[str, int]:
+        """LoRA rank per adapted weight, from the ``*.lora_a`` shapes ([n_in, rank] in GGUF order)."""
+        return {t.name[: -len(".lora_a")]: t.shape[1] for t in self.tensors or ()
+                if t.name.endswith(".lora_a") and len(t.shape) >= 2}
+
+    def dominant_tensor_type(self) -> str | None:
+        """The ggml type holding the most weights among 2-D tensors (the real quantization
+        when ``general.file_type`` is absent or only says "mostly")."""
+        counts: dict[str, int] = {}
+        for t in self.tensors or ():
+            if len(t.shape) >= 2:
+                n = 1
+                for d in t.shape:
+                    n *= d
+                counts[t.type_name] = counts.get(t.type_name, 0) + n
+        return max(counts, key=counts.__getitem__) if counts else None
 
 
 class _Reader:
@@ -98,6 +148,14 @@ class _Reader:
                               hint="re-download or rebuild the file")
         return self.read(length).decode("utf-8", errors="replace")
 
+    def skip_strings(self, count: int) -> None:
+        for _ in range(count):
+            length = int(self.unpack("<Q", 8))  # type: ignore[arg-type]
+            if length > 1 << 24:
+                raise BundleError(f"{self.path} has a corrupt GGUF header (string of {length} bytes)",
+                                  hint="re-download or rebuild the file")
+            self.handle.seek(length, 1)
+
     def value(self, vtype: int, keep_arrays: bool) -> tuple[object, int | None]:
         if vtype in _SCALARS:
             fmt, size = _SCALARS[vtype]
@@ -110,14 +168,36 @@ class _Reader:
             if item_type in _SCALARS and not keep_arrays:
                 self.handle.seek(_SCALARS[item_type][1] * count, 1)
                 return None, count
+            if item_type == _STRING and not keep_arrays:
+                self.skip_strings(count)  # the vocabulary: tens of thousands of strings
+                return None, count
             items = [self.value(item_type, keep_arrays)[0] for _ in range(count)]
             return (items if keep_arrays else None), count
         raise BundleError(f"{self.path} has an unknown GGUF value type {vtype}",
                           hint="the file is corrupt or from a newer GGUF version; rebuild it")
 
 
-def read_gguf_info(path: str | Path, *, keep_arrays: bool = False) -> GGUFInfo:
-    """Parse the header and metadata; raise BundleError if this is not a GGUF file."""
+def _tensor_infos(reader: _Reader, count: int) -> list[TensorInfo]:
+    tensors = []
+    for _ in range(count):
+        name = reader.string()
+        n_dims = int(reader.unpack("<I", 4))  # type: ignore[arg-type]
+        if n_dims > _MAX_DIMS:
+            raise BundleError(f"{reader.path} has a corrupt GGUF tensor table ({name!r} has {n_dims} dims)",
+                              hint="re-download or rebuild the file")
+        shape = struct.unpack(f"<{n_dims}Q", reader.read(8 * n_dims))
+        ggml_type = int(reader.unpack("<I", 4))  # type: ignore[arg-type]
+        offset = int(reader.unpack("<Q", 8))  # type: ignore[arg-type]
+        tensors.append(TensorInfo(name=name, shape=tuple(shape), ggml_type=ggml_type, offset=offset))
+    return tensors
+
+
+def read_gguf_info(path: str | Path, *, keep_arrays: bool = False, tensors: bool = False) -> GGUFInfo:
+    """Parse the header and metadata; raise BundleError if this is not a GGUF file.
+
+    With ``tensors=True`` also parse the tensor-info table (names, shapes, types,
+    offsets), which follows the metadata; tensor data is never read.
+    """
     path = Path(path)
     try:
         handle = open(path, "rb")
@@ -148,4 +228,8 @@ def read_gguf_info(path: str | Path, *, keep_arrays: bool = False) -> GGUFInfo:
                     info.metadata[key] = value
             else:
                 info.metadata[key] = value
+        if tensors:
+            if tensor_count > 1 << 24:
+                raise BundleError(f"{path} has a corrupt GGUF header ({tensor_count} tensors)", hint="rebuild the file")
+            info.tensors = _tensor_infos(reader, tensor_count)
         return info

@@ -36,9 +36,10 @@ class Assistant:
                                  (time.perf_counter() - started) * 1000)
         if override != AUTO:
             if override not in self.engine.modifier_names:
-                known = ", ".join(self.engine.modifier_names) or "none in this bundle"
+                known = ", ".join(self.engine.modifier_names)
                 raise ModifierError(f"unknown modifier '{override}'",
-                                    hint=f"choose auto, none or one of: {known}")
+                                    hint=f"choose auto, none or one of: {known}" if known else
+                                    "this bundle has no modifiers: use --modifier auto or none")
             return RouteDecision(override, 1.0, f"user chose '{override}'",
                                  (time.perf_counter() - started) * 1000)
         if self.router is None:

@@ -22,6 +22,7 @@ class SamplingParams:
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int | None = None
+    repeat_penalty: float = 1.0
 
 
 @dataclass
@@ -59,6 +60,13 @@ class Generation:
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    def close(self) -> None:
+        """Stop early and release the engine (safe to call more than once)."""
+        self._cancel.set()
+        close = getattr(self._iter, "close", None)
+        if close is not None:
+            close()
 
     @property
     def cancelled(self) -> bool:

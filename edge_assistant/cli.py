@@ -199,6 +199,55 @@ def build_run(recipe: Path, out: Path | None, from_stage: str | None, until_stag
 # --- build: convert, quantize, convert-lora (converters) ---
 
 
+@build.command(name="convert")
+@click.argument("hf_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .gguf file.")
+@click.option("--outtype", type=click.Choice(["f32", "f16", "bf16", "q8_0"]), default="f16", show_default=True,
+              help="Type of the 2-D weights (vectors stay f32).")
+@click.option("--source-gguf", type=click.Path(path_type=Path), default=None,
+              help="The GGUF the model was loaded from: copy its tokenizer metadata verbatim.")
+def build_convert(hf_dir: Path, out: Path, outtype: str, source_gguf: Path | None) -> None:
+    """Convert a Hugging Face Llama-family folder (safetensors) to GGUF."""
+    from .builder.convert import convert_hf_to_gguf
+
+    path = convert_hf_to_gguf(hf_dir, out, outtype=outtype, source_gguf=source_gguf)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {outtype})")
+
+
+@build.command(name="quantize")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--type", "qtype", required=True, help="Quantization type, e.g. Q4_K_M, Q4_0, Q8_0.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .gguf file.")
+@click.option("--threads", type=int, default=0, show_default=True, help="Quantizer threads (0: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def build_quantize(src: Path, qtype: str, out: Path, threads: int, as_json: bool) -> None:
+    """Quantize a GGUF with llama.cpp and report per-tensor type fallbacks."""
+    from .builder.quantize import quantize_gguf
+
+    report = quantize_gguf(src, out, qtype, threads=threads)
+    if as_json:
+        _print_json({"path": str(report.path), "qtype": report.qtype, "size": report.size,
+                     "bits_per_weight": round(report.bits_per_weight, 4), "tensor_types": report.tensor_types,
+                     "fallbacks": [vars(f) for f in report.fallbacks]})
+        return
+    click.echo(report.summary())
+    for fallback in report.fallbacks:
+        click.echo(f"  {fallback.tensor}: wanted {fallback.wanted}, got {fallback.got}")
+
+
+@build.command(name="convert-lora")
+@click.argument("peft_dir", type=click.Path(path_type=Path))
+@click.option("--base", required=True, type=click.Path(path_type=Path),
+              help="The base it was trained on: HF folder or GGUF (a GGUF binds the adapter to its sha256).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output adapter .gguf file.")
+def build_convert_lora(peft_dir: Path, base: Path, out: Path) -> None:
+    """Convert a PEFT LoRA adapter (safetensors only) to a GGUF adapter."""
+    from .builder.lora_convert import convert_lora_to_gguf
+
+    path = convert_lora_to_gguf(peft_dir, base, out)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
 # --- build: awq, eval (compression) ---
 
 

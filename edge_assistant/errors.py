@@ -74,3 +74,7 @@ class BuildError(EdgeAssistantError):
 
 class RecipeError(BuildError):
     """A build recipe or its data is invalid."""
+
+
+class ConversionError(BuildError):
+    """A model or adapter cannot be turned into GGUF: unsupported, malformed or not fitting its base."""

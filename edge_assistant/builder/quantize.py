@@ -1,0 +1,124 @@
+"""Quantize a GGUF with llama.cpp's own quantizer and report what really came out.
+
+llama.cpp picks a type per tensor from the requested mix, and silently falls back
+to another type when a row does not split into whole blocks (SmolLM2's 576-wide
+rows cannot take the 256-wide k-quant blocks). The report reads the output file's
+actual tensor types and pairs them with llama.cpp's own fallback notices, so the
+user sees which tensors did not get the type asked for.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gguf
+
+from ..bundle.ggufmeta import read_gguf_info
+from ..errors import ConversionError
+from .artifact import atomic_output
+
+# --type name -> llama.cpp's enum llama_ftype. Types below 4 bits that need an
+# importance matrix (IQ1/IQ2/IQ3) are left out: we never pass one.
+FTYPES: dict[str, int] = {
+    "F32": 0, "F16": 1, "BF16": 32, "Q8_0": 7,
+    "Q4_0": 2, "Q4_1": 3, "Q5_0": 8, "Q5_1": 9, "IQ4_NL": 25, "IQ4_XS": 30,
+    "Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15,
+    "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18,
+}
+
+# llama.cpp's notice when a tensor's row length does not fit the wanted type's block.
+_FALLBACK = re.compile(r"warning: (\S+)\s+- ncols\s+\d+ not divisible by\s+\d+ \(required for type\s+(\S+)\)")
+
+
+@dataclass(frozen=True)
+class Fallback:
+    tensor: str
+    wanted: str
+    got: str
+
+
+@dataclass
+class QuantizeReport:
+    path: Path
+    qtype: str
+    bits_per_weight: float
+    size: int
+    fallbacks: list[Fallback] = field(default_factory=list)
+    tensor_types: dict[str, int] = field(default_factory=dict)  # type name -> number of tensors
+
+    def summary(self) -> str:
+        types = ", ".join(f"{n}×{t}" for t, n in sorted(self.tensor_types.items(), key=lambda kv: -kv[1]))
+        return (f"{self.path}: {self.qtype}, {self.size / 1e6:.1f} MB, {self.bits_per_weight:.2f} bits/weight "
+                f"({types}); {len(self.fallbacks)} tensor(s) fell back")
+
+
+class _LogCapture:
+    """Collect llama.cpp's log text while quantizing, then give logging back to llama-cpp-python."""
+
+    def __init__(self, llama_cpp: object) -> None:
+        self._llama_cpp = llama_cpp
+        self._lock = threading.Lock()
+        self.parts: list[str] = []
+
+        @llama_cpp.llama_log_callback  # type: ignore[attr-defined,misc]
+        def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            with self._lock:
+                self.parts.append(text.decode("utf-8", errors="replace"))
+
+        self._callback = _callback  # keep a reference: llama.cpp holds only the raw pointer
+
+    def __enter__(self) -> _LogCapture:
+        self._llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from llama_cpp import _logger  # llama-cpp-python's own handler, installed at import
+
+        self._llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))  # type: ignore[attr-defined]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _check_source(src: Path) -> None:
+    info = read_gguf_info(src)  # raises a clear error when it is not GGUF at all
+    if info.is_adapter:
+        raise ConversionError(f"{src} is a LoRA adapter, not a model", hint="quantize the base model GGUF")
+
+
+def quantize_gguf(src: Path, out: Path, qtype: str, *, threads: int = 0) -> QuantizeReport:
+    """Quantize ``src`` to ``qtype`` at ``out`` through ``llama_model_quantize``; report fallbacks."""
+    import llama_cpp
+
+    src, out = Path(src), Path(out)
+    key = qtype.upper()
+    if key not in FTYPES:
+        raise ConversionError(f"unknown quantization type {qtype!r}", hint=f"choose one of {', '.join(FTYPES)}")
+    _check_source(src)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = FTYPES[key]
+    params.nthread = threads
+    with atomic_output(out) as temp, _LogCapture(llama_cpp) as log:
+        status = llama_cpp.llama_model_quantize(str(src).encode(), str(temp).encode(), ctypes.byref(params))
+        if status != 0:
+            last = [line for line in log.text.splitlines() if line.strip()][-1:] or ["no message"]
+            raise ConversionError(f"llama.cpp could not quantize {src} to {key}: {last[0].strip()}",
+                                  hint="check that the input is a complete f32/f16/bf16 model GGUF")
+    return _report(out, key, log.text)
+
+
+def _report(out: Path, qtype: str, log: str) -> QuantizeReport:
+    reader = gguf.GGUFReader(out)
+    got = {t.name: t.tensor_type.name for t in reader.tensors}
+    n_bytes = sum(int(t.n_bytes) for t in reader.tensors)
+    n_weights = sum(int(t.n_elements) for t in reader.tensors)
+    fallbacks = [Fallback(name, wanted.upper(), got.get(name, "missing"))
+                 for name, wanted in _FALLBACK.findall(log)]
+    return QuantizeReport(path=out, qtype=qtype, bits_per_weight=8.0 * n_bytes / n_weights,
+                          size=out.stat().st_size, fallbacks=fallbacks, tensor_types=dict(Counter(got.values())))

@@ -153,6 +153,35 @@ def doctor(as_json: bool) -> None:
 # --- router commands: route (router) ---
 
 
+@main.command()
+@click.argument("prompt", required=False)
+@click.option("--bundle", default=None, help="Bundle folder or installed bundle name.")
+@click.option("--jsonl", "jsonl", type=click.File("r", encoding="utf-8"), default=None,
+              help="Route every line of FILE ('-': standard input): JSON objects with a 'prompt' field.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per prompt.")
+def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> None:
+    """Show which modifier would answer PROMPT, how sure the router is, and why ('-' reads stdin)."""
+    from .router.jsonl import read_prompts
+    from .router.source import router_for_bundle
+
+    if (prompt is None) == (jsonl is None):
+        raise UsageError("give either a PROMPT or --jsonl FILE",
+                         hint="e.g. `edge-assistant route 'fix my python'` or `route --jsonl prompts.jsonl`")
+    if jsonl is not None:
+        prompts = read_prompts(jsonl, jsonl.name)
+    else:
+        prompts = [sys.stdin.read() if prompt == "-" else prompt]
+    router, _ = router_for_bundle(bundle, _settings())
+    for text in prompts:
+        decision = router.route(text)
+        if as_json or jsonl is not None:
+            _print_json({"modifier": decision.modifier, "confidence": decision.confidence,
+                         "reason": decision.reason, "latency_ms": decision.latency_ms})
+        else:
+            click.echo(f"{decision.modifier or 'base'}  {decision.confidence:.2f}  "
+                       f"({decision.latency_ms:.2f} ms)  {decision.reason}")
+
+
 # --- hub commands: pull, bundle push (distribution) ---
 
 

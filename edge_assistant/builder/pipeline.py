@@ -240,7 +240,8 @@ def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
     report = quantize_gguf(src, run.dir / f"model-{q.qtype}.gguf", q.qtype, threads=q.threads)
     run.output("gguf", Path(report.path))
     run.metrics.update({"qtype": report.qtype, "bits_per_weight": report.bits_per_weight, "size": report.size,
-                        "fallbacks": report.fallbacks, "source_size": src.stat().st_size})
+                        "fallbacks": [dataclasses.asdict(f) for f in report.fallbacks],
+                        "tensor_types": report.tensor_types, "source_size": src.stat().st_size})
     if report.fallbacks:
         ctx.log(f"quantize: {len(report.fallbacks)} tensor(s) fell back to another type (see REPORT.md)")
 
@@ -330,6 +331,8 @@ def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
 
 def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
     from ..bundle.pack import ModifierInput, create_bundle
+    from ..progress import byte_progress
+    from ..router.router import ROUTER_FILE
     from .report import build_quality, render_report
 
     records = {name: ctx.record(name) for name in STAGES if name != "bundle" and _stage_enabled(ctx, name)}
@@ -346,12 +349,13 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
                   "data_hashes": {k: v["sha256"] for k, v in records["data"]["inputs"].items()},
                   "tool_versions": records["quantize"]["tool_versions"]}
     target = ctx.out / "bundle"
-    tmp = ctx.out / ".bundle.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    create_bundle(quantized_gguf(ctx), tmp, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
-                  report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    threshold = {}
+    if router_dir is not None:
+        threshold["router_threshold"] = float(json.loads((router_dir / ROUTER_FILE).read_text())["threshold"])
+    # create_bundle writes into a temp folder and renames it, replacing an older bundle only.
+    create_bundle(quantized_gguf(ctx), target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
+                  report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
+                  force=True, progress=byte_progress if ctx.progress else None, **threshold)
     run.output("report", report_file)
     run.metrics["bundle"] = str(target)
     ctx.log(f"bundle: {target}")

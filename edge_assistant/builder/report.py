@@ -59,7 +59,7 @@ def render_report(recipe: Recipe, records: dict[str, dict[str, Any]], quality: d
               f"- {q['qtype']}: {_fmt(q['bits_per_weight'], '.2f')} bits/weight, "
               f"{q['size'] / 1e6:.1f} MB (from {q['source_size'] / 1e6:.1f} MB)"]
     for fb in q["fallbacks"] or []:
-        lines.append(f"- fallback: {fb}")
+        lines.append(f"- fallback: `{fb['tensor']}` wanted {fb['wanted']}, got {fb['got']}")
     lines.append("")
     if "modifiers" in quality:
         threshold = recipe.eval.min_nll_reduction

@@ -138,6 +138,14 @@ def load_model(source: BaseSource, dtype: str, device: Any = None) -> Any:
 
     model = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch_dtype(dtype),
                                                  **source.from_pretrained_kwargs())
+    if source.gguf_file:
+        # transformers dequantizes GGUF weights to plain float tensors on load but still tags the
+        # model as "quantized with gguf", which blocks save_pretrained. The weights are ordinary
+        # floats by now, so the tag is dropped.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            delattr(model.config, "quantization_config")
     if device is not None:
         model.to(device)
     return model

@@ -20,9 +20,10 @@ from typing import Any
 import gguf
 import numpy as np
 
-from ..bundle.ggufmeta import BASE_SHA256_KEY
+from ..bundle.ggufmeta import BASE_SHA256_KEY, read_gguf_info
 from ..errors import ConversionError
 from .artifact import atomic_output
+from .gguf_index import read_tensor_index
 from .hparams import llama_hparams, read_config
 from .rope_layout import interleave_rope_rows
 from .safetensors_source import SafetensorsSource
@@ -52,19 +53,16 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def _gguf_base(path: Path) -> BaseModel:
-    reader = gguf.GGUFReader(path)
-    def scalar(key: str) -> Any:
-        field = reader.fields.get(key)
-        return None if field is None else field.contents()
-    if scalar("general.type") == "adapter":
+    info = read_gguf_info(path)
+    if info.is_adapter:
         raise ConversionError(f"{path} is itself an adapter", hint="pass the base model GGUF as --base")
-    arch = scalar("general.architecture")
-    if arch != ARCH:
-        raise ConversionError(f"base {path} has architecture {arch!r}", hint="LoRA conversion supports llama bases")
-    n_head = int(scalar(f"{ARCH}.attention.head_count"))
-    n_head_kv = int(scalar(f"{ARCH}.attention.head_count_kv") or n_head)
-    # GGUF stores ne (columns first); numpy order is the reverse.
-    shapes = {t.name: (int(t.shape[1]), int(t.shape[0])) for t in reader.tensors if len(t.shape) == 2}
+    if info.architecture != ARCH:
+        raise ConversionError(f"base {path} has architecture {info.architecture!r}",
+                              hint="LoRA conversion supports llama bases")
+    n_head = int(info.metadata[f"{ARCH}.attention.head_count"])  # type: ignore[call-overload]
+    n_head_kv = int(info.metadata.get(f"{ARCH}.attention.head_count_kv", n_head))  # type: ignore[call-overload]
+    # GGUF stores ne (row length first); numpy order is the reverse.
+    shapes = {t.name: (t.shape[1], t.shape[0]) for t in read_tensor_index(path) if len(t.shape) == 2}
     return BaseModel(n_head, n_head_kv, shapes, sha256_file(path))
 
 

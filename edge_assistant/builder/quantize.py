@@ -16,11 +16,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gguf
-
 from ..bundle.ggufmeta import read_gguf_info
 from ..errors import ConversionError
 from .artifact import atomic_output
+from .gguf_index import read_tensor_index
 
 # --type name -> llama.cpp's enum llama_ftype. Types below 4 bits that need an
 # importance matrix (IQ1/IQ2/IQ3) are left out: we never pass one.
@@ -114,10 +113,10 @@ def quantize_gguf(src: Path, out: Path, qtype: str, *, threads: int = 0) -> Quan
 
 
 def _report(out: Path, qtype: str, log: str) -> QuantizeReport:
-    reader = gguf.GGUFReader(out)
-    got = {t.name: t.tensor_type.name for t in reader.tensors}
-    n_bytes = sum(int(t.n_bytes) for t in reader.tensors)
-    n_weights = sum(int(t.n_elements) for t in reader.tensors)
+    tensors = read_tensor_index(out)
+    got = {t.name: t.qtype.name for t in tensors}
+    n_bytes = sum(t.nbytes for t in tensors)
+    n_weights = sum(t.n_elements for t in tensors)
     fallbacks = [Fallback(name, wanted.upper(), got.get(name, "missing"))
                  for name, wanted in _FALLBACK.findall(log)]
     return QuantizeReport(path=out, qtype=qtype, bits_per_weight=8.0 * n_bytes / n_weights,

@@ -285,7 +285,13 @@ def stage_router(ctx: BuildContext, run: StageRun) -> None:
         examples[m.name] = [prompt_of(x) for x in _load_split(ctx, f"modifier-{m.name}").train]
     examples["none"] = [prompt_of(x) for x in read_jsonl(ctx.stage_dir("data") / "router-none.jsonl")]
     examples = {k: list(dict.fromkeys(v))[: r.max_prompts_per_class] for k, v in examples.items()}
-    out = fit_router(examples, run.dir / "router", keyword_rules=r.keyword_rules or None)
+    embedding = None
+    if r.embedding:
+        embedding = Path(r.embedding).expanduser()
+        if not embedding.is_absolute() and ctx.recipe.path is not None:
+            embedding = ctx.recipe.path.parent / embedding
+    out = fit_router(examples, run.dir / "router", keyword_rules=r.keyword_rules or None,
+                     embedding_source=embedding, seed=ctx.recipe.seed)
     run.output("router", Path(out))
     run.metrics["prompts_per_class"] = {k: len(v) for k, v in examples.items()}
 

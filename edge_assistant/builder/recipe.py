@@ -104,7 +104,11 @@ class RouterConfig:
         "Prompts that should go to the base alone (the router's `none` class); default: phase1.data.",
         factory=tuple)
     max_prompts_per_class: int = _help("Cap on prompts per class given to the router.", 400)
-    keyword_rules: dict[str, list[str]] = _help("Optional keyword rules: modifier -> keywords.", factory=dict)
+    keyword_rules: dict[str, list[Any]] = _help(
+        "Keyword rules: modifier -> [[pattern, weight], ...]; empty uses the router's default table.", factory=dict)
+    embedding: str = _help(
+        "Sentence-transformers folder to distil (or an already distilled one), relative to the recipe; "
+        "empty: the offline all-MiniLM-L6-v2, distilled once and cached.", "")
 
 
 @dataclass(frozen=True)

@@ -46,13 +46,18 @@ class LlamaScorer:
         import llama_cpp as lc
 
         self._lc = lc
+        from .quantize import _LogCapture
+
         self._stack = ExitStack()
+        # llama.cpp logs every context and adapter change; keep the build log readable.
+        self.log = self._stack.enter_context(_LogCapture(lc))
         self._adapters: dict[Path, object] = {}
         self.n_ctx = n_ctx
         lc.llama_backend_init()
         mparams = lc.llama_model_default_params()
         self.model = lc.llama_model_load_from_file(str(gguf).encode(), mparams)
         if not self.model:
+            self.close()
             raise BuildError(f"llama.cpp could not load {gguf}", hint="check the file with `edge-assistant bundle verify`")
         self._stack.callback(lc.llama_model_free, self.model)
         cparams = lc.llama_context_default_params()

@@ -30,9 +30,12 @@ from ..errors import BuildError, RecipeError, UsageError
 from .base_model import BaseSource, check_llama_family, gguf_source, resolve_base
 from .dataset import Split, load_sources, read_jsonl, write_jsonl
 from .recipe import Recipe, TrainConfig, plan_lines, resolve_source
-from .stage import StageRun, atomic_write_text
+from .stage import StageRun, atomic_write_text, file_sha256
 
 STAGES = ("data", "phase1", "merge", "convert", "quantize", "modifiers", "router", "evaluate", "bundle")
+# Stage folders are named after their stage, except that the bundle stage's own files (record,
+# REPORT.md) live in `pack/`, leaving `bundle/` to the finished bundle.
+STAGE_FOLDERS = {**{s: s for s in STAGES}, "bundle": "pack"}
 
 
 @dataclass
@@ -62,7 +65,7 @@ class BuildContext:
         return self._tokenizer
 
     def stage_dir(self, name: str) -> Path:
-        return self.out / name
+        return self.out / STAGE_FOLDERS[name]
 
     def record(self, name: str) -> dict[str, Any]:
         path = self.stage_dir(name) / "record.json"
@@ -225,8 +228,9 @@ def stage_convert(ctx: BuildContext, run: StageRun) -> None:
         calib = run.dir / "awq-calib.txt"
         rows = _load_split(ctx, "phase1").train[: q.awq_calib_rows] if ctx.recipe.phase1.enabled else []
         atomic_write_text(calib, "\n\n".join(m["content"] for r in rows for m in r) + "\n")
-        hf_dir = Path(awq.apply_awq(hf_dir, calib, run.dir / "awq-model", qtype=q.qtype))
-        run.metrics["awq"] = True
+        hf_dir = Path(awq.awq_hf_dir(hf_dir, calib, q.qtype, run.dir / "awq-model"))
+        awq_report = hf_dir / "awq.json"
+        run.metrics["awq"] = json.loads(awq_report.read_text()) if awq_report.is_file() else True
     gguf = convert_hf_to_gguf(hf_dir, run.dir / f"model-{q.outtype}.gguf", outtype=q.outtype,
                               source_gguf=ctx.source.gguf_path)
     run.output("gguf", Path(gguf))
@@ -350,7 +354,7 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
                  for m in ctx.recipe.modifiers]
     router_dir = ctx.stage_dir("router") / "router" if _stage_enabled(ctx, "router") else None
     provenance = {"recipe": ctx.recipe.path.name if ctx.recipe.path else ctx.recipe.name,
-                  "recipe_sha256": records["data"]["inputs"].get("recipe", {}).get("sha256"),
+                  "recipe_sha256": file_sha256(ctx.recipe.path) if ctx.recipe.path else None,
                   "source_model": ctx.recipe.base.model, "revision": ctx.recipe.base.revision,
                   "data_hashes": {k: v["sha256"] for k, v in records["data"]["inputs"].items()},
                   "tool_versions": records["quantize"]["tool_versions"]}
@@ -389,7 +393,9 @@ def _stage_spec(ctx: BuildContext, name: str) -> tuple[Any, dict[str, Path]]:
     r = ctx.recipe
     data = ctx.stage_dir("data")
     if name == "data":
-        inputs = {"recipe": r.path} if r.path else {}
+        # The recipe file itself is not an input: only the settings below are, so editing another
+        # section of the recipe does not regenerate the data.
+        inputs: dict[str, Path] = {}
         for s in sorted({s for s in _all_sources(r)}):
             resolved = resolve_source(r, s)
             if isinstance(resolved, Path):

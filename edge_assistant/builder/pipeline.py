@@ -175,7 +175,7 @@ def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfi
     for line in plan_lines(label, cfg, len(train)):
         ctx.log(line)
     result = train_lora(source, cfg, train, val, out_dir=run.dir, seed=ctx.recipe.seed,
-                        pad_id=tokenizer.pad_token_id, label=label, progress=ctx.progress)
+                        pad_id=tokenizer.pad_token_id, label=label, progress=ctx.progress, log=ctx.log)
     ctx.log(f"{label}: val loss {result.val_loss_before:.4f} -> {result.val_loss_after:.4f} "
             f"in {result.steps} steps ({result.seconds:.0f} s"
             + (f", resumed at step {result.resumed_from_step})" if result.resumed_from_step else ")"))

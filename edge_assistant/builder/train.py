@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import BuildError
 from .base_model import BaseSource, load_model, torch_dtype
@@ -137,7 +137,8 @@ def _save_checkpoint(out_dir: Path, step: int, state: dict[str, Any]) -> Path:
 
 
 def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], val: Sequence[Example], *,
-               out_dir: Path, seed: int, pad_id: int, label: str, progress: bool = True) -> TrainResult:
+               out_dir: Path, seed: int, pad_id: int, label: str, progress: bool = True,
+               log: Callable[[str], None] = print) -> TrainResult:
     """Train a LoRA on ``source``; checkpoints and the final adapter go under ``out_dir``."""
     import torch
     from accelerate import Accelerator
@@ -173,7 +174,8 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         resumed = state["step"]
-        accelerator.print(f"{label}: resuming from {checkpoint.name} (step {resumed}/{total_steps})")
+        if accelerator.is_main_process:
+            log(f"{label}: resuming from {checkpoint.name} (step {resumed}/{total_steps})")
     if state["val_before"] is None:
         state["val_before"] = evaluate_loss(model, val, pad_id, cfg.batch_size, accelerator)
 
@@ -208,8 +210,9 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.3f}")
         if cfg.eval_every and state["step"] % cfg.eval_every == 0 and state["step"] < total_steps:
-            accelerator.print(f"{label}: step {state['step']} val loss "
-                              f"{evaluate_loss(model, val, pad_id, cfg.batch_size, accelerator):.4f}")
+            val_loss = evaluate_loss(model, val, pad_id, cfg.batch_size, accelerator)
+            if accelerator.is_main_process:
+                log(f"{label}: step {state['step']} val loss {val_loss:.4f}")
         if state["step"] % cfg.checkpoint_every == 0 or state["step"] == total_steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:

@@ -141,3 +141,18 @@ def test_every_generator_is_deterministic_and_offline() -> None:
     for name, generate in GENERATORS.items():
         assert generate(30, seed=7) == generate(30, seed=7), name
         assert all(r["prompt"].strip() and r["response"].strip() for r in generate(30, seed=7))
+
+
+def test_the_training_benchmark_starts_on_cpu_and_says_so() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "train_gpu.py"), "--steps", "1",
+                           "--variants", "qv,all7", "--rank", "4"],
+                          capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                           "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "NOT a GPU figure" in done.stdout
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(("qv ", "all7 "))]
+    assert len(lines) == 2 and float(lines[0].split()[1]) > 0 and lines[0].split()[2] == "1.00x"

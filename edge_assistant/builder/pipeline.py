@@ -36,6 +36,7 @@ STAGES = ("data", "phase1", "merge", "convert", "quantize", "modifiers", "router
 # Stage folders are named after their stage, except that the bundle stage's own files (record,
 # REPORT.md) live in `pack/`, leaving `bundle/` to the finished bundle.
 STAGE_FOLDERS = {**{s: s for s in STAGES}, "bundle": "pack"}
+TRAINING_STAGES = ("phase1", "modifiers")
 
 
 @dataclass
@@ -47,6 +48,16 @@ class BuildContext:
     progress: bool = True
     log: Callable[[str], None] = print
     _tokenizer: Any = None
+    _state: Any = None  # accelerate.PartialState: one process, or one per GPU under accelerate/torchrun
+
+    @property
+    def is_main(self) -> bool:
+        return self._state is None or self._state.is_main_process
+
+    def wait(self) -> None:
+        """All processes meet here, so no rank reads a file before rank 0 has written it."""
+        if self._state is not None:
+            self._state.wait_for_everyone()
 
     def tokenizer(self) -> Any:
         """The base's tokenizer, loaded once per build.
@@ -151,23 +162,25 @@ def _load_split(ctx: BuildContext, group: str) -> Split:
     return Split(train=[r for r in read_jsonl(train_file)], val=[r for r in read_jsonl(val_file)])
 
 
-def _reset_checkpoints_if_stale(run: StageRun) -> None:
+def _reset_checkpoints_if_stale(ctx: BuildContext, run: StageRun) -> None:
     """Checkpoints from a run with another config or other inputs must not be resumed."""
     from .stage import fingerprint
 
     marker = run.dir / "checkpoints" / "FINGERPRINT"
     current = fingerprint(run.config, run.input_hashes())
-    if marker.is_file() and marker.read_text().strip() != current:
-        shutil.rmtree(run.dir / "checkpoints")
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(marker, current + "\n")
+    if ctx.is_main:
+        if marker.is_file() and marker.read_text().strip() != current:
+            shutil.rmtree(run.dir / "checkpoints")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(marker, current + "\n")
+    ctx.wait()
 
 
 def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfig, group: str, label: str) -> Any:
     from .dataset import tokenize_all
     from .train import train_lora
 
-    _reset_checkpoints_if_stale(run)
+    _reset_checkpoints_if_stale(ctx, run)
     tokenizer = ctx.tokenizer()
     split = _load_split(ctx, group)
     train = tokenize_all(tokenizer, split.train, cfg.max_seq_len)
@@ -265,16 +278,21 @@ def stage_modifiers(ctx: BuildContext, run: StageRun) -> None:
                        inputs={"base": base, "train": _split_files(ctx, f"modifier-{m.name}")[0],
                                "val": _split_files(ctx, f"modifier-{m.name}")[1]})
         previous = sub.previous()
+        ctx.wait()  # every rank decides on the same record before rank 0 may replace it
         if previous is not None:
             ctx.log(f"modifier {m.name}: unchanged, skipped")
         else:
-            sub.invalidate()
+            if ctx.is_main:
+                sub.invalidate()
             result = _train(ctx, sub, gguf_source(base), cfg, f"modifier-{m.name}", f"modifier {m.name}")
-            gguf = convert_lora_to_gguf(result.adapter_dir, base, sub.dir / f"{m.name}.gguf")
-            sub.output("gguf", Path(gguf))
-            sub.output("adapter", result.adapter_dir)
-            sub.metrics.update(result.summary())
-            previous = sub.finish()
+            if ctx.is_main:
+                gguf = convert_lora_to_gguf(result.adapter_dir, base, sub.dir / f"{m.name}.gguf")
+                sub.output("gguf", Path(gguf))
+                sub.output("adapter", result.adapter_dir)
+                sub.metrics.update(result.summary())
+                sub.finish()
+            ctx.wait()
+            previous = json.loads(sub.record_path.read_text(encoding="utf-8"))
         run.metrics[m.name] = previous["metrics"]
         run.output(m.name, run.dir / m.name / previous["outputs"]["gguf"])
 
@@ -490,6 +508,11 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
     if first > last:
         raise UsageError(f"--from {from_stage} comes after --until {until_stage}", hint=f"stage order: {' '.join(STAGES)}")
     build_started = time.time()
+    from accelerate import PartialState
+
+    ctx._state = PartialState()  # sets up torch.distributed when launched by accelerate or torchrun
+    if not ctx.is_main:
+        ctx.log = log = lambda line: None
     for index, name in enumerate(STAGES):
         if not _stage_enabled(ctx, name):
             continue
@@ -505,15 +528,25 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
                              hint="run the earlier stages first (drop --from)")
         run = StageRun(name=name, dir=ctx.stage_dir(name), config=json.loads(json.dumps(config, default=str)),
                        inputs=inputs)
-        if run.previous() is not None and not (from_stage == name):
+        skip = run.previous() is not None and from_stage != name
+        ctx.wait()
+        if skip:
             log(f"[{name}] unchanged since the last run: skipped")
             continue
-        run.invalidate()
-        run.dir.mkdir(parents=True, exist_ok=True)
+        if ctx.is_main:
+            run.invalidate()
+            run.dir.mkdir(parents=True, exist_ok=True)
+        ctx.wait()
         log(f"[{name}] running")
-        RUNNERS[name](ctx, run)
-        record = run.finish()
-        log(f"[{name}] done in {record['seconds']:.1f} s")
+        # Training stages run on every process (each trains on its share of a batch); the others
+        # (data, conversion, scoring, packing) run once, on rank 0, while the rest wait.
+        if name in TRAINING_STAGES or ctx.is_main:
+            RUNNERS[name](ctx, run)
+        ctx.wait()
+        if ctx.is_main:
+            record = run.finish()
+            log(f"[{name}] done in {record['seconds']:.1f} s")
+        ctx.wait()
     log(f"build finished in {time.time() - build_started:.0f} s: {out}")
     bundle = out / "bundle"
     return bundle if bundle.is_dir() and last == len(STAGES) - 1 else out

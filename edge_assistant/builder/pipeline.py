@@ -51,6 +51,10 @@ class BuildContext:
     _state: Any = None  # accelerate.PartialState: one process, or one per GPU under accelerate/torchrun
 
     @property
+    def world_size(self) -> int:
+        return 1 if self._state is None else self._state.num_processes
+
+    @property
     def is_main(self) -> bool:
         return self._state is None or self._state.is_main_process
 
@@ -146,7 +150,7 @@ def stage_data(ctx: BuildContext, run: StageRun) -> None:
         run.output(f"{group}.train", train_file)
         run.output(f"{group}.val", val_file)
         counts[group] = {"train": len(split.train), "val": len(split.val)}
-        for line in plan_lines(group, cfg, len(split.train)):
+        for line in plan_lines(group, cfg, len(split.train), ctx.world_size):
             ctx.log(line)
     none_sources = recipe.router.none_data or (recipe.phase1.data if recipe.phase1.enabled else ())
     none_rows = [r for f in files(tuple(none_sources)) for r in read_jsonl(f)]
@@ -185,7 +189,7 @@ def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfi
     split = _load_split(ctx, group)
     train = tokenize_all(tokenizer, split.train, cfg.max_seq_len)
     val = tokenize_all(tokenizer, split.val, cfg.max_seq_len)
-    for line in plan_lines(label, cfg, len(train)):
+    for line in plan_lines(label, cfg, len(train), ctx.world_size):
         ctx.log(line)
     result = train_lora(source, cfg, train, val, out_dir=run.dir, seed=ctx.recipe.seed,
                         pad_id=tokenizer.pad_token_id, label=label, progress=ctx.progress, log=ctx.log)
@@ -508,9 +512,11 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
     if first > last:
         raise UsageError(f"--from {from_stage} comes after --until {until_stage}", hint=f"stage order: {' '.join(STAGES)}")
     build_started = time.time()
+    import torch
     from accelerate import PartialState
 
-    ctx._state = PartialState()  # sets up torch.distributed when launched by accelerate or torchrun
+    # Sets up torch.distributed when launched by accelerate or torchrun (gloo on CPU, nccl on GPU).
+    ctx._state = PartialState(cpu=not torch.cuda.is_available())
     if not ctx.is_main:
         ctx.log = log = lambda line: None
     for index, name in enumerate(STAGES):

@@ -148,7 +148,7 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
     if not train:
         raise BuildError(f"{label}: no training rows left after tokenization",
                          hint="raise max_seq_len or check the data's assistant turns")
-    accelerator = Accelerator()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: multi-process CPU runs use gloo
     set_seed(seed)
     dtype = torch_dtype(cfg.dtype if cfg.dtype != "auto" else ("bf16" if accelerator.device.type == "cuda" else "fp32"))
     model = load_model(source, "bf16" if dtype == torch.bfloat16 else "fp32")

@@ -149,6 +149,133 @@ def doctor(as_json: bool) -> None:
 
 # --- bundle commands: bundle create/verify/info/list (bundle) ---
 
+def _name_value(items: tuple[str, ...], option: str, example: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"{option} {item!r} is not NAME=VALUE", hint=f"write e.g. {option} {example}")
+        pairs.append((name, value))
+    return pairs
+
+
+@main.group()
+def bundle() -> None:
+    """Create, check and list bundles (a packed base model plus its modifiers)."""
+
+
+@bundle.command("create")
+@click.option("--base", "base", required=True, type=click.Path(path_type=Path),
+              help="Base model GGUF to pack.")
+@click.option("--modifier", "modifier_specs", multiple=True, metavar="NAME=ADAPTER.gguf",
+              help="A LoRA adapter GGUF to add as modifier NAME (repeatable).")
+@click.option("--description", "descriptions", multiple=True, metavar="NAME=TEXT",
+              help="A one-line description of modifier NAME (repeatable).")
+@click.option("--bind-unverified", is_flag=True,
+              help="Bind adapters that carry no base sha256 to this base. Only if you know they were "
+                   "trained on exactly this file: a wrong binding gives wrong answers.")
+@click.option("--router", "router_dir", type=click.Path(path_type=Path), help="Router folder to include.")
+@click.option("--router-threshold", type=float, default=None,
+              help="Router confidence below which the base answers alone (default: the fitted one).")
+@click.option("--report", type=click.Path(path_type=Path), help="REPORT.md to include.")
+@click.option("--name", default=None, help="Bundle name (default: the --out folder's name).")
+@click.option("--level", type=click.IntRange(1, 22), default=None, help="zstd level, 1-22 (default 3).")
+@click.option("--threads", type=click.IntRange(0, 256), default=0, help="zstd threads (0: one per core).")
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
+def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tuple[str, ...],
+                  bind_unverified: bool, router_dir: Path | None, router_threshold: float | None,
+                  report: Path | None, name: str | None, level: int | None, threads: int,
+                  force: bool, out_dir: Path) -> None:
+    """Pack a base GGUF with zstd and add modifiers, router and report."""
+    from .bundle.manifest import sha256_file
+    from .bundle.pack import DEFAULT_LEVEL, ModifierInput, create_bundle
+    from .progress import byte_progress
+
+    about = dict(_name_value(descriptions, "--description", "'code=Writes Python'"))
+    specs = _name_value(modifier_specs, "--modifier", "code=adapters/code.gguf")
+    unknown = set(about) - {n for n, _ in specs}
+    if unknown:
+        raise UsageError(f"--description names no --modifier: {', '.join(sorted(unknown))}")
+    binding = None
+    if bind_unverified and specs:
+        if not base.is_file():
+            raise UsageError(f"base model {base} does not exist", hint="pass --base PATH/TO/MODEL.gguf")
+        with byte_progress(f"hashing {base.name}", base.stat().st_size) as advance:
+            binding = sha256_file(base, advance)
+    modifiers = [ModifierInput(name=n, path=Path(p), description=about.get(n, ""), base_sha256=binding)
+                 for n, p in specs]
+    path = create_bundle(base, out_dir, name=name, modifiers=modifiers, router_dir=router_dir,
+                         router_threshold=router_threshold,
+                         report=report, level=level or DEFAULT_LEVEL, threads=threads, force=force,
+                         progress=byte_progress)
+    click.echo(str(path))
+
+
+@bundle.command("verify")
+@click.argument("bundle_ref", metavar="BUNDLE")
+@click.option("--quick", is_flag=True, help="Skip decompressing the base (hash the packed file only).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bundle_verify(bundle_ref: str, quick: bool, as_json: bool) -> None:
+    """Check every file of BUNDLE (a folder or an installed name) against its manifest."""
+    from .bundle.discovery import find_bundle
+    from .bundle.verify import verify_bundle
+    from .progress import byte_progress
+
+    report = verify_bundle(find_bundle(bundle_ref), deep=not quick, progress=byte_progress)
+    if as_json:
+        _print_json({"bundle": str(report.bundle_dir), "name": report.manifest.name, "ok": True,
+                     "deep": report.deep, "files": [f.path for f in report.files], "warnings": report.warnings})
+        return
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    what = "files and unpacked base" if report.deep else "files (base not decompressed: --quick)"
+    click.echo(f"ok: {report.manifest.name}: {len(report.files)} {what} match the manifest "
+               f"({report.total_bytes / 1e6:.1f} MB)")
+
+
+@bundle.command("info")
+@click.argument("bundle_ref", metavar="BUNDLE")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
+def bundle_info(bundle_ref: str, as_json: bool) -> None:
+    """Show BUNDLE's manifest: base, modifiers, router (no hashing)."""
+    from .bundle.discovery import find_bundle
+    from .bundle.info import describe_bundle
+    from .bundle.manifest import load_manifest
+
+    folder = find_bundle(bundle_ref)
+    manifest = load_manifest(folder)
+    if as_json:
+        _print_json({"path": str(folder), **manifest.to_dict()})
+        return
+    click.echo(describe_bundle(folder, manifest))
+
+
+@bundle.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bundle_list(as_json: bool) -> None:
+    """List installed bundles, newest first."""
+    from .bundle.discovery import scan_installed
+
+    scan = scan_installed()
+    for problem in scan.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if as_json:
+        _print_json({"bundles": [{"name": m.name, "path": str(folder), "base_sha256": m.base.sha256,
+                                  "arch": m.base.arch, "quant_type": m.base.quant_type, "size": m.base.size,
+                                  "modifiers": [x.name for x in m.modifiers]} for folder, m in scan.bundles],
+                     "skipped": scan.problems})
+        return
+    if not scan.bundles:
+        click.echo(f"no bundles installed in {paths.bundles_dir()} (create one with `edge-assistant bundle create`)")
+        return
+    for folder, manifest in scan.bundles:
+        mods = ", ".join(m.name for m in manifest.modifiers) or "no modifiers"
+        click.echo(f"{manifest.name:<24} {manifest.base.arch} {manifest.base.quant_type} "
+                   f"{manifest.base.size / 1e6:.0f} MB  [{mods}]  {folder}")
+
+
+
 
 # --- router commands: route (router) ---
 
@@ -162,7 +289,8 @@ def doctor(as_json: bool) -> None:
 def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> None:
     """Show which modifier would answer PROMPT, how sure the router is, and why ('-' reads stdin)."""
     from .router.jsonl import read_prompts
-    from .router.source import router_for_bundle
+    from .router.source import router_from_bundle
+    from .runtime.factory import resolve_bundle
 
     if (prompt is None) == (jsonl is None):
         raise UsageError("give either a PROMPT or --jsonl FILE",
@@ -171,7 +299,8 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
         prompts = read_prompts(jsonl, jsonl.name)
     else:
         prompts = [sys.stdin.read() if prompt == "-" else prompt]
-    router, _ = router_for_bundle(bundle, _settings())
+    resolved = resolve_bundle(bundle, _settings())
+    router = router_from_bundle(resolved.path, resolved.manifest, resolved.name)
     for text in prompts:
         decision = router.route(text)
         if as_json or jsonl is not None:
@@ -185,7 +314,71 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
 # --- hub commands: pull, bundle push (distribution) ---
 
 
+def _progress_line(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@main.command()
+@click.argument("repo_id")
+@click.option("--revision", default=None, help="Branch, tag or commit to pull (default: main).")
+def pull(repo_id: str, revision: str | None) -> None:
+    """Download a bundle from a model hub, check every file's sha256, install it."""
+    from .bundle.hub import pull_bundle
+
+    installed = pull_bundle(repo_id, revision=revision, progress=_progress_line)
+    click.echo(str(installed))
+
+
+@bundle.command(name="push")
+@click.argument("bundle_ref", metavar="B")
+@click.argument("repo_id")
+@click.option("--revision", default=None, help="Branch to commit to (created if missing; default: main).")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+def push_command(bundle_ref: str, repo_id: str, revision: str | None, private: bool) -> None:
+    """Verify bundle B (a folder or installed name), then upload it to hub repository REPO_ID as one commit."""
+    from .bundle.discovery import find_bundle
+    from .bundle.hub import push_bundle
+
+    url = push_bundle(find_bundle(bundle_ref), repo_id, private=private, revision=revision, progress=_progress_line)
+    click.echo(url)
+
+
 # --- serve (server) ---
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0 picks a free port.")
+@click.option("--bundle", default=None, help="Bundle folder or installed bundle name.")
+@click.option("--threads", type=click.IntRange(min=0), default=None, help="CPU threads (0: automatic).")
+@click.option("--quiet", is_flag=True, help="Do not log requests.")
+def serve(host: str, port: int, bundle: str | None, threads: int | None, quiet: bool) -> None:
+    """Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models).
+
+    The request's `model` picks the modifier: auto (router), none (base) or a modifier name.
+    """
+    from .runtime.factory import open_assistant
+    from .runtime.generation import SamplingParams
+    from .server.http import _stderr_log, is_loopback, make_server
+
+    settings = _settings(threads=threads)
+    assistant = open_assistant(settings, bundle, progress=_unpack_progress())
+    defaults = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
+                              settings.repeat_penalty)
+    server = make_server(assistant, host, port, defaults, log=None if quiet else _stderr_log)
+    bound_host, bound_port = server.server_address[:2]
+    if not is_loopback(host):
+        click.echo(f"edge-assistant: warning: listening on {host}, reachable from other machines; "
+                   "there is no authentication", err=True)
+    click.echo(f"edge-assistant: serving {assistant.bundle_name} at http://{bound_host}:{bound_port}/v1 "
+               "(Ctrl-C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        assistant.close()
 
 
 class _BuildGroup(click.Group):

@@ -87,27 +87,42 @@ def distill(source: Path, out_dir: Path, *, pca_dims: int = PCA_DIMS) -> Path:
     except ImportError as exc:
         raise BuildError(f"model2vec's distillation is not available ({exc})",
                          hint="pip install 'model2vec[distill]' (part of the build extra)") from exc
-    model = m2v_distill(model_name=str(source), pca_dims=pca_dims)
+    try:
+        model = m2v_distill(model_name=str(source), pca_dims=pca_dims)
+    except (OSError, ValueError) as exc:  # transformers' "unrecognized model", missing weights
+        raise BuildError(f"cannot distil the router embedding from {source} ({exc})",
+                         hint="pass the folder of a Hugging Face sentence-transformers model") from exc
     meta = {"source": source.name, "source_hash": cache_key(source, pca_dims), "pca_dims": pca_dims,
             "method": "model2vec distill", "tool_versions": _tool_versions()}
     return _write_static_model(model, out_dir, meta)
 
 
 def is_model2vec_folder(folder: Path) -> bool:
+    """A saved model2vec StaticModel: its config says so, or it has weights and no transformers model type."""
     config = folder / "config.json"
     if not config.is_file():
         return False
     try:
-        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == "model2vec"
+        data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    if not isinstance(data, dict):
+        return False
+    if data.get("model_type") == "model2vec":
+        return True
+    return "model_type" not in data and (folder / "model.safetensors").is_file() \
+        and (folder / "tokenizer.json").is_file()
 
 
 def convert_model2vec(folder: Path, out_dir: Path) -> Path:
     """Store an already distilled model2vec folder in the runtime format; returns ``out_dir``."""
     from model2vec import StaticModel
 
-    model = StaticModel.from_pretrained(folder)
+    try:
+        model = StaticModel.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as exc:
+        raise BuildError(f"cannot read the model2vec folder {folder} ({exc})",
+                         hint="pass a folder saved by model2vec's save_pretrained") from exc
     meta = {"source": folder.name, "method": "model2vec folder", "tool_versions": _tool_versions()}
     return _write_static_model(model, out_dir, meta)
 

@@ -58,19 +58,22 @@ def find_bundle(name_or_path: str) -> Path:
     candidate = Path(name_or_path).expanduser()
     if candidate.is_dir() and (candidate / MANIFEST_NAME).is_file():
         return candidate
-    if candidate.is_dir():
-        raise BundleError(f"{candidate} is not a bundle (no {MANIFEST_NAME})",
-                          hint="pass a folder made by `edge-assistant bundle create` or `pull`")
+    not_a_bundle = BundleError(f"{candidate} is not a bundle (no {MANIFEST_NAME})",
+                               hint="pass a folder made by `edge-assistant bundle create` or `pull`")
     if _looks_like_path(name_or_path):
+        if candidate.is_dir():
+            raise not_a_bundle
         raise BundleError(f"bundle folder {candidate} does not exist",
                           hint="check the path, or run `edge-assistant bundle list` for installed bundles")
     scan = scan_installed()
-    for folder, manifest in scan.bundles:
+    for folder, _ in scan.bundles:
         if folder.name == name_or_path:
             return folder
     for folder, manifest in scan.bundles:
         if manifest.name == name_or_path:
             return folder
+    if candidate.is_dir():
+        raise not_a_bundle  # a plain name that is a local folder, not an installed bundle
     names = ", ".join(sorted({f.name for f, _ in scan.bundles})) or "none"
     raise BundleError(f"no bundle named {name_or_path!r} (installed: {names})",
                       hint="pass a bundle folder path, or install one with `edge-assistant pull`")

@@ -11,6 +11,7 @@ as it goes; no file is ever held in memory whole.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -22,8 +23,10 @@ from typing import BinaryIO, Sequence
 import zstandard
 
 from .. import __version__
-from ..errors import BundleError, ModifierError, UsageError
+from ..errors import BundleError, DiskSpaceError, ModifierError, UsageError
 from ..progress import ProgressFactory, no_progress
+from .adapter import inspect_adapter
+from .durable import fsync_dir
 from .ggufmeta import BASE_SHA256_KEY, GGUFInfo, read_gguf_info
 from .manifest import (BASE_PACKED_NAME, HASH_CHUNK, MANIFEST_NAME, MODIFIERS_DIR, NAME_RE, REPORT_NAME,
                        ROUTER_DIR, SHA256_RE, BaseEntry, Manifest, ModifierEntry, RouterEntry,
@@ -33,7 +36,6 @@ from .manifest import (BASE_PACKED_NAME, HASH_CHUNK, MANIFEST_NAME, MODIFIERS_DI
 # quantized weights barely compress past level 3 while higher levels cost several
 # times the packing time; decompression speed hardly depends on the level.
 DEFAULT_LEVEL = 3
-DEFAULT_ROUTER_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,6 @@ class ModifierInput:
 @dataclass(frozen=True)
 class _CheckedModifier:
     spec: ModifierInput
-    info: GGUFInfo
     binding: str
     rank: int
     alpha: float
@@ -85,7 +86,8 @@ def _check_base(base_gguf: Path) -> GGUFInfo:
         raise BundleError(f"{base_gguf} is a LoRA adapter, not a base model",
                           hint="pass the model as --base and the adapter as --modifier NAME=ADAPTER.gguf")
     if not info.architecture:
-        raise BundleError(f"{base_gguf} has no general.architecture", hint="reconvert the model with a current converter")
+        raise BundleError(f"{base_gguf} has no general.architecture",
+                          hint="reconvert the model with a current converter")
     if info.context_length is None:
         raise BundleError(f"{base_gguf} has no {info.architecture}.context_length",
                           hint="reconvert the model with a current converter")
@@ -97,33 +99,8 @@ def _check_modifier(spec: ModifierInput, base: GGUFInfo) -> _CheckedModifier:
     where = f"modifier {spec.name!r} ({spec.path})"
     if not Path(spec.path).is_file():
         raise UsageError(f"{where} does not exist", hint="check the path after NAME=")
-    info = read_gguf_info(spec.path, tensors=True)
-    if not info.is_adapter or info.metadata.get("adapter.type") != "lora":
-        raise ModifierError(f"{where} is not a LoRA adapter GGUF (general.type={info.metadata.get('general.type')!r})",
-                            hint="convert the PEFT adapter with `edge-assistant build convert-lora`")
-    if info.architecture != base.architecture:
-        raise ModifierError(f"{where} is for architecture {info.architecture!r}, the base is {base.architecture!r}",
-                            hint="use an adapter trained on this base")
-    base_tensors = base.tensor_map()
-    adapter_tensors = info.tensor_map()
-    ranks = info.lora_ranks()
-    if not ranks:
-        raise ModifierError(f"{where} has no *.lora_a tensors", hint="reconvert the adapter")
-    for target, rank in ranks.items():
-        a = adapter_tensors[f"{target}.lora_a"]
-        b = adapter_tensors.get(f"{target}.lora_b")
-        w = base_tensors.get(target)
-        # The same shape rules llama.cpp applies at load time, checked now instead of on the laptop.
-        if b is None or w is None or len(w.shape) < 2 or len(b.shape) < 2:
-            raise ModifierError(f"{where}: {target} has no matching lora_b or base tensor",
-                                hint="use an adapter trained on this base")
-        if a.shape[0] != w.shape[0] or b.shape[1] != w.shape[1] or b.shape[0] != rank:
-            raise ModifierError(f"{where}: {target} shapes a={list(a.shape)} b={list(b.shape)} do not fit "
-                                f"the base's {list(w.shape)}", hint="use an adapter trained on this base")
-    embedded = info.metadata.get(BASE_SHA256_KEY)
-    if embedded is not None and not (isinstance(embedded, str) and SHA256_RE.match(embedded)):
-        raise ModifierError(f"{where} has a malformed {BASE_SHA256_KEY}", hint="reconvert the adapter")
-    claimed = spec.base_sha256
+    adapter = inspect_adapter(Path(spec.path), base, label=where)
+    embedded, claimed = adapter.base_sha256, spec.base_sha256
     if claimed is not None and not SHA256_RE.match(claimed):
         raise UsageError(f"{where}: base_sha256 {claimed!r} is not a lowercase hex sha256")
     if embedded is None and claimed is None:
@@ -135,11 +112,7 @@ def _check_modifier(spec: ModifierInput, base: GGUFInfo) -> _CheckedModifier:
         raise ModifierError(f"{where} is bound to base {embedded[:12]}…, not the {claimed[:12]}… given",
                             hint="drop the explicit binding or use the right adapter")
     binding = embedded if embedded is not None else claimed
-    alpha = info.metadata.get("adapter.lora.alpha")
-    rank = max(ranks.values())
-    # llama.cpp scales by alpha/rank, or by 1 when alpha is absent (0): alpha = rank means the same.
-    alpha_value = float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha else float(rank)
-    return _CheckedModifier(spec=spec, info=info, binding=str(binding), rank=rank, alpha=alpha_value)
+    return _CheckedModifier(spec=spec, binding=str(binding), rank=adapter.rank, alpha=adapter.alpha)
 
 
 def _copy_hashed(src: Path, dst: Path) -> tuple[int, str]:
@@ -194,19 +167,6 @@ def _copy_router(router_dir: Path, dst: Path) -> dict[str, str]:
     return files
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not possible on every platform; the files themselves were fsynced
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory
-    finally:
-        os.close(fd)
-
-
 def _check_out_dir(out_dir: Path, force: bool) -> None:
     if not out_dir.exists():
         return
@@ -220,7 +180,7 @@ def _check_out_dir(out_dir: Path, force: bool) -> None:
 
 def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
                   modifiers: Sequence[ModifierInput] = (), router_dir: Path | None = None,
-                  router_threshold: float = DEFAULT_ROUTER_THRESHOLD, report: Path | None = None,
+                  router_threshold: float | None = None, report: Path | None = None,
                   provenance: dict | None = None, quality: dict | None = None,
                   level: int = DEFAULT_LEVEL, threads: int = 0, force: bool = False,
                   progress: ProgressFactory | None = None) -> Path:
@@ -258,10 +218,10 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
                     f"but {base_gguf.name} is {base_sha[:12]}…",
                     hint="pass the base it was trained on, or retrain the adapter on this base")
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         size, sha, packed_size, packed_sha = _pack_base(base_gguf, tmp / BASE_PACKED_NAME,
                                                         level=level, threads=threads, progress=bar)
         if base_sha is not None and sha != base_sha:
@@ -278,6 +238,11 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
         router = None
         if router_dir is not None:
             files = _copy_router(Path(router_dir), tmp / ROUTER_DIR)
+            if router_threshold is None:
+                # The threshold the router was fitted with, chosen on its validation split.
+                from ..router.router import fitted_threshold
+
+                router_threshold = fitted_threshold(router_dir)
             router = RouterEntry(dir=ROUTER_DIR, threshold=float(router_threshold), files=files)
         if report is not None:
             _copy_hashed(Path(report), tmp / REPORT_NAME)
@@ -297,12 +262,23 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
             modifiers=tuple(entries), router=router, provenance=record, quality=dict(quality or {}),
         )
         write_manifest(tmp, manifest)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _move_into_place(tmp, out_dir, force)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _write_error(exc, out_dir) from exc
         raise
     return out_dir
+
+
+def _write_error(exc: OSError, out_dir: Path) -> BundleError:
+    if exc.errno == errno.ENOSPC:
+        return DiskSpaceError(f"the disk filled up while writing {out_dir}",
+                              hint="free some space or pass --out on a larger disk")
+    where = f" ({exc.filename})" if exc.filename else ""
+    return BundleError(f"cannot write bundle {out_dir}: {exc.strerror or exc}{where}",
+                       hint="check the folder's permissions and free space, then run bundle create again")
 
 
 def _move_into_place(tmp: Path, out_dir: Path, force: bool) -> None:
@@ -318,6 +294,6 @@ def _move_into_place(tmp: Path, out_dir: Path, force: bool) -> None:
             os.rename(old, out_dir)
         raise BundleError(f"cannot move the new bundle into {out_dir}: {exc.strerror}",
                           hint="check the folder's permissions and run bundle create again") from exc
-    _fsync_dir(out_dir.parent)
+    fsync_dir(out_dir.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

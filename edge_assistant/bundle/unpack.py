@@ -11,6 +11,7 @@ removed by the next run (it holds the lock, so no live writer owns it).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ from filelock import FileLock, Timeout
 from .. import paths
 from ..errors import BundleError, DiskSpaceError, IntegrityError
 from ..progress import ProgressCallback
+from .durable import fsync_dir
 from .manifest import Manifest, safe_relpath
 from .stream import decompress_bounded
 
@@ -59,39 +61,37 @@ def _check_free_space(folder: Path, needed: int, bundle_name: str) -> None:
             hint="free some disk space or set EDGE_ASSISTANT_HOME to a larger disk")
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename durable; not every platform can open a directory.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # directories cannot be fsynced on some filesystems; the data itself was
-    finally:
-        os.close(fd)
-
-
 def unpack_base(bundle_dir: Path, manifest: Manifest, *, cache_dir: Path | None = None,
                 progress: ProgressCallback | None = None) -> Path:
     """Return the path of the unpacked base GGUF, unpacking it first if needed.
 
     ``progress`` is called with the byte count of each unpacked chunk (the total
-    is ``manifest.base.size``).
+    is ``manifest.base.size``), from a worker thread (rich's bars are thread-safe).
     """
     bundle_dir = Path(bundle_dir)
     folder = cache_dir or paths.bases_cache_dir()
     final = cached_base_path(manifest, folder)
-    size = manifest.base.size
-    if _is_complete(final, size):
+    if _is_complete(final, manifest.base.size):
         return final
+    try:
+        return _unpack_locked(bundle_dir, manifest, folder, final, progress)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskSpaceError(f"the disk holding {folder} filled up while unpacking {manifest.name!r}",
+                                 hint="free some disk space or set EDGE_ASSISTANT_HOME to a larger disk") from exc
+        raise BundleError(f"cannot unpack {manifest.name!r} into {folder}: {exc.strerror or exc}",
+                          hint="check that folder's permissions, or set EDGE_ASSISTANT_HOME elsewhere") from exc
+
+
+def _unpack_locked(bundle_dir: Path, manifest: Manifest, folder: Path, final: Path,
+                   progress: ProgressCallback | None) -> Path:
+    size = manifest.base.size
     packed = safe_relpath(bundle_dir, manifest.base.file, what="base.file")
     try:
         packed_size = packed.stat().st_size
     except FileNotFoundError:
-        raise BundleError(f"{packed} is missing from bundle {manifest.name!r}",
-                          hint="re-download or rebuild the bundle") from None
+        raise IntegrityError(f"{manifest.base.file} is missing from bundle {manifest.name!r}",
+                             hint="re-download or rebuild the bundle") from None
     if packed_size != manifest.base.packed_size:
         raise IntegrityError(
             f"{packed.name} is {packed_size} bytes, the manifest says {manifest.base.packed_size}",
@@ -135,4 +135,4 @@ def _unpack_to(packed: Path, final: Path, manifest: Manifest, progress: Progress
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)

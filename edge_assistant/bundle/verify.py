@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BundleError, IntegrityError
+from ..errors import IntegrityError
 from ..progress import ProgressFactory, no_progress
 from .manifest import Manifest, load_manifest, safe_relpath, sha256_file
 from .stream import decompress_bounded
@@ -46,7 +46,7 @@ def _size_of(path: Path, rel: str) -> int:
             raise FileNotFoundError
         return path.stat().st_size
     except FileNotFoundError:
-        raise BundleError(f"{rel} is missing from the bundle", hint=_REBUILD) from None
+        raise IntegrityError(f"{rel} is missing from the bundle", hint=_REBUILD) from None
 
 
 def _expect_size(path: Path, rel: str, expected: int) -> None:
@@ -64,7 +64,7 @@ def _expect_sha(rel: str, actual: str, expected: str) -> None:
 
 def verify_bundle(bundle_dir: str | Path, *, deep: bool = True,
                   progress: ProgressFactory | None = None) -> VerifyReport:
-    """Verify ``bundle_dir``; raise ManifestError/IntegrityError/BundleError naming the file."""
+    """Verify ``bundle_dir``; raise ManifestError or IntegrityError naming the file."""
     bundle_dir = Path(bundle_dir)
     bar = progress or no_progress
     manifest = load_manifest(bundle_dir)
@@ -74,7 +74,8 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True,
     for m in manifest.modifiers:
         if m.base_sha256 != base.sha256:
             raise IntegrityError(
-                f"modifier {m.name!r} is bound to base {m.base_sha256[:12]}…, this bundle's base is {base.sha256[:12]}…",
+                f"modifier {m.name!r} is bound to base {m.base_sha256[:12]}…, "
+                f"this bundle's base is {base.sha256[:12]}…",
                 hint="retrain the modifier on this base or rebuild the bundle without it")
 
     # Presence and sizes first: a truncated download fails before anything is hashed.
@@ -98,7 +99,7 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True,
             for extra in sorted(p for p in root.rglob("*") if p.is_file() and p not in listed):
                 report.warnings.append(f"{extra.relative_to(bundle_dir).as_posix()} is not listed in the manifest")
         else:
-            raise BundleError(f"{rdir}/ is missing from the bundle", hint=_REBUILD)
+            raise IntegrityError(f"{rdir}/ is missing from the bundle", hint=_REBUILD)
 
     if deep:
         packed_digest = hashlib.sha256()

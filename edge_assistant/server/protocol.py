@@ -1,0 +1,150 @@
+"""OpenAI chat-completions request parsing and response shapes.
+
+Only what a local assistant needs: chat completions (streamed or not) and the
+model list. The `model` field picks the modifier: ``auto`` (the router),
+``none`` (the base) or a modifier name; any other value (for example the name
+a client hard-codes, such as ``gpt-4o``) means ``auto``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ..runtime.generation import GenerationResult, Message, SamplingParams
+from ..router.decision import RouteDecision
+
+MAX_MESSAGES = 1000
+
+
+class RequestError(ValueError):
+    """A request the client must fix (HTTP 400)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    override: str
+    model: str
+    sampling: SamplingParams
+    stream: bool
+    stop: tuple[str, ...]
+
+
+def _content_text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise RequestError(f"{where}: only text content parts are supported", "messages")
+            parts.append(part["text"])
+        return "".join(parts)
+    if content is None:
+        return ""
+    raise RequestError(f"{where}.content must be a string or a list of text parts", "messages")
+
+
+def _number(body: dict[str, Any], key: str, kind: type, low: float, high: float) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise RequestError(f"'{key}' must be a number", key)
+    if not low <= value <= high:
+        raise RequestError(f"'{key}' must be between {low} and {high}", key)
+    return kind(value)
+
+
+def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: SamplingParams) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise RequestError("'messages' must be a non-empty list", "messages")
+    if len(raw_messages) > MAX_MESSAGES:
+        raise RequestError(f"at most {MAX_MESSAGES} messages per request", "messages")
+    messages = []
+    for i, m in enumerate(raw_messages):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict):
+            raise RequestError(f"{where} must be an object", "messages")
+        role = m.get("role")
+        if role == "developer":
+            role = "system"
+        if role not in ("system", "user", "assistant"):
+            raise RequestError(f"{where}.role must be system, user or assistant", "messages")
+        messages.append(Message(role, _content_text(m.get("content"), where)))
+    model = body.get("model") or "auto"
+    if not isinstance(model, str):
+        raise RequestError("'model' must be a string", "model")
+    override = body.get("modifier", model)
+    if not isinstance(override, str):
+        raise RequestError("'modifier' must be a string", "modifier")
+    if override not in ("auto", "none", *modifier_names):
+        override = "auto"
+    max_tokens = _number(body, "max_completion_tokens", int, 1, 1 << 20) or _number(body, "max_tokens", int, 1, 1 << 20)
+    temperature = _number(body, "temperature", float, 0, 2)
+    top_p = _number(body, "top_p", float, 0.0001, 1)
+    seed = _number(body, "seed", int, -(1 << 63), (1 << 63) - 1)
+    stop = body.get("stop")
+    if stop is None:
+        stops: tuple[str, ...] = ()
+    elif isinstance(stop, str):
+        stops = (stop,)
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop) and len(stop) <= 4:
+        stops = tuple(stop)
+    else:
+        raise RequestError("'stop' must be a string or a list of up to 4 strings", "stop")
+    if body.get("n", 1) != 1:
+        raise RequestError("only n=1 is supported", "n")
+    sampling = SamplingParams(
+        max_tokens=max_tokens or defaults.max_tokens,
+        temperature=defaults.temperature if temperature is None else temperature,
+        top_p=defaults.top_p if top_p is None else top_p,
+        seed=defaults.seed if seed is None else seed,
+        repeat_penalty=defaults.repeat_penalty,
+    )
+    return ChatRequest(tuple(messages), override, model, sampling, bool(body.get("stream", False)),
+                       tuple(s for s in stops if s))
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def route_extension(decision: RouteDecision, result: GenerationResult | None) -> dict[str, Any]:
+    """Our additions, under one key so OpenAI clients ignore them."""
+    ext: dict[str, Any] = {"route": decision.to_dict(), "modifier": result.modifier if result else decision.modifier}
+    if result is not None:
+        ext.update(ttft_s=round(result.ttft_s, 4), decode_tok_s=round(result.decode_tok_s, 2),
+                   dropped_turns=result.dropped_turns, notices=result.notices)
+    return ext
+
+
+def completion_body(cid: str, model: str, text: str, finish: str, result: GenerationResult,
+                    decision: RouteDecision) -> dict[str, Any]:
+    return {
+        "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                  "total_tokens": result.prompt_tokens + result.completion_tokens},
+        "x_edge_assistant": route_extension(decision, result),
+    }
+
+
+def chunk_body(cid: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def openai_finish(reason: str) -> str:
+    # OpenAI has no "cancelled": a stopped stream ends as "stop".
+    return "length" if reason == "length" else "stop"

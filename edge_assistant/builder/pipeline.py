@@ -364,7 +364,6 @@ def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
 def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
     from ..bundle.pack import ModifierInput, create_bundle
     from ..progress import byte_progress
-    from ..router.router import ROUTER_FILE
     from .report import build_quality, render_report
 
     records = {name: ctx.record(name) for name in STAGES if name != "bundle" and _stage_enabled(ctx, name)}
@@ -381,13 +380,10 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
                   "data_hashes": {k: v["sha256"] for k, v in records["data"]["inputs"].items()},
                   "tool_versions": records["quantize"]["tool_versions"]}
     target = ctx.out / "bundle"
-    threshold = {}
-    if router_dir is not None:
-        threshold["router_threshold"] = float(json.loads((router_dir / ROUTER_FILE).read_text())["threshold"])
     # create_bundle writes into a temp folder and renames it, replacing an older bundle only.
     create_bundle(quantized_gguf(ctx), target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
                   report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
-                  force=True, progress=byte_progress if ctx.progress else None, **threshold)
+                  force=True, progress=byte_progress if ctx.progress else None)
     run.output("report", report_file)
     run.metrics["bundle"] = str(target)
     ctx.log(f"bundle: {target}")

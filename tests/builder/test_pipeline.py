@@ -100,3 +100,20 @@ def test_a_changed_setting_reruns_only_the_stages_that_depend_on_it(
     ran = [s for s in STAGES if f"[{s}] running" in log]
     assert ran == ["evaluate", "bundle"]
     assert json.loads((copy / "evaluate" / "heldout.json").read_text())["code"]["examples"] == 3
+
+
+def test_the_runtime_answers_from_the_built_bundle_with_a_modifier(built: tuple[Path, Path, list[str]]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    _recipe, out, _log = built
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "edge_assistant.cli", "ask", "--bundle", str(out / "bundle"),
+                           "--modifier", "code", "--max-tokens", "4", "--temperature", "0", "--threads", "1",
+                           "--json", "How do I sort a list?"],
+                          env={**os.environ, "PYTHONPATH": str(repo)}, cwd=repo, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout)
+    assert answer["modifier"] == "code" and answer["completion_tokens"] >= 1

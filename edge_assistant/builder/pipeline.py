@@ -232,6 +232,25 @@ def _awq_module() -> Any:
     return awq
 
 
+def _tensor_bar(ctx: BuildContext, description: str) -> Callable[[int, int, str], None] | None:
+    """A tqdm bar for the converter's (done, total, tensor name) callback; None without progress bars."""
+    if not ctx.progress or not ctx.is_main:
+        return None
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def advance(done: int, total: int, name: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=description, unit="tensor", dynamic_ncols=True))
+        bars[0].update(max(0, done - bars[0].n))  # `done` counts from 1
+        bars[0].set_postfix_str(name, refresh=False)
+        if done >= total:
+            bars[0].close()
+
+    return advance
+
+
 def stage_convert(ctx: BuildContext, run: StageRun) -> None:
     from .convert import convert_hf_to_gguf
 
@@ -249,7 +268,7 @@ def stage_convert(ctx: BuildContext, run: StageRun) -> None:
         awq_report = hf_dir / "awq.json"
         run.metrics["awq"] = json.loads(awq_report.read_text()) if awq_report.is_file() else True
     gguf = convert_hf_to_gguf(hf_dir, run.dir / f"model-{q.outtype}.gguf", outtype=q.outtype,
-                              source_gguf=ctx.source.gguf_path)
+                              source_gguf=ctx.source.gguf_path, progress=_tensor_bar(ctx, "convert"))
     run.output("gguf", Path(gguf))
 
 

@@ -35,7 +35,7 @@ def _logits(model: Any, batch: dict[str, Any]) -> Any:
     return out.logits.float()[batch["attention_mask"].bool()]
 
 
-def _save(model: Any, tokenizer: Any, out_dir: Path) -> Path:
+def save_model_dir(model: Any, tokenizer: Any, out_dir: Path) -> Path:
     """save_pretrained into a temp folder, then rename: a killed merge leaves no half model."""
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -55,7 +55,7 @@ def merge_lora(source: BaseSource, adapter_dir: Path | None, tokenizer: Any, pro
     device = "cuda" if torch.cuda.is_available() else "cpu"
     base = load_model(source, dtype, device)
     if adapter_dir is None:
-        return MergeResult(model_dir=_save(base, tokenizer, out_dir), max_abs_logit_diff=0.0,
+        return MergeResult(model_dir=save_model_dir(base, tokenizer, out_dir), max_abs_logit_diff=0.0,
                            mean_abs_logit_diff=0.0, probe_tokens=0)
     model = PeftModel.from_pretrained(base, adapter_dir).eval()
     batch = {k: v.to(device) for k, v in collate(list(probe), tokenizer.pad_token_id).items()}
@@ -71,5 +71,5 @@ def merge_lora(source: BaseSource, adapter_dir: Path | None, tokenizer: Any, pro
                          hint="raise phase1.merge_tolerance only if you know why (bf16 merges drift more), "
                               "or use dtype = \"fp32\"")
     merged.config.use_cache = True
-    _save(merged, tokenizer, out_dir)
+    save_model_dir(merged, tokenizer, out_dir)
     return result

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import RecipeError, UsageError
+from . import demodata
 from .base_model import check_llama_family, resolve_base
 from .context import STAGE_FOLDERS, STAGES, TRAINING_STAGES, BuildContext, as_table, quantized_gguf
 from .recipe import Recipe, resolve_source
@@ -40,15 +41,15 @@ def _stage_spec(ctx: BuildContext, name: str) -> tuple[Any, dict[str, Path]]:
     if name == "data":
         # The recipe file itself is not an input: only the settings below are, so editing another
         # section of the recipe does not regenerate the data.
-        inputs: dict[str, Path] = {}
+        # The generators' own source is an input: a changed generator regenerates the demo data.
+        inputs: dict[str, Path] = {"demo-generators": Path(demodata.__file__).parent}
         for s in sorted({s for s in _all_sources(r)}):
             resolved = resolve_source(r, s)
             if isinstance(resolved, Path):
                 inputs[f"source:{s}"] = resolved
         config = {"demo": as_table(r.demo_data), "seed": r.seed, "phase1": [r.phase1.data, r.phase1.val_fraction],
                   "modifiers": {m.name: [m.data, r.modifier_train(m).val_fraction] for m in r.modifiers},
-                  "none": r.router.none_data, "phase1_enabled": r.phase1.enabled,
-                  "generator_version": 1}
+                  "none": r.router.none_data, "phase1_enabled": r.phase1.enabled}
         return config, inputs
     if name == "phase1":
         return ({"train": as_table(r.phase1), "seed": r.seed, "base": ctx.base_config()},

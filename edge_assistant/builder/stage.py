@@ -56,7 +56,7 @@ def file_sha256(path: Path) -> str:
     if path.is_dir():
         digest = hashlib.sha256()
         for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != RECORD_NAME
-                        and not p.name.startswith(".")):
+                        and not p.name.startswith(".") and "__pycache__" not in p.parts):
             digest.update(f"{f.relative_to(path).as_posix()}\0{file_sha256(f)}\0".encode())
         return digest.hexdigest()
     st = path.stat()

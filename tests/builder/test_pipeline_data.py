@@ -156,3 +156,20 @@ def test_the_training_benchmark_starts_on_cpu_and_says_so() -> None:
     assert "NOT a GPU figure" in done.stdout
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(("qv ", "all7 "))]
     assert len(lines) == 2 and float(lines[0].split()[1]) > 0 and lines[0].split()[2] == "1.00x"
+
+
+def test_demo_data_is_the_same_in_every_process() -> None:
+    # Stage records hash the data: a generator that differs between processes would retrain
+    # modifiers on every build (memory addresses in reprs did exactly that once).
+    import subprocess
+    import sys
+
+    script = ("import hashlib, json, sys\n"
+              "if sys.argv[1] == 'torch': import torch, transformers\n"
+              "from edge_assistant.builder.demodata import GENERATORS\n"
+              "print(hashlib.sha256(json.dumps({k: g(120, 0) for k, g in GENERATORS.items()}).encode()).hexdigest())")
+    root = Path(__file__).resolve().parents[2]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
+    digests = {subprocess.run([sys.executable, "-c", script, flavour], capture_output=True, text=True, env=env,
+                              check=True, timeout=120).stdout for flavour in ("plain", "torch")}
+    assert len(digests) == 1

@@ -51,7 +51,15 @@ def main(ctx: click.Context) -> None:
 @click.option("--modifier", default=None, help="auto (router), none (base) or a modifier name.")
 def chat(bundle: str | None, modifier: str | None) -> None:
     """Chat in the terminal (the default command)."""
-    raise UsageError("the chat app is not built yet", hint="use `edge-assistant ask PROMPT` for now")
+    from .runtime.history import History
+    from .settings import load_settings, with_overrides
+    from .tui.app import make_app
+    from .tui.loading import assistant_loader
+
+    settings = with_overrides(load_settings(), bundle=bundle, modifier=modifier)
+    with History(paths.history_db()) as history:
+        # The model loads in the background: the app is usable (history, typing) at once.
+        make_app(settings, assistant_loader(settings, bundle), history).run()
 
 
 # --- runtime commands: ask, doctor (runtime) ---
@@ -96,8 +104,7 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
     try:
         system_prompt = settings.system_prompt if system is None else system
         messages = ([Message("system", system_prompt)] if system_prompt else []) + [Message("user", prompt)]
-        sampling = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
-                                  settings.repeat_penalty)
+        sampling = SamplingParams.from_settings(settings)
         decision, generation = assistant.reply(messages, override=settings.modifier, sampling=sampling)
         try:
             for piece in generation:
@@ -289,7 +296,7 @@ def bundle_list(as_json: bool) -> None:
 def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> None:
     """Show which modifier would answer PROMPT, how sure the router is, and why ('-' reads stdin)."""
     from .router.jsonl import read_prompts
-    from .router.source import router_from_bundle
+    from .router.source import BaseOnly, router_for_bundle
     from .runtime.factory import resolve_bundle
 
     if (prompt is None) == (jsonl is None):
@@ -300,7 +307,9 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
     else:
         prompts = [sys.stdin.read() if prompt == "-" else prompt]
     resolved = resolve_bundle(bundle, _settings())
-    router = router_from_bundle(resolved.path, resolved.manifest, resolved.name)
+    router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)
+    if isinstance(router, BaseOnly):
+        click.echo(f"edge-assistant: {router.reason} (use a bundle with modifiers and a router to route)", err=True)
     for text in prompts:
         decision = router.route(text)
         if as_json or jsonl is not None:
@@ -363,8 +372,7 @@ def serve(host: str, port: int, bundle: str | None, threads: int | None, quiet: 
 
     settings = _settings(threads=threads)
     assistant = open_assistant(settings, bundle, progress=_unpack_progress())
-    defaults = SamplingParams(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
-                              settings.repeat_penalty)
+    defaults = SamplingParams.from_settings(settings)
     server = make_server(assistant, host, port, defaults, log=None if quiet else _stderr_log)
     bound_host, bound_port = server.server_address[:2]
     if not is_loopback(host):

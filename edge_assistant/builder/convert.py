@@ -163,6 +163,9 @@ def convert_hf_to_gguf(hf_dir: Path, out: Path, *, outtype: str = "f16", source_
         raise ConversionError(f"unknown outtype {outtype!r}", hint=f"choose one of {', '.join(OUTTYPES)}")
     if not hf_dir.is_dir():
         raise ConversionError(f"{hf_dir} is not a folder", hint="pass a Hugging Face model folder")
+    if source_gguf is not None and not Path(source_gguf).is_file():
+        raise ConversionError(f"source GGUF {source_gguf} does not exist",
+                              hint="pass the .gguf file the model was loaded from, or leave it out")
     file_type, weight_type = OUTTYPES[outtype]
     hp = llama_hparams(read_config(hf_dir), hf_dir)
     # Read the tokenizer before writing anything, so a bad tokenizer leaves no file behind.

@@ -45,6 +45,61 @@ class TensorEntry:
         return data.reshape(tuple(reversed(self.shape)))
 
 
+_SCALAR_FMT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+@dataclass(frozen=True)
+class MetadataValue:
+    """One metadata entry as stored: GGUF value type, value (strings as raw bytes), array item type."""
+
+    vtype: gguf.GGUFValueType
+    value: object
+    sub_type: gguf.GGUFValueType | None = None
+
+
+def read_metadata(path: Path, prefix: str = "") -> dict[str, MetadataValue]:
+    """Metadata entries whose key starts with ``prefix``, strings kept as raw bytes for verbatim copies."""
+    path = Path(path)
+    out: dict[str, MetadataValue] = {}
+    with open(path, "rb") as handle:
+        def unpack(fmt: str) -> object:
+            size = struct.calcsize(fmt)
+            data = handle.read(size)
+            if len(data) != size:
+                raise ConversionError(f"{path} is truncated", hint="rebuild or re-download the file")
+            return struct.unpack(fmt, data)[0]
+
+        def value(vtype: int) -> object:
+            if vtype in _SCALAR_FMT:
+                return unpack(_SCALAR_FMT[vtype])
+            if vtype == _STRING:
+                return handle.read(int(unpack("<Q")))  # type: ignore[call-overload]
+            raise ConversionError(f"{path} has an unsupported GGUF value type {vtype}", hint="rebuild the file")
+
+        if handle.read(4) != b"GGUF":
+            raise ConversionError(f"{path} is not a GGUF file", hint="pass a .gguf file")
+        unpack("<I")
+        unpack("<Q")
+        n_kv = int(unpack("<Q"))  # type: ignore[call-overload]
+        for _ in range(n_kv):
+            key = handle.read(int(unpack("<Q"))).decode("utf-8", errors="replace")  # type: ignore[call-overload]
+            vtype = int(unpack("<I"))  # type: ignore[call-overload]
+            if vtype == _ARRAY:
+                item, count = int(unpack("<I")), int(unpack("<Q"))  # type: ignore[call-overload]
+                if item in _SCALAR_FMT:
+                    # numeric arrays in one read
+                    items = np.frombuffer(handle.read(_FIXED[item] * count), dtype=_SCALAR_FMT[item]).tolist()
+                else:
+                    items = [value(item) for _ in range(count)]
+                if key.startswith(prefix):
+                    out[key] = MetadataValue(gguf.GGUFValueType.ARRAY, items, gguf.GGUFValueType(item))
+            else:
+                item_value = value(vtype)
+                if key.startswith(prefix):
+                    out[key] = MetadataValue(gguf.GGUFValueType(vtype), item_value)
+    return out
+
+
 def read_tensor_index(path: Path) -> list[TensorEntry]:
     path = Path(path)
     with open(path, "rb") as handle:

@@ -162,7 +162,7 @@ def _plan(source: SafetensorsSource, base: BaseModel, where: Path) -> list[tuple
         for part in ("lora_A", "lora_B"):
             marker = f".{part}."
             if marker in stem:
-                module, _, tail = stem.partition(marker)
+                module = stem.partition(marker)[0]
                 modules.setdefault(module, {})[part] = name
                 break
         else:

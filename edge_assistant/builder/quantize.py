@@ -19,7 +19,7 @@ from pathlib import Path
 from ..bundle.ggufmeta import read_gguf_info
 from ..errors import ConversionError
 from .artifact import atomic_output
-from .gguf_index import read_tensor_index
+from .gguf_index import TensorEntry, read_tensor_index
 
 # --type name -> llama.cpp's enum llama_ftype. Types below 4 bits that need an
 # importance matrix (IQ1/IQ2/IQ3) are left out: we never pass one.
@@ -112,6 +112,22 @@ def quantize_gguf(src: Path, out: Path, qtype: str, *, threads: int = 0) -> Quan
     return _report(out, key, log.text)
 
 
+def _silent_output_fallback(tensors: list[TensorEntry], qtype: str) -> Fallback | None:
+    """The output matrix's shape-driven substitution, which llama.cpp makes without a notice.
+
+    k-quant mixes give the output matrix (token_embd when embeddings are tied) Q6_K;
+    when its rows do not split into 256-wide blocks llama.cpp picks Q8_0 directly
+    instead of going through the logged fallback path.
+    """
+    if "_K" not in qtype:
+        return None
+    by_name = {t.name: t for t in tensors}
+    output = by_name.get("output.weight") or by_name.get("token_embd.weight")
+    if output is None or output.shape[0] % 256 == 0 or output.qtype.name != "Q8_0":
+        return None
+    return Fallback(output.name, "Q6_K", "Q8_0")
+
+
 def _report(out: Path, qtype: str, log: str) -> QuantizeReport:
     tensors = read_tensor_index(out)
     got = {t.name: t.qtype.name for t in tensors}
@@ -119,5 +135,8 @@ def _report(out: Path, qtype: str, log: str) -> QuantizeReport:
     n_weights = sum(t.n_elements for t in tensors)
     fallbacks = [Fallback(name, wanted.upper(), got.get(name, "missing"))
                  for name, wanted in _FALLBACK.findall(log)]
+    silent = _silent_output_fallback(tensors, qtype)
+    if silent is not None and silent.tensor not in {f.tensor for f in fallbacks}:
+        fallbacks.append(silent)
     return QuantizeReport(path=out, qtype=qtype, bits_per_weight=8.0 * n_bytes / n_weights,
                           size=out.stat().st_size, fallbacks=fallbacks, tensor_types=dict(Counter(got.values())))

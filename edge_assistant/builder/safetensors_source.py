@@ -1,7 +1,7 @@
 """Lazy access to a Hugging Face model's safetensors shards, one tensor at a time.
 
 Conversion streams: shapes come from the shard headers without reading data, and
-each tensor is read (memory-mapped) only when it is written, so peak memory is
+each tensor is read only when it is written, so peak memory is
 one tensor plus the interpreter, never the whole model. Pickle checkpoints
 (`pytorch_model.bin`) are refused: unpickling runs arbitrary code.
 """
@@ -9,13 +9,11 @@ one tensor plus the interpreter, never the whole model. Pickle checkpoints
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
+import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
-from safetensors import safe_open
 
 from ..errors import ConversionError
 
@@ -43,31 +41,86 @@ def safetensors_files(folder: Path, *, what: str = "model") -> list[Path]:
     raise ConversionError(f"{folder} has no .safetensors weights", hint=f"save the {what} with save_pretrained")
 
 
+# safetensors dtype -> (numpy dtype of the stored bytes, how to widen to float32)
+_DTYPES = {
+    "F32": (np.float32, None),
+    "F16": (np.float16, None),
+    "BF16": (np.uint16, "bf16"),  # bfloat16 is the top half of a float32
+    "F64": (np.float64, None),
+}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    dtype: str
+    shape: tuple[int, ...]
+    start: int   # absolute offset of the data in the file
+    nbytes: int
+
+
 class SafetensorsSource:
-    """Tensor names, shapes and (on demand) float32 data across all shards of a folder."""
+    """Tensor names, shapes and (on demand) float32 data across all shards of a folder.
+
+    Reads each tensor with a plain positioned read instead of memory-mapping the
+    shard: with a mapping, every page touched stays in the process's resident set
+    until the mapping closes, so converting a model would end up "holding" the
+    whole file. A read keeps only the tensor being converted.
+    """
 
     def __init__(self, folder: Path, *, what: str = "model") -> None:
-        self._stack = ExitStack()
-        self._where: dict[str, Any] = {}
         self.files = safetensors_files(folder, what=what)
+        self._entries: dict[str, _Entry] = {}
         for path in self.files:
-            handle = self._stack.enter_context(safe_open(str(path), framework="pt"))
-            for name in handle.keys():
-                self._where[name] = handle
+            self._index(path)
+
+    def _index(self, path: Path) -> None:
+        with open(path, "rb") as handle:
+            raw = handle.read(8)
+            if len(raw) != 8:
+                raise ConversionError(f"{path} is truncated", hint="re-save the model")
+            (length,) = struct.unpack("<Q", raw)
+            if length > 100 << 20:
+                raise ConversionError(f"{path} has a corrupt safetensors header", hint="re-save the model")
+            try:
+                header = json.loads(handle.read(length))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ConversionError(f"{path} has a corrupt safetensors header", hint="re-save the model") from exc
+        size = path.stat().st_size
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = info["data_offsets"]
+            entry = _Entry(path, info["dtype"], tuple(info["shape"]), 8 + length + begin, end - begin)
+            if entry.start + entry.nbytes > size:
+                raise ConversionError(f"{path} is truncated (tensor {name} runs past the end)",
+                                      hint="copy the complete file")
+            self._entries[name] = entry
 
     def names(self) -> list[str]:
-        return list(self._where)
+        return list(self._entries)
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self._where[name].get_slice(name).get_shape())
+        return self._entries[name].shape
 
     def load(self, name: str) -> np.ndarray:
-        """The tensor as float32 numpy (bf16/f16 widened exactly)."""
-        tensor = self._where[name].get_tensor(name)
-        return tensor.to(torch.float32).numpy()
+        """The tensor as float32 numpy (f16/bf16 widened exactly)."""
+        entry = self._entries[name]
+        if entry.dtype not in _DTYPES:
+            raise ConversionError(f"{name} in {entry.path} has dtype {entry.dtype}",
+                                  hint="only float checkpoints (F32, F16, BF16) can be converted")
+        stored, widen = _DTYPES[entry.dtype]
+        data = np.empty(entry.nbytes // np.dtype(stored).itemsize, dtype=stored)
+        with open(entry.path, "rb") as handle:
+            handle.seek(entry.start)
+            if handle.readinto(memoryview(data).cast("B")) != entry.nbytes:
+                raise ConversionError(f"{entry.path} is truncated", hint="copy the complete file")
+        if widen == "bf16":
+            data = (data.astype(np.uint32) << 16).view(np.float32)
+        return data.astype(np.float32, copy=False).reshape(entry.shape)
 
     def close(self) -> None:
-        self._stack.close()
+        """Nothing stays open between reads; kept so callers can use a with-block."""
 
     def __enter__(self) -> SafetensorsSource:
         return self

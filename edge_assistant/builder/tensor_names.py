@@ -60,14 +60,6 @@ LLAMA_TENSORS: tuple[TensorRule, ...] = (
 IGNORED = re.compile(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq")
 
 
-def map_name(hf_name: str) -> TensorRule | None:
-    """The rule for ``hf_name``, or None when no row matches."""
-    for rule in LLAMA_TENSORS:
-        if rule.pattern.fullmatch(hf_name):
-            return rule
-    return None
-
-
 def gguf_name(hf_name: str) -> tuple[str, RowLayout] | None:
     """The GGUF name and row layout for ``hf_name``, or None when no row matches."""
     for rule in LLAMA_TENSORS:

@@ -16,6 +16,7 @@ it is opened.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import re
@@ -140,6 +141,23 @@ def _size(data: dict[str, Any], key: str, where: str) -> int:
     return value
 
 
+def _optional(data: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+    value = data.get(key, default)
+    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+        raise ManifestError(f"manifest {where}.{key} has the wrong type ({type(value).__name__})",
+                            hint="rebuild the bundle")
+    return value
+
+
+def _scale(data: dict[str, Any], where: str) -> float:
+    value = data.get("default_scale", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= 16:
+        raise ManifestError(f"manifest {where}.default_scale must be a number from 0 to 16, not {value!r}",
+                            hint="fix manifest.json or rebuild the bundle")
+    return float(value)
+
+
 def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
     """Validate a parsed manifest.json, including that every path stays inside the bundle."""
     if not isinstance(data, dict):
@@ -174,8 +192,8 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
             base_sha256=_sha(m, "base_sha256", where),
             rank=_size(m, "rank", where),
             alpha=float(_require(m, "alpha", (int, float), where)),
-            description=str(m.get("description", "")),
-            default_scale=float(m.get("default_scale", 1.0)),
+            description=_optional(m, "description", str, "", where),
+            default_scale=_scale(m, where),
         )
         validate_modifier_name(entry.name)
         safe_relpath(bundle_dir, entry.file, what=f"{where}.file")

@@ -1,22 +1,30 @@
-"""A bundle's router: found through its manifest, or a RouterError saying why there is none."""
+"""A bundle's router, found through its manifest; where there is none, every message goes to the base."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..bundle.manifest import Manifest, safe_relpath
-from ..errors import RouterError
+from .decision import RouteDecision
 from .router import Router
 
 
-def router_from_bundle(folder: Path | None, manifest: Manifest | None, name: str) -> Router:
-    """Load the router named by ``manifest`` inside ``folder`` (None, None: the embedded demo base)."""
+@dataclass(frozen=True)
+class BaseOnly:
+    """Stands in for a router where a bundle has none: the base answers, and the reason says why."""
+
+    reason: str
+
+    def route(self, prompt: str, *, previous: str | None = None) -> RouteDecision:
+        return RouteDecision(None, 1.0, self.reason, 0.0)
+
+
+def router_for_bundle(folder: Path | None, manifest: Manifest | None, name: str) -> Router | BaseOnly:
+    """The router of ``manifest`` inside ``folder``, or BaseOnly (None, None: the embedded demo base)."""
     if manifest is None or folder is None:
-        raise RouterError(f"{name} has no router: it has no modifiers to route to",
-                          hint="pass --bundle with a bundle that has modifiers, or install one with "
-                               "`edge-assistant pull REPO_ID`")
+        return BaseOnly(f"{name} has no modifiers: the base answers")
     if manifest.router is None:
-        raise RouterError(f"bundle '{manifest.name}' has no router, so every message goes to the base",
-                          hint="rebuild it with a router (`edge-assistant build`) or use --modifier NAME with ask")
-    router_dir = safe_relpath(folder, manifest.router.dir, what="router.dir")
-    return Router.load(router_dir, manifest.router.threshold)
+        what = "no router" if manifest.modifiers else "no modifiers"
+        return BaseOnly(f"bundle '{manifest.name}' has {what}: the base answers")
+    return Router.load(safe_relpath(folder, manifest.router.dir, what="router.dir"), manifest.router.threshold)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import random
+import re
 import threading
 import time
 from contextlib import ExitStack
@@ -30,6 +31,8 @@ from .threads import choose_threads
 
 # Fewer context tokens than this left for the reply means the prompt must shrink.
 MIN_REPLY_TOKENS = 16
+# How long close() waits for a generation in progress to stop before giving up on freeing.
+CLOSE_WAIT_S = 120.0
 
 
 class LlamaEngine:
@@ -60,18 +63,23 @@ class LlamaEngine:
             raise ModelError(f"llama.cpp could not load {self.base_path} ({exc})",
                              hint="check the file with `edge-assistant bundle verify`, or re-download it") from exc
         self._stack.callback(self._llm.close)
-        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
-        self._piece_buf = ctypes.create_string_buffer(64)
-        self.n_ctx = self._llm.n_ctx()
-        meta = self._llm.metadata
-        source = meta.get("tokenizer.chat_template")
-        self.template_notice = None if source else (
-            "this model has no chat template; using ChatML")
-        self.template = ChatTemplate(source or CHATML, bos_token=self._token_text(self._llm.token_bos()),
-                                     eos_token=self._token_text(self._llm.token_eos()),
-                                     origin=self.base_path.name)
-        self.adapters = AdapterSet(self._llm.model, modifiers or {}, base_sha256)
-        self._stack.callback(self.adapters.close)
+        try:
+            self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+            self._piece_buf = ctypes.create_string_buffer(64)
+            self.n_ctx = self._llm.n_ctx()
+            self._control = _control_token_pattern(self._vocab)
+            meta = self._llm.metadata
+            source = meta.get("tokenizer.chat_template")
+            self.template_notice = None if source else "this model has no chat template; using ChatML"
+            self.template = ChatTemplate(source or CHATML, bos_token=self._token_text(self._llm.token_bos()),
+                                         eos_token=self._token_text(self._llm.token_eos()),
+                                         origin=self.base_path.name)
+            self.adapters = AdapterSet(self._llm.model, modifiers or {}, base_sha256)
+            self._stack.callback(self.adapters.close)
+        except BaseException:
+            self._stack.close()  # never leave a loaded model behind a failed constructor
+            raise
+        self._active: Generation | None = None
 
     # -- EngineProtocol -------------------------------------------------------------
 
@@ -89,9 +97,21 @@ class LlamaEngine:
         return Generation(lambda gen: self._stream(gen, list(messages), modifier, sampling), result)
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._stack.close()
+        """Free the model; a generation in progress is cancelled and finishes first."""
+        if self._closed:
+            return
+        self._closed = True
+        active = self._active
+        if active is not None:
+            active.cancel()
+        # The stream holds the lock until it has stopped touching llama.cpp (within a token,
+        # or after the prompt is read). A consumer that abandoned a stream without closing it
+        # would hold it forever: then the memory is left to the process exit, never freed early.
+        if self._lock.acquire(timeout=CLOSE_WAIT_S):
+            try:
+                self._stack.close()
+            finally:
+                self._lock.release()
 
     def __enter__(self) -> "LlamaEngine":
         return self
@@ -111,8 +131,10 @@ class LlamaEngine:
         """Tokens of the rendered conversation that fit the window, turns dropped, notices."""
         reserve = min(max_tokens, self.n_ctx // 2)
         budget = self.n_ctx - max(reserve, MIN_REPLY_TOKENS)
-        system = [m for m in messages if m.role == "system"][:1]
-        turns = [m for m in messages if m.role != "system"]
+        # One system message: several (common from API clients) are joined in order.
+        systems = [m.content for m in messages if m.role == "system"]
+        system = [Message("system", "\n\n".join(systems))] if systems else []
+        turns = [Message(m.role, self._neutralize(m.content)) for m in messages if m.role != "system"]
         notices: list[str] = []
         dropped = 0
         tokens = self.tokenize(self.template.render(system + turns))
@@ -142,6 +164,13 @@ class LlamaEngine:
             raise ModelError(f"the prompt needs {len(tokens)} tokens but the context window holds {self.n_ctx}",
                              hint="shorten the system prompt or raise context_length in settings")
         return tokens, dropped, notices
+
+    def _neutralize(self, text: str) -> str:
+        """Break control-token strings typed or pasted into a message (``<|im_start|>system``):
+        the prompt is tokenized with special tokens on, so they would otherwise open fake turns."""
+        if self._control is None:
+            return text
+        return self._control.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
 
     # -- modifiers ------------------------------------------------------------------
 
@@ -182,12 +211,13 @@ class LlamaEngine:
             pieces: list[str] = []
             first_at = None
             finish = "length"
+            self._active = gen
             stream = self._llm.generate(tokens, temp=sampling.temperature, top_p=sampling.top_p,
                                         top_k=40, min_p=0.05,
                                         repeat_penalty=sampling.repeat_penalty)
             try:
                 for token in stream:
-                    if gen.cancelled:
+                    if gen.cancelled or self._closed:
                         finish = "cancelled"
                         break
                     if llama_cpp.llama_vocab_is_eog(self._vocab, token):
@@ -201,13 +231,14 @@ class LlamaEngine:
                     if piece:
                         pieces.append(piece)
                         yield piece
-                    if gen.cancelled:
+                    if gen.cancelled or self._closed:
                         finish = "cancelled"
                         break
                     if result.completion_tokens >= limit:
                         finish = "length"
                         break
             finally:
+                self._active = None
                 stream.close()
                 tail = decoder.decode(b"", final=True)
                 if tail:
@@ -247,3 +278,16 @@ class LlamaEngine:
         if token < 0:
             return ""
         return self._piece(token, special=True).decode("utf-8", "replace")
+
+
+def _control_token_pattern(vocab: object) -> "re.Pattern[str] | None":
+    """A regex matching the text of every control token of the vocabulary (longest first)."""
+    texts = set()
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        if llama_cpp.llama_vocab_get_attr(vocab, token) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+            text = (llama_cpp.llama_vocab_get_text(vocab, token) or b"").decode("utf-8", "replace")
+            if len(text) > 1:
+                texts.add(text)
+    if not texts:
+        return None
+    return re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))

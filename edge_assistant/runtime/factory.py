@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager
 
-ProgressFactory = Callable[[int], ContextManager[Callable[[int], None]]]
+# unpack_progress(total_bytes) -> a context manager yielding a callback advanced by byte counts.
+UnpackProgress = Callable[[int], ContextManager[Callable[[int], None]]]
 
 from .. import paths
 from ..bundle.manifest import Manifest, load_manifest, safe_relpath
@@ -96,7 +97,7 @@ def _stderr(message: str) -> None:
     print(f"edge-assistant: {message}", file=sys.stderr)
 
 
-def unpack_with_progress(folder: Path, manifest: Manifest, progress: ProgressFactory | None) -> Path:
+def unpack_with_progress(folder: Path, manifest: Manifest, progress: UnpackProgress | None) -> Path:
     """Unpack the base on first use, showing progress only when there is work to do."""
     from ..bundle.unpack import cached_base_path, unpack_base
 
@@ -107,22 +108,25 @@ def unpack_with_progress(folder: Path, manifest: Manifest, progress: ProgressFac
         return unpack_base(folder, manifest, progress=advance)
 
 
-def open_assistant(settings: Settings, bundle: str | None = None, *, progress: ProgressFactory | None = None,
+def open_assistant(settings: Settings, bundle: str | None = None, *, progress: UnpackProgress | None = None,
                    notify: Callable[[str], None] = _stderr) -> Assistant:
     """Resolve the bundle, unpack its base once, load the engine and the router.
 
     ``progress(total_bytes)`` returns a context manager yielding a callback that
     is advanced by byte counts (see ``edge_assistant.progress.byte_progress``).
     """
+    from ..router.source import router_for_bundle
     from .engine import LlamaEngine
 
     resolved = resolve_bundle(bundle, settings)
+    # The router first: it is cheap and fails fast, before the slow unpack and model load.
+    router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)
     if resolved.manifest is None:
         _say_demo_once(notify)
         engine = LlamaEngine(resolved.demo_gguf, context_length=settings.context_length,  # type: ignore[arg-type]
                              threads=settings.threads, batch_threads=settings.batch_threads,
                              gpu_layers=settings.gpu_layers, name=DEMO_NAME)
-        return Assistant(engine, None, DEMO_NAME)
+        return Assistant(engine, router, DEMO_NAME)
 
     folder, manifest = resolved.path, resolved.manifest
     assert folder is not None
@@ -136,10 +140,4 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: P
                          context_length=settings.context_length, threads=settings.threads,
                          batch_threads=settings.batch_threads, gpu_layers=settings.gpu_layers,
                          name=manifest.name)
-    router = None
-    if manifest.router is not None:
-        from ..router import load_router
-
-        router = load_router(safe_relpath(folder, manifest.router.dir, what="router.dir"),
-                             manifest.router.threshold)
     return Assistant(engine, router, manifest.name)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled"]
@@ -23,6 +26,12 @@ class SamplingParams:
     top_p: float = 0.95
     seed: int | None = None
     repeat_penalty: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "SamplingParams":
+        """The user's sampling settings; ask, chat and serve all start from these."""
+        return cls(settings.max_tokens, settings.temperature, settings.top_p, settings.seed,
+                   settings.repeat_penalty)
 
 
 @dataclass

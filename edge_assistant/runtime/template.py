@@ -43,8 +43,9 @@ class ChatTemplate:
         self.bos_token = bos_token
         self.eos_token = eos_token
         self.origin = origin
+        # loopcontrols: Hugging Face enables {% break %}/{% continue %} for chat templates too.
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False,
-                                            undefined=jinja2.Undefined)
+                                            undefined=jinja2.Undefined, extensions=["jinja2.ext.loopcontrols"])
         env.globals["raise_exception"] = _raise_exception
         env.globals["strftime_now"] = _strftime_now
         try:

@@ -7,13 +7,14 @@ a client that disconnects mid-stream cancels its generation.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from ..errors import EdgeAssistantError
+from ..errors import EdgeAssistantError, ModifierError, TemplateError, UsageError
 from ..runtime.assistant import Assistant
 from ..runtime.generation import SamplingParams
 from .protocol import (RequestError, chunk_body, completion_body, completion_id, openai_finish,
@@ -44,7 +45,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, {"error": {"message": message, "type": kind, "param": param, "code": None}})
 
     def _read_json(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            # Also keeps web pages out: a browser cannot send application/json cross-origin
+            # without a preflight, which this server never answers.
+            raise RequestError("the request body must be sent as Content-Type: application/json")
+        raw_length = self.headers.get("Content-Length")
+        if raw_length is None or not raw_length.strip().isdigit():
+            raise RequestError("a Content-Length header with the body's size in bytes is required")
+        length = int(raw_length)
         if length > MAX_BODY:
             raise RequestError(f"request body over {MAX_BODY >> 20} MiB")
         raw = self.rfile.read(length) if length else b""
@@ -56,7 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes ---------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        if self.path.rstrip("/") in ("/health", ""):
+        if not self._host_allowed():
+            self._error(403, "this server only answers requests addressed to localhost", "forbidden")
+        elif self.path.rstrip("/") in ("/health", ""):
             self._send_json(200, {"status": "ok", "bundle": self.server.assistant.bundle_name})
         elif self.path.rstrip("/") == "/v1/models":
             names = ["auto", "none", *self.server.assistant.engine.modifier_names]
@@ -65,7 +76,18 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"no route {self.path}: use /v1/chat/completions or /v1/models", "not_found")
 
+    def _host_allowed(self) -> bool:
+        """On loopback, answer only requests addressed to loopback (no DNS rebinding)."""
+        if not self.server.loopback_only:
+            return True
+        host = (self.headers.get("Host") or "").strip()
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:host.find("]")]
+        return name in ("localhost", "") or is_loopback(name)
+
     def do_POST(self) -> None:  # noqa: N802
+        if not self._host_allowed():
+            self._error(403, "this server only answers requests addressed to localhost", "forbidden")
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._error(404, f"no route {self.path}: use /v1/chat/completions", "not_found")
             return
@@ -84,7 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._complete(request, decision, generation)
         except EdgeAssistantError as exc:
-            self._error(400 if exc.exit_code == 2 else 500, str(exc), "server_error")
+            client_fault = isinstance(exc, (TemplateError, ModifierError, UsageError))
+            self._error(400 if client_fault else 500, str(exc),
+                        "invalid_request_error" if client_fault else "server_error")
 
     def _complete(self, request: Any, decision: Any, generation: Any) -> None:
         scanner = StopScanner(request.stop)
@@ -102,24 +126,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, request: Any, decision: Any, generation: Any) -> None:
         cid = completion_id()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
 
         def event(body: Any) -> None:
             payload = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
             self.wfile.write(f"data: {payload}\n\n".encode("utf-8"))
             self.wfile.flush()
 
+        # Reading the first piece renders and evaluates the prompt: a bad conversation fails
+        # here, while a plain HTTP error can still be sent instead of an event stream.
+        first_piece = next(generation, None)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
         scanner = StopScanner(request.stop)
         try:
             first = chunk_body(cid, request.model, {"role": "assistant", "content": ""}, None)
             first["x_edge_assistant"] = route_extension(decision, None)
             event(first)
-            for piece in generation:
+            for piece in itertools.chain([first_piece] if first_piece is not None else [], generation):
                 text = scanner.feed(piece)
                 if text:
                     event(chunk_body(cid, request.model, {"content": text}, None))
@@ -137,6 +164,10 @@ class _Handler(BaseHTTPRequestHandler):
             last["x_edge_assistant"] = route_extension(decision, result)
             event(last)
             event("[DONE]")
+        except EdgeAssistantError as exc:
+            # Headers are gone: report in-band, the way OpenAI streams report errors.
+            event({"error": {"message": str(exc), "type": "server_error", "param": None, "code": None}})
+            event("[DONE]")
         except (BrokenPipeError, ConnectionResetError):
             self.server.log("client disconnected; generation cancelled")
             generation.close()  # the client went away: stop generating for nobody
@@ -149,6 +180,7 @@ class AssistantServer(ThreadingHTTPServer):
                  log: Callable[[str], None] | None = None) -> None:
         self.assistant = assistant
         self.defaults = defaults
+        self.loopback_only = is_loopback(host)
         self._log = log
         super().__init__((host, port), _Handler)
 

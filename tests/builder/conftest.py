@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -40,10 +41,33 @@ def smollm_f32(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
                               outtype="f32")
 
 
-@pytest.fixture(params=["llama31", "smollm"])
-def tiny(request: pytest.FixtureRequest) -> tuple[Path, Path]:
-    """(HF folder, our f32 GGUF) for each tiny model family."""
-    return (request.getfixturevalue(f"{request.param}_dir"), request.getfixturevalue(f"{request.param}_f32"))
+@pytest.fixture(scope="session")
+def tinyllama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama-2/TinyLlama-style HF folder: SentencePiece-style BPE (▁, byte fallback), MQA, untied."""
+    from .model_factory import save_tiny_tinyllama, sentencepiece_tokenizer
+
+    return save_tiny_tinyllama(tmp_path_factory.mktemp("tinyllama-hf"), sentencepiece_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def tinyllama_f32(tinyllama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edge_assistant.builder.convert import convert_hf_to_gguf
+
+    return convert_hf_to_gguf(tinyllama_dir, tmp_path_factory.mktemp("tinyllama-gguf") / "model.f32.gguf",
+                              outtype="f32")
+
+
+class Tiny(NamedTuple):
+    family: str     # llama31 | smollm | tinyllama
+    hf_dir: Path
+    gguf: Path      # our f32 conversion
+
+
+@pytest.fixture(params=["llama31", "smollm", "tinyllama"])
+def tiny(request: pytest.FixtureRequest) -> Tiny:
+    """Each tiny model family with its HF folder and our f32 GGUF."""
+    family = request.param
+    return Tiny(family, request.getfixturevalue(f"{family}_dir"), request.getfixturevalue(f"{family}_f32"))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,3 +51,11 @@ def assert_same_logits(got: np.ndarray, want: np.ndarray, *, rel: float = 1e-3) 
     worst = float(np.abs(got - want).max())
     spread = float(want.max() - want.min())
     assert worst <= rel * spread, f"max |diff| {worst:.5f} > {rel} x range {spread:.3f}"
+
+
+@functools.lru_cache(maxsize=None)
+def hf_tokenizer(folder: Path):
+    """The HF tokenizer of a test model folder, parsed once per session (Llama 3's is 17 MB of JSON)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)

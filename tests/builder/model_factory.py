@@ -13,11 +13,10 @@ out and top-1 comparisons are meaningful rather than ties.
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -137,5 +136,38 @@ def _save(folder: Path, config: LlamaConfig, tokenizer: PreTrainedTokenizerFast,
     return folder
 
 
-def config_of(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text())
+# Llama 2 / TinyLlama's template ([INST] turns).
+LLAMA2_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + ' ' + eos_token }}{% endif %}{% endfor %}"
+)
+
+
+def sentencepiece_tokenizer(vocab_size: int = 700) -> PreTrainedTokenizerFast:
+    """A small BPE laid out like Llama 2's tokenizer.json: ▁ for spaces, byte fallback, <unk>/<s>/</s>."""
+    from tokenizers import normalizers
+
+    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
+    backend = Tokenizer(BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    backend.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    backend.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(" ", 1, 0)])
+    trainer = BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens],
+                         show_progress=False, limit_alphabet=200)
+    lines = [line for text in _training_text() for line in text.splitlines() if line.strip()]
+    backend.train_from_iterator(lines, trainer=trainer)
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", backend.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   chat_template=LLAMA2_TEMPLATE)
+
+
+def save_tiny_tinyllama(folder: Path, tokenizer: PreTrainedTokenizerFast, seed: int = 4) -> Path:
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=2048, rms_norm_eps=1e-5,
+        rope_theta=10000.0, tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    return _save(folder, config, tokenizer, seed)

@@ -52,6 +52,7 @@ def test_generation_with_a_modifier_reports_it_and_differs_from_the_base(engine)
     base = engine.generate(PROMPT, sampling=greedy).run()
     coded = engine.generate(PROMPT, modifier="code", sampling=greedy).run()
     assert coded.modifier == "code" and base.modifier is None
+    assert coded.text != base.text
     back = engine.generate(PROMPT, sampling=greedy).run()
     assert back.text == base.text
 

@@ -76,7 +76,8 @@ def test_the_model_field_picks_the_modifier_and_models_lists_them(client, server
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=120)
     conn.request("POST", "/v1/chat/completions", json.dumps(
-        {"model": "code", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}))
+        {"model": "code", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}),
+        {"Content-Type": "application/json"})
     body = json.loads(conn.getresponse().read())
     assert body["x_edge_assistant"]["modifier"] == "code"
 
@@ -111,14 +112,52 @@ def test_bad_requests_get_a_400_with_an_openai_style_error(server, body, fragmen
     assert response.status == 400 and fragment in error["message"]
 
 
+def raw_post(server, body: bytes, headers: dict[str, str]) -> tuple[int, dict, str]:
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    conn.putrequest("POST", "/v1/chat/completions", skip_host="Host" in headers)
+    for key, value in headers.items():
+        conn.putheader(key, value)
+    conn.endheaders(body)
+    response = conn.getresponse()
+    return response.status, dict(response.getheaders()), response.read().decode()
+
+
+GOOD = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode()
+
+
+@pytest.mark.parametrize("headers, status, fragment", [
+    ({"Content-Type": "text/plain", "Content-Length": str(len(GOOD))}, 400, "application/json"),
+    ({"Content-Type": "application/json", "Content-Length": "abc"}, 400, "Content-Length"),
+    ({"Content-Type": "application/json", "Content-Length": str(len(GOOD)), "Host": "evil.example:8080"}, 403,
+     "localhost"),
+])
+def test_requests_a_web_page_could_forge_or_malformed_headers_are_refused(server, headers, status, fragment):
+    code, _, body = raw_post(server, GOOD, headers)
+    assert code == status and fragment in json.loads(body)["error"]["message"]
+
+
+def test_a_streamed_request_whose_prompt_cannot_fit_gets_an_http_error_not_a_broken_stream(server):
+    body = json.dumps({"stream": True, "max_tokens": 4, "messages": [
+        {"role": "system", "content": "rule " * 3000}, {"role": "user", "content": "hi"}]}).encode()
+    code, headers, text = raw_post(server, body, {"Content-Type": "application/json",
+                                                  "Content-Length": str(len(body))})
+    assert code >= 400 and headers["Content-Type"] == "application/json"
+    assert "context window" in json.loads(text)["error"]["message"]
+
+
 def test_a_client_that_disconnects_mid_stream_does_not_block_the_next_request(server, client):
     host, port = server.server_address[:2]
     sock = socket.create_connection((host, port), timeout=30)
     body = json.dumps({"model": "none", "stream": True, "max_tokens": 400,
                        "messages": [{"role": "user", "content": "Count from one to five hundred in words."}]})
-    sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
-    assert b"data:" in sock.recv(4096)
+    received = b""
+    while b"data:" not in received:
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the stream before sending any event"
+        received += chunk
     sock.close()  # hang up mid-stream
     reply = client.chat.completions.create(model="none", messages=[{"role": "user", "content": "hi"}],
                                            max_tokens=2)

@@ -85,16 +85,17 @@ def test_route_needs_a_prompt_or_a_batch():
     assert "give either a PROMPT or --jsonl FILE" in result.stderr
 
 
-def test_a_bundle_without_a_router_gets_a_clear_message(router_bundle: Path, tmp_path: Path):
+def test_a_bundle_without_a_router_routes_everything_to_the_base_and_says_so(router_bundle: Path, tmp_path: Path):
     manifest = json.loads((router_bundle / "manifest.json").read_text())
     manifest["router"] = None
     bundle = tmp_path / "no-router"
     bundle.mkdir()
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    result = _run("route", "hello", "--bundle", str(bundle))
-    assert result.exit_code == 1
-    assert "has no router" in result.stderr
-    assert "Traceback" not in result.stderr
+    result = _run("route", "fix my python code", "--bundle", str(bundle), "--json")
+    assert result.exit_code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["modifier"] is None and "the base answers" in decision["reason"]
+    assert "the base answers" in result.stderr
 
 
 def test_a_bundle_whose_router_folder_is_missing_gets_a_clear_message(router_bundle: Path, tmp_path: Path):
@@ -107,7 +108,9 @@ def test_a_bundle_whose_router_folder_is_missing_gets_a_clear_message(router_bun
     assert "no router.json" in result.stderr
 
 
-def test_with_no_bundle_installed_the_demo_model_has_no_router_to_show():
-    result = _run("route", "fix my python code")
-    assert result.exit_code == 1
-    assert "has no router: it has no modifiers to route to" in result.stderr
+def test_with_no_bundle_installed_every_prompt_goes_to_the_demo_base():
+    result = _run("route", "--jsonl", "-", input='{"prompt": "fix my python code"}\n{"prompt": "hi"}\n')
+    assert result.exit_code == 0, result.stderr
+    decisions = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["modifier"] for d in decisions] == [None, None]
+    assert all("no modifiers" in d["reason"] for d in decisions)

@@ -406,6 +406,26 @@ def build() -> None:
 # --- build: recipe runner (pipeline) ---
 
 
+@build.command(name="run")
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: build_artifacts/<recipe name>).")
+@click.option("--from", "from_stage", default=None, help="Start at this stage (rerun it even if unchanged).")
+@click.option("--until", "until_stage", default=None, help="Stop after this stage.")
+@click.option("--no-awq", is_flag=True, help="Skip AWQ scaling even if the recipe enables it.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
+def build_run(recipe: Path, out: Path | None, from_stage: str | None, until_stage: str | None,
+              no_awq: bool, no_progress: bool) -> None:
+    """Run a build recipe: data, phase1, merge, convert, quantize, modifiers, router, evaluate, bundle."""
+    from .builder.pipeline import run_build
+    from .builder.recipe import load_recipe
+
+    result = run_build(load_recipe(recipe), out, from_stage=from_stage, until_stage=until_stage,
+                       awq=False if no_awq else None, progress=not no_progress,
+                       log=lambda line: click.echo(line, err=True))
+    click.echo(str(result))
+
+
 # --- build: convert, quantize, convert-lora (converters) ---
 
 

@@ -1,0 +1,79 @@
+"""REPORT.md and the manifest's quality fields, both made from the stage records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .recipe import Recipe
+
+
+def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's ``quality`` object: losses per phase, merge check, quantization, held-out NLL."""
+    quality: dict[str, Any] = {}
+    if "phase1" in records:
+        m = records["phase1"]["metrics"]
+        quality["phase1"] = {"train_loss": m["final_train_loss"], "val_loss_before": m["val_loss_before"],
+                             "val_loss_after": m["val_loss_after"], "steps": m["steps"]}
+    merge = records["merge"]["metrics"]
+    quality["merge"] = {"max_abs_logit_diff": merge["max_abs_logit_diff"],
+                        "mean_abs_logit_diff": merge["mean_abs_logit_diff"], "tolerance": merge["tolerance"]}
+    q = records["quantize"]["metrics"]
+    quality["quantization"] = {"type": q["qtype"], "bits_per_weight": q["bits_per_weight"],
+                               "fallback_tensors": len(q["fallbacks"] or [])}
+    if "modifiers" in records:
+        heldout = records.get("evaluate", {}).get("metrics", {}).get("heldout_nll", {})
+        quality["modifiers"] = {}
+        for m in recipe.modifiers:
+            t = records["modifiers"]["metrics"][m.name]
+            quality["modifiers"][m.name] = {
+                "train_loss": t["final_train_loss"], "val_loss_before": t["val_loss_before"],
+                "val_loss_after": t["val_loss_after"], "steps": t["steps"], **heldout.get(m.name, {})}
+    return quality
+
+
+def _fmt(x: Any, spec: str = ".4f") -> str:
+    return format(x, spec) if isinstance(x, (int, float)) else "n/a"
+
+
+def render_report(recipe: Recipe, records: dict[str, dict[str, Any]], quality: dict[str, Any]) -> str:
+    lines = [f"# Build report: {recipe.name}", "",
+             f"Base model: `{recipe.base.model}`  ", f"Recipe: `{recipe.path.name if recipe.path else ''}`", ""]
+    lines += ["## Stages", "", "| stage | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {rec['seconds']:.1f} |" for name, rec in records.items()]
+    total = sum(rec["seconds"] for rec in records.values())
+    lines += [f"| **total** | {total:.1f} |", ""]
+    if "phase1" in quality:
+        p = quality["phase1"]
+        plan = records["phase1"]["metrics"]["plan"]
+        lines += ["## Phase 1 (LoRA on the full-precision base, merged)", "",
+                  f"- {plan['rows_per_step']} rows/step, at most {plan['max_tokens_per_step']} tokens/step, "
+                  f"{plan['steps_per_epoch']} steps/epoch, {p['steps']} steps, {plan['dtype']}",
+                  f"- validation loss {_fmt(p['val_loss_before'])} -> {_fmt(p['val_loss_after'])}; "
+                  f"last train loss {_fmt(p['train_loss'])}", ""]
+    m = quality["merge"]
+    lines += ["## Merge check", "",
+              f"- max |logit difference| adapter model vs merged model: {m['max_abs_logit_diff']:.3g} "
+              f"(mean {m['mean_abs_logit_diff']:.3g}, tolerance {m['tolerance']:g})", ""]
+    q = records["quantize"]["metrics"]
+    lines += ["## Quantization", "",
+              f"- {q['qtype']}: {_fmt(q['bits_per_weight'], '.2f')} bits/weight, "
+              f"{q['size'] / 1e6:.1f} MB (from {q['source_size'] / 1e6:.1f} MB)"]
+    for fb in q["fallbacks"] or []:
+        lines.append(f"- fallback: `{fb['tensor']}` wanted {fb['wanted']}, got {fb['got']}")
+    lines.append("")
+    if "modifiers" in quality:
+        threshold = recipe.eval.min_nll_reduction
+        lines += ["## Modifiers (trained on the quantized base)", "",
+                  "Held-out NLL per answer token on each modifier's own domain, measured through llama.cpp "
+                  "on the shipped GGUF files (base alone vs base + adapter).", "",
+                  "| modifier | val loss before -> after (torch) | base NLL | modifier NLL | reduction | tokens |",
+                  "|---|---|---:|---:|---:|---:|"]
+        warnings = []
+        for name, d in quality["modifiers"].items():
+            lines.append(f"| {name} | {_fmt(d['val_loss_before'])} -> {_fmt(d['val_loss_after'])} | "
+                         f"{_fmt(d.get('base_nll'))} | {_fmt(d.get('modifier_nll'))} | "
+                         f"{_fmt(d.get('nll_reduction'), '.1%')} | {d.get('tokens', 'n/a')} |")
+            if isinstance(d.get("nll_reduction"), float) and d["nll_reduction"] < threshold:
+                warnings.append(f"- warning: `{name}` lowers its domain NLL by less than {threshold:.0%}")
+        lines += ["", *warnings, ""] if warnings else [""]
+    return "\n".join(lines) + "\n"

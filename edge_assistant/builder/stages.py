@@ -1,0 +1,341 @@
+"""The build stages. Each takes the build context and its StageRun, writes into the stage folder
+and records outputs and metrics on the run; pipeline.run_build decides which of them run."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import BuildError
+from .base_model import BaseSource, gguf_source
+from .context import STAGES, BuildContext, as_table, load_split, quantized_gguf, split_files
+from .dataset import load_sources, read_jsonl, write_jsonl
+from .recipe import TrainConfig, plan_lines, resolve_source
+from .stage import StageRun, atomic_write_text, file_sha256
+
+
+def _rows_as_jsonl(rows: list[list[dict[str, str]]]) -> list[dict[str, Any]]:
+    return [{"messages": r} for r in rows]
+
+
+# -- stages ----------------------------------------------------------------
+
+
+def stage_data(ctx: BuildContext, run: StageRun) -> None:
+    from .demodata import write_demo
+
+    recipe = ctx.recipe
+    demo_dir = run.dir / "demo"
+    resolved: dict[str, Path] = {}
+
+    def files(sources: tuple[str, ...]) -> list[Path]:
+        out = []
+        for s in sources:
+            if s not in resolved:
+                r = resolve_source(recipe, s)
+                if isinstance(r, str):
+                    r = write_demo(r, recipe.demo_data.rows_per_domain, recipe.demo_data.seed,
+                                   demo_dir / f"{r}.jsonl")
+                resolved[s] = r
+            out.append(resolved[s])
+        return out
+
+    counts = {}
+    groups: list[tuple[str, TrainConfig]] = []
+    if recipe.phase1.enabled:
+        groups.append(("phase1", recipe.phase1))
+    groups += [(f"modifier-{m.name}", recipe.modifier_train(m)) for m in recipe.modifiers]
+    # Validate every file before writing any split, so one bad row anywhere stops the build here.
+    group_files = {group: files(cfg.data) for group, cfg in groups}
+    for paths in group_files.values():
+        for f in paths:
+            read_jsonl(f)
+    for group, cfg in groups:
+        split = load_sources(group_files[group], cfg.val_fraction, recipe.seed)
+        train_file, val_file = split_files(ctx, group)
+        write_jsonl(_rows_as_jsonl(split.train), train_file)
+        write_jsonl(_rows_as_jsonl(split.val), val_file)
+        run.output(f"{group}.train", train_file)
+        run.output(f"{group}.val", val_file)
+        counts[group] = {"train": len(split.train), "val": len(split.val)}
+        for line in plan_lines(group, cfg, len(split.train), ctx.world_size):
+            ctx.log(line)
+    none_sources = recipe.router.none_data or (recipe.phase1.data if recipe.phase1.enabled else ())
+    none_rows = [r for f in files(tuple(none_sources)) for r in read_jsonl(f)]
+    none_file = run.dir / "router-none.jsonl"
+    write_jsonl(_rows_as_jsonl(none_rows), none_file)
+    run.output("router-none", none_file)
+    run.metrics["rows"] = counts
+    run.metrics["sources"] = {s: str(p) for s, p in resolved.items()}
+
+
+def _reset_checkpoints_if_stale(ctx: BuildContext, run: StageRun) -> None:
+    """Checkpoints from a run with another config or other inputs must not be resumed."""
+    from .stage import fingerprint
+
+    marker = run.dir / "checkpoints" / "FINGERPRINT"
+    current = fingerprint(run.config, run.input_hashes())
+    if ctx.is_main:
+        if marker.is_file() and marker.read_text().strip() != current:
+            shutil.rmtree(run.dir / "checkpoints")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(marker, current + "\n")
+    ctx.wait()
+
+
+def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfig, group: str, label: str) -> Any:
+    from .dataset import tokenize_all
+    from .train import train_lora
+
+    _reset_checkpoints_if_stale(ctx, run)
+    tokenizer = ctx.tokenizer()
+    split = load_split(ctx, group)
+    train = tokenize_all(tokenizer, split.train, cfg.max_seq_len)
+    val = tokenize_all(tokenizer, split.val, cfg.max_seq_len)
+    for line in plan_lines(label, cfg, len(train), ctx.world_size):
+        ctx.log(line)
+    result = train_lora(source, cfg, train, val, out_dir=run.dir, seed=ctx.recipe.seed,
+                        pad_id=tokenizer.pad_token_id, label=label, progress=ctx.progress, log=ctx.log)
+    ctx.log(f"{label}: val loss {result.val_loss_before:.4f} -> {result.val_loss_after:.4f} "
+            f"in {result.steps} steps ({result.seconds:.0f} s"
+            + (f", resumed at step {result.resumed_from_step})" if result.resumed_from_step else ")"))
+    return result
+
+
+def stage_phase1(ctx: BuildContext, run: StageRun) -> None:
+    result = _train(ctx, run, ctx.source, ctx.recipe.phase1, "phase1", "phase1")
+    run.output("adapter", result.adapter_dir)
+    run.metrics.update(result.summary())
+
+
+def stage_merge(ctx: BuildContext, run: StageRun) -> None:
+    from .dataset import tokenize_all
+    from .merge import merge_lora
+
+    cfg = ctx.recipe.phase1
+    tokenizer = ctx.tokenizer()
+    adapter = ctx.stage_dir("phase1") / "adapter" if cfg.enabled else None
+    probe = tokenize_all(tokenizer, load_split(ctx, "phase1").val[:4], min(cfg.max_seq_len, 256)) if adapter else []
+    result = merge_lora(ctx.source, adapter, tokenizer, probe, run.dir / "model", dtype=cfg.dtype,
+                        tolerance=cfg.merge_tolerance)
+    ctx.log(f"merge: max |logit diff| adapter vs merged = {result.max_abs_logit_diff:.3g} "
+            f"(tolerance {cfg.merge_tolerance:g})")
+    run.output("model", result.model_dir)
+    run.metrics.update({"max_abs_logit_diff": result.max_abs_logit_diff,
+                        "mean_abs_logit_diff": result.mean_abs_logit_diff,
+                        "probe_tokens": result.probe_tokens, "tolerance": cfg.merge_tolerance,
+                        "merged_adapter": adapter is not None})
+
+
+def awq_module() -> Any:
+    if importlib.util.find_spec("edge_assistant.builder.awq") is None:
+        return None
+    from . import awq  # type: ignore[attr-defined]
+
+    return awq
+
+
+def _tensor_bar(ctx: BuildContext, description: str) -> Callable[[int, int, str], None] | None:
+    """A tqdm bar for the converter's (done, total, tensor name) callback; None without progress bars."""
+    if not ctx.progress or not ctx.is_main:
+        return None
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def advance(done: int, total: int, name: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=description, unit="tensor", dynamic_ncols=True))
+        bars[0].update(max(0, done - bars[0].n))  # `done` counts from 1
+        bars[0].set_postfix_str(name, refresh=False)
+        if done >= total:
+            bars[0].close()
+
+    return advance
+
+
+def stage_convert(ctx: BuildContext, run: StageRun) -> None:
+    from .convert import convert_hf_to_gguf
+
+    q = ctx.recipe.quantize
+    hf_dir = ctx.stage_dir("merge") / "model"
+    if ctx.awq:
+        awq = awq_module()
+        if awq is None:
+            raise BuildError("quantize.awq = true but this install has no AWQ module",
+                             hint="set awq = false in the recipe or pass --no-awq")
+        calib = run.dir / "awq-calib.txt"
+        rows = load_split(ctx, "phase1").train[: q.awq_calib_rows] if ctx.recipe.phase1.enabled else []
+        atomic_write_text(calib, "\n\n".join(m["content"] for r in rows for m in r) + "\n")
+        hf_dir = Path(awq.awq_hf_dir(hf_dir, calib, q.qtype, run.dir / "awq-model"))
+        awq_report = hf_dir / "awq.json"
+        run.metrics["awq"] = json.loads(awq_report.read_text()) if awq_report.is_file() else True
+    gguf = convert_hf_to_gguf(hf_dir, run.dir / f"model-{q.outtype}.gguf", outtype=q.outtype,
+                              source_gguf=ctx.source.gguf_path, progress=_tensor_bar(ctx, "convert"))
+    run.output("gguf", Path(gguf))
+
+
+def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
+    from .quantize import quantize_gguf
+
+    q = ctx.recipe.quantize
+    src = ctx.stage_dir("convert") / f"model-{q.outtype}.gguf"
+    report = quantize_gguf(src, run.dir / f"model-{q.qtype}.gguf", q.qtype, threads=q.threads)
+    run.output("gguf", Path(report.path))
+    run.metrics.update({"qtype": report.qtype, "bits_per_weight": report.bits_per_weight, "size": report.size,
+                        "fallbacks": [dataclasses.asdict(f) for f in report.fallbacks],
+                        "tensor_types": report.tensor_types, "source_size": src.stat().st_size})
+    if report.fallbacks:
+        ctx.log(f"quantize: {len(report.fallbacks)} tensor(s) fell back to another type (see REPORT.md)")
+
+
+def _dequantized_base(ctx: BuildContext, run: StageRun, base: Path) -> BaseSource:
+    """The quantized base, dequantized once into a safetensors folder that every modifier trains on.
+
+    transformers rebuilds a model from GGUF slowly (about a minute for 135M on 2 cores); the
+    folder loads in a second and holds exactly the same dequantized weights. Its name carries
+    the base's sha256, so a new base never reuses an old folder.
+    """
+    from .base_model import load_model
+    from .merge import save_model_dir
+    from .stage import file_sha256
+
+    folder = run.dir / f"base-dequantized-{file_sha256(base)[:16]}"
+    if ctx.is_main and not (folder / "config.json").is_file():
+        for old in run.dir.glob("base-dequantized-*"):
+            shutil.rmtree(old)
+        dtype = ctx.recipe.modifier_training.dtype
+        save_model_dir(load_model(gguf_source(base), dtype), ctx.tokenizer(), folder)
+    ctx.wait()
+    return BaseSource(location=str(folder))
+
+
+def stage_modifiers(ctx: BuildContext, run: StageRun) -> None:
+    from .lora_convert import convert_lora_to_gguf
+
+    base = quantized_gguf(ctx)
+    trained_on: BaseSource | None = None
+    for m in ctx.recipe.modifiers:
+        cfg = ctx.recipe.modifier_train(m)
+        sub = StageRun(name=f"modifier:{m.name}", dir=run.dir / m.name, config=as_table(cfg),
+                       inputs={"base": base, "train": split_files(ctx, f"modifier-{m.name}")[0],
+                               "val": split_files(ctx, f"modifier-{m.name}")[1]})
+        previous = sub.previous()
+        ctx.wait()  # every rank decides on the same record before rank 0 may replace it
+        if previous is not None:
+            ctx.log(f"modifier {m.name}: unchanged, skipped")
+        else:
+            if ctx.is_main:
+                sub.invalidate()
+            trained_on = trained_on or _dequantized_base(ctx, run, base)
+            result = _train(ctx, sub, trained_on, cfg, f"modifier-{m.name}", f"modifier {m.name}")
+            if ctx.is_main:
+                gguf = convert_lora_to_gguf(result.adapter_dir, base, sub.dir / f"{m.name}.gguf")
+                sub.output("gguf", Path(gguf))
+                sub.output("adapter", result.adapter_dir)
+                sub.metrics.update(result.summary())
+                sub.finish()
+            ctx.wait()
+            previous = json.loads(sub.record_path.read_text(encoding="utf-8"))
+        run.metrics[m.name] = previous["metrics"]
+        run.output(m.name, run.dir / m.name / previous["outputs"]["gguf"])
+
+
+def stage_router(ctx: BuildContext, run: StageRun) -> None:
+    from .dataset import prompt_of
+    from .router_fit import fit_router
+
+    r = ctx.recipe.router
+    examples: dict[str, list[str]] = {}
+    for m in ctx.recipe.modifiers:
+        examples[m.name] = [prompt_of(x) for x in load_split(ctx, f"modifier-{m.name}").train]
+    examples["none"] = [prompt_of(x) for x in read_jsonl(ctx.stage_dir("data") / "router-none.jsonl")]
+    examples = {k: list(dict.fromkeys(v))[: r.max_prompts_per_class] for k, v in examples.items()}
+    embedding = None
+    if r.embedding:
+        embedding = Path(r.embedding).expanduser()
+        if not embedding.is_absolute() and ctx.recipe.path is not None:
+            embedding = ctx.recipe.path.parent / embedding
+    out = fit_router(examples, run.dir / "router", keyword_rules=r.keyword_rules or None,
+                     embedding_source=embedding, seed=ctx.recipe.seed)
+    run.output("router", Path(out))
+    run.metrics["prompts_per_class"] = {k: len(v) for k, v in examples.items()}
+
+
+def _scored_texts(tokenizer: Any, rows: list[list[dict[str, str]]]) -> list[Any]:
+    from .dataset import render
+    from .heldout import ScoredText
+
+    texts = []
+    for r in rows:
+        last = max(i for i, m in enumerate(r) if m["role"] == "assistant")
+        texts.append(ScoredText(prompt=render(tokenizer, r[:last], add_generation_prompt=True),
+                                full=render(tokenizer, r[: last + 1])))
+    return texts
+
+
+def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
+    from .heldout import LlamaScorer
+
+    e = ctx.recipe.eval
+    base = quantized_gguf(ctx)
+    tokenizer = ctx.tokenizer()
+    results = {}
+    with LlamaScorer(base, n_ctx=e.n_ctx, n_threads=e.n_threads) as scorer:
+        for m in ctx.recipe.modifiers:
+            rows = load_split(ctx, f"modifier-{m.name}").val[: e.max_examples]
+            texts = _scored_texts(tokenizer, rows)
+            adapter = ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf"
+            t0 = time.time()
+            plain = scorer.mean_nll(texts)
+            tuned = scorer.mean_nll(texts, adapter, m.default_scale)
+            reduction = 1 - tuned.nll / plain.nll
+            results[m.name] = {"base_nll": round(plain.nll, 5), "modifier_nll": round(tuned.nll, 5),
+                               "nll_reduction": round(reduction, 5), "tokens": plain.tokens,
+                               "examples": len(texts), "scale": m.default_scale,
+                               "seconds": round(time.time() - t0, 2)}
+            ctx.log(f"evaluate {m.name}: held-out NLL {plain.nll:.4f} (base) -> {tuned.nll:.4f} "
+                    f"({reduction:+.1%} reduction) on {plain.tokens} answer tokens")
+    run.metrics["heldout_nll"] = results
+    path = atomic_write_text(run.dir / "heldout.json", json.dumps(results, indent=2) + "\n")
+    run.output("heldout", path)
+
+
+def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
+    from ..bundle.pack import ModifierInput, create_bundle
+    from ..progress import byte_progress
+    from .report import build_quality, render_report
+
+    records = {name: ctx.record(name) for name in STAGES if name != "bundle" and ctx.enabled(name)}
+    quality = build_quality(ctx.recipe, records)
+    report = render_report(ctx.recipe, records, quality)
+    report_file = atomic_write_text(run.dir / "REPORT.md", report)
+    modifiers = [ModifierInput(name=m.name, path=ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf",
+                               description=m.description, default_scale=m.default_scale)
+                 for m in ctx.recipe.modifiers]
+    router_dir = ctx.stage_dir("router") / "router" if ctx.enabled("router") else None
+    provenance = {"recipe": ctx.recipe.path.name if ctx.recipe.path else ctx.recipe.name,
+                  "recipe_sha256": file_sha256(ctx.recipe.path) if ctx.recipe.path else None,
+                  "source_model": ctx.recipe.base.model, "revision": ctx.recipe.base.revision,
+                  "data_hashes": {k: v["sha256"] for k, v in records["data"]["inputs"].items()},
+                  "tool_versions": records["quantize"]["tool_versions"]}
+    target = ctx.out / "bundle"
+    # create_bundle writes into a temp folder and renames it, replacing an older bundle only.
+    create_bundle(quantized_gguf(ctx), target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
+                  report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
+                  force=True, progress=byte_progress if ctx.progress else None)
+    run.output("report", report_file)
+    run.metrics["bundle"] = str(target)
+    ctx.log(f"bundle: {target}")
+
+
+RUNNERS: dict[str, Callable[[BuildContext, StageRun], None]] = {
+    "data": stage_data, "phase1": stage_phase1, "merge": stage_merge, "convert": stage_convert,
+    "quantize": stage_quantize, "modifiers": stage_modifiers, "router": stage_router,
+    "evaluate": stage_evaluate, "bundle": stage_bundle,
+}

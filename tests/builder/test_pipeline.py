@@ -1,0 +1,119 @@
+"""Every stage on a tiny random Llama: real peft, real merge, real conversion, real llama.cpp at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_assistant.builder.pipeline import STAGE_FOLDERS, STAGES, run_build
+from edge_assistant.builder.recipe import load_recipe
+
+from .pipeline_fixtures import copy_build, router_embedding_dir, tiny_llama, tiny_recipe_text, write_recipe
+
+pytestmark = [pytest.mark.builder, pytest.mark.slow]
+__all__ = ["router_embedding_dir", "tiny_llama"]  # fixtures used by name below
+
+
+@pytest.fixture(scope="module")
+def built(tiny_llama: Path, router_embedding_dir: Path, tmp_path_factory: pytest.TempPathFactory
+          ) -> tuple[Path, Path, list[str]]:
+    """(recipe, output folder, log lines) of one full build of the tiny recipe."""
+    folder = tmp_path_factory.mktemp("tiny-build")
+    recipe = write_recipe(folder, tiny_recipe_text(tiny_llama, router_embedding_dir))
+    log: list[str] = []
+    run_build(load_recipe(recipe), folder / "out", progress=False, log=log.append)
+    return recipe, folder / "out", log
+
+
+def test_every_stage_writes_a_record_with_input_hashes_and_tool_versions(built: tuple[Path, Path, list[str]]) -> None:
+    _recipe, out, log = built
+    for stage in STAGES:
+        record = json.loads((out / STAGE_FOLDERS[stage] / "record.json").read_text())
+        assert record["stage"] == stage
+        assert all(len(i["sha256"]) == 64 for i in record["inputs"].values())
+        assert "torch" in record["tool_versions"] and record["seconds"] >= 0
+        assert f"[{stage}] done" in "\n".join(log)
+
+
+def test_the_bundle_verifies_and_binds_each_modifier_to_the_quantized_base(built: tuple[Path, Path, list[str]]) -> None:
+    from edge_assistant.bundle.manifest import load_manifest, sha256_file
+    from edge_assistant.bundle.verify import verify_bundle
+
+    _recipe, out, _log = built
+    bundle = out / "bundle"
+    verify_bundle(bundle)
+    manifest = load_manifest(bundle)
+    base_sha = sha256_file(out / "quantize" / "model-Q8_0.gguf")
+    assert manifest.base.sha256 == base_sha and manifest.base.quant_type == "Q8_0"
+    assert [m.name for m in manifest.modifiers] == ["code", "automation"]
+    assert all(m.base_sha256 == base_sha and m.rank == 4 for m in manifest.modifiers)
+    assert manifest.router is not None and (bundle / "router").is_dir()
+    assert (bundle / "REPORT.md").is_file()
+
+
+def test_the_merge_matches_the_adapter_model_and_the_report_records_it(built: tuple[Path, Path, list[str]]) -> None:
+    from edge_assistant.bundle.manifest import load_manifest
+
+    _recipe, out, _log = built
+    quality = load_manifest(out / "bundle").quality
+    merge = json.loads((out / "merge" / "record.json").read_text())["metrics"]
+    assert merge["merged_adapter"] and merge["probe_tokens"] > 0
+    assert 0 <= quality["merge"]["max_abs_logit_diff"] <= 1e-3
+    assert quality["phase1"]["steps"] == 4
+    assert quality["phase1"]["val_loss_after"] < quality["phase1"]["val_loss_before"]
+    assert (out / "merge" / "model" / "model.safetensors").is_file()
+
+
+def test_each_modifier_lowers_its_domain_nll_through_llama_cpp(built: tuple[Path, Path, list[str]]) -> None:
+    from edge_assistant.bundle.manifest import load_manifest
+
+    _recipe, out, _log = built
+    quality = load_manifest(out / "bundle").quality["modifiers"]
+    report = (out / "bundle" / "REPORT.md").read_text()
+    for name in ("code", "automation"):
+        q = quality[name]
+        assert q["tokens"] > 0 and q["examples"] == 4
+        assert q["modifier_nll"] < q["base_nll"], q  # scored by llama.cpp on the shipped files
+        assert f"| {name} |" in report
+
+
+def test_a_rerun_skips_every_finished_stage(built: tuple[Path, Path, list[str]]) -> None:
+    recipe, out, _log = built
+    before = {s: json.loads((out / STAGE_FOLDERS[s] / "record.json").read_text())["finished"] for s in STAGES}
+    log: list[str] = []
+    run_build(load_recipe(recipe), out, progress=False, log=log.append)
+    assert [line for line in log if "skipped" in line] == [
+        f"[{s}] unchanged since the last run: skipped" for s in STAGES]
+    assert before == {s: json.loads((out / STAGE_FOLDERS[s] / "record.json").read_text())["finished"] for s in STAGES}
+
+
+def test_a_changed_setting_reruns_only_the_stages_that_depend_on_it(
+        built: tuple[Path, Path, list[str]], tiny_llama: Path, router_embedding_dir: Path, tmp_path: Path) -> None:
+    _recipe, out, _log = built
+    copy = copy_build(out, tmp_path / "out")
+    text = tiny_recipe_text(tiny_llama, router_embedding_dir).replace("max_examples = 4", "max_examples = 3")
+    recipe = write_recipe(tmp_path, text)
+    log: list[str] = []
+    run_build(load_recipe(recipe), copy, progress=False, log=log.append)
+    ran = [s for s in STAGES if f"[{s}] running" in log]
+    assert ran == ["evaluate", "bundle"]
+    assert json.loads((copy / "evaluate" / "heldout.json").read_text())["code"]["examples"] == 3
+
+
+def test_the_runtime_answers_from_the_built_bundle_with_a_modifier(built: tuple[Path, Path, list[str]]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    _recipe, out, _log = built
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "edge_assistant.cli", "ask", "--bundle", str(out / "bundle"),
+                           "--modifier", "code", "--max-tokens", "4", "--temperature", "0", "--threads", "1",
+                           "--json", "How do I sort a list?"],
+                          env={**os.environ, "PYTHONPATH": str(repo)}, cwd=repo, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout)
+    assert answer["modifier"] == "code" and answer["completion_tokens"] >= 1

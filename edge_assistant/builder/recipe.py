@@ -83,7 +83,8 @@ class QuantizeConfig:
     qtype: str = _help(
         "llama.cpp quantization type of the bundled base, e.g. Q4_0, Q8_0, Q4_K_M. Block-32 types "
         "fit models whose hidden size is not a multiple of 256 (k-quants fall back per tensor).", "Q4_0")
-    awq: bool = _help("Apply AWQ scales before conversion (needs edge_assistant.builder.awq).", False)
+    awq: bool = _help("Apply AWQ activation-aware scales before conversion (`--no-awq` to compare without).",
+                      True)
     awq_calib_rows: int = _help("Rows of phase 1 training text used as AWQ calibration data.", 64)
     threads: int = _help("Quantizer threads; 0: all cores.", 0)
 

@@ -4,7 +4,6 @@ and records outputs and metrics on the run; pipeline.run_build decides which of 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import shutil
 import time
@@ -132,14 +131,6 @@ def stage_merge(ctx: BuildContext, run: StageRun) -> None:
                         "merged_adapter": adapter is not None})
 
 
-def awq_module() -> Any:
-    if importlib.util.find_spec("edge_assistant.builder.awq") is None:
-        return None
-    from . import awq  # type: ignore[attr-defined]
-
-    return awq
-
-
 def _tensor_bar(ctx: BuildContext, description: str) -> Callable[[int, int, str], None] | None:
     """A tqdm bar for the converter's (done, total, tensor name) callback; None without progress bars."""
     if not ctx.progress or not ctx.is_main:
@@ -165,14 +156,15 @@ def stage_convert(ctx: BuildContext, run: StageRun) -> None:
     q = ctx.recipe.quantize
     hf_dir = ctx.stage_dir("merge") / "model"
     if ctx.awq:
-        awq = awq_module()
-        if awq is None:
-            raise BuildError("quantize.awq = true but this install has no AWQ module",
-                             hint="set awq = false in the recipe or pass --no-awq")
+        from .awq import awq_hf_dir
+
         calib = run.dir / "awq-calib.txt"
         rows = load_split(ctx, "phase1").train[: q.awq_calib_rows] if ctx.recipe.phase1.enabled else []
-        atomic_write_text(calib, "\n\n".join(m["content"] for r in rows for m in r) + "\n")
-        hf_dir = Path(awq.awq_hf_dir(hf_dir, calib, q.qtype, run.dir / "awq-model"))
+        if rows:
+            atomic_write_text(calib, "\n\n".join(m["content"] for r in rows for m in r) + "\n")
+        else:  # no phase 1 data: the packaged calibration text (never used for evaluation)
+            calib = Path(__file__).parent / "data" / "calibration.txt"
+        hf_dir = Path(awq_hf_dir(hf_dir, calib, q.qtype, run.dir / "awq-model"))
         awq_report = hf_dir / "awq.json"
         run.metrics["awq"] = json.loads(awq_report.read_text()) if awq_report.is_file() else True
     gguf = convert_hf_to_gguf(hf_dir, run.dir / f"model-{q.outtype}.gguf", outtype=q.outtype,

@@ -58,6 +58,8 @@ def tiny_recipe_text(base: Path, embedding: Path, *, modifier_steps: int = 6, ex
         [quantize]
         outtype = "f32"
         qtype = "Q8_0"
+        awq = true
+        awq_calib_rows = 8
 
         [modifier_training]
         max_steps = {modifier_steps}

@@ -37,6 +37,14 @@ def test_every_stage_writes_a_record_with_input_hashes_and_tool_versions(built: 
         assert f"[{stage}] done" in "\n".join(log)
 
 
+def test_the_convert_stage_applied_awq_scales_before_conversion(built: tuple[Path, Path, list[str]]) -> None:
+    _recipe, out, _log = built
+    record = json.loads((out / STAGE_FOLDERS["convert"] / "record.json").read_text())
+    awq = record["metrics"]["awq"]
+    assert isinstance(awq, dict) and awq, "the recipe enables AWQ, so its report must be recorded"
+    assert (out / STAGE_FOLDERS["convert"] / "awq-model" / "awq.json").is_file()
+
+
 def test_the_bundle_verifies_and_binds_each_modifier_to_the_quantized_base(built: tuple[Path, Path, list[str]]) -> None:
     from edge_assistant.bundle.manifest import load_manifest, sha256_file
     from edge_assistant.bundle.verify import verify_bundle

@@ -29,7 +29,7 @@ from .base_model import check_llama_family, resolve_base
 from .context import STAGE_FOLDERS, STAGES, TRAINING_STAGES, BuildContext, as_table, quantized_gguf
 from .recipe import Recipe, resolve_source
 from .stage import StageRun
-from .stages import RUNNERS, awq_module
+from .stages import RUNNERS
 
 __all__ = ["STAGES", "STAGE_FOLDERS", "run_build", "default_out_dir"]
 
@@ -127,9 +127,6 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
     check_llama_family(source, f"{recipe.path}: base.model")  # before any data is written or trained on
     ctx = BuildContext(recipe=recipe, out=out, source=source,
                        awq=recipe.quantize.awq if awq is None else awq, progress=progress, log=log)
-    if ctx.awq and awq_module() is None:
-        raise RecipeError(f"{recipe.path}: quantize.awq = true but this install has no AWQ module",
-                          hint="set awq = false in the recipe or pass --no-awq")
     out.mkdir(parents=True, exist_ok=True)
     first = STAGES.index(from_stage) if from_stage else 0
     last = STAGES.index(until_stage) if until_stage else len(STAGES) - 1

@@ -9,6 +9,7 @@ and then renames it over the final name.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,3 +40,24 @@ def atomic_output(final: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
         raise
 
+
+
+@contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """Yield a temp folder next to ``final``; on success it replaces ``final`` whole.
+
+    The caller fsyncs the files it writes; a failure removes the temp folder and
+    leaves any previous ``final`` as it was.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield temp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(temp, final)
+        fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import numpy as np
 from .. import paths
 from ..errors import BuildError
 from ..router.embedding import META_FILE, TOKENIZER_FILE, VECTORS_FILE
+from .artifact import atomic_folder
 
 # PCA dimensions: model2vec's default; 256 keeps most of the similarity structure
 # at a third of MiniLM's 384 (7.5 MB of float16 for a 30k-token vocabulary).
@@ -142,9 +141,7 @@ def _write_static_model(model: Any, out_dir: Path, meta: dict[str, Any]) -> Path
 def write_static_embedding(out_dir: Path, *, tokenizer_json: str, vectors: np.ndarray, unk_id: int | None,
                            meta: dict[str, Any]) -> Path:
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         (tmp / TOKENIZER_FILE).write_text(tokenizer_json, encoding="utf-8")
         with open(tmp / VECTORS_FILE, "wb") as f:
             # float16 halves the bundle; cosine similarities change in the 4th decimal.
@@ -154,12 +151,6 @@ def write_static_embedding(out_dir: Path, *, tokenizer_json: str, vectors: np.nd
         for name in (TOKENIZER_FILE, VECTORS_FILE, META_FILE):
             with open(tmp / name, "rb") as f:
                 os.fsync(f.fileno())
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

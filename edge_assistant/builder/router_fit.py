@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -38,6 +37,7 @@ from ..router.keywords import KeywordRule, KeywordScorer, rules_from_recipe, squ
 from ..router.router import (DEFAULT_MAX_CHARS, FEATURE_SETS, FIT_REPORT_FILE, FORMAT_VERSION, KEYWORDS_FILE,
                              NONE_ROUTE, PROTOTYPES_FILE, ROUTER_FILE, Stickiness, feature_names, nearest_mean)
 from . import router_embedding
+from .artifact import atomic_folder
 from .logistic import fit_calibrator, log_loss
 
 K_NEAREST = 3
@@ -246,9 +246,7 @@ def fit_router(examples: Mapping[str, Sequence[str]], out_dir: Path, *,
         "fit_seconds": round(time.perf_counter() - started, 2),
     }
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         shutil.copytree(embedding_dir, tmp / EMBEDDING_DIR)
         with open(tmp / PROTOTYPES_FILE, "wb") as f:
             np.save(f, vectors[protos].astype(np.float16), allow_pickle=False)
@@ -257,10 +255,4 @@ def fit_router(examples: Mapping[str, Sequence[str]], out_dir: Path, *,
         _write_json(tmp / KEYWORDS_FILE, scorer.to_dict())
         _write_json(tmp / ROUTER_FILE, config)
         _write_json(tmp / FIT_REPORT_FILE, report)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

@@ -18,8 +18,9 @@ def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[st
     quality["merge"] = {"max_abs_logit_diff": merge["max_abs_logit_diff"],
                         "mean_abs_logit_diff": merge["mean_abs_logit_diff"], "tolerance": merge["tolerance"]}
     q = records["quantize"]["metrics"]
+    awq = records.get("convert", {}).get("metrics", {}).get("awq")
     quality["quantization"] = {"type": q["qtype"], "bits_per_weight": q["bits_per_weight"],
-                               "fallback_tensors": len(q["fallbacks"] or [])}
+                               "fallback_tensors": len(q["fallbacks"] or []), "awq": bool(awq)}
     if "modifiers" in records:
         heldout = records.get("evaluate", {}).get("metrics", {}).get("heldout_nll", {})
         quality["modifiers"] = {}
@@ -58,6 +59,13 @@ def render_report(recipe: Recipe, records: dict[str, dict[str, Any]], quality: d
     lines += ["## Quantization", "",
               f"- {q['qtype']}: {_fmt(q['bits_per_weight'], '.2f')} bits/weight, "
               f"{q['size'] / 1e6:.1f} MB (from {q['source_size'] / 1e6:.1f} MB)"]
+    awq = records.get("convert", {}).get("metrics", {}).get("awq")
+    if isinstance(awq, dict):
+        lines.append(f"- AWQ scales for {awq.get('qtype')} folded in before conversion: {awq.get('n_layers')} blocks, "
+                     f"{awq.get('calib_tokens')} calibration tokens, grid {awq.get('n_grid')}, "
+                     f"clipping {'on' if awq.get('clip') else 'off'}, {_fmt(awq.get('seconds', 0.0), '.0f')} s")
+    else:
+        lines.append("- AWQ: off (`quantize.awq = false` or `--no-awq`)")
     for fb in q["fallbacks"] or []:
         lines.append(f"- fallback: `{fb['tensor']}` wanted {fb['wanted']}, got {fb['got']}")
     lines.append("")

@@ -43,6 +43,7 @@ def test_the_convert_stage_applied_awq_scales_before_conversion(built: tuple[Pat
     awq = record["metrics"]["awq"]
     assert isinstance(awq, dict) and awq, "the recipe enables AWQ, so its report must be recorded"
     assert (out / STAGE_FOLDERS["convert"] / "awq-model" / "awq.json").is_file()
+    assert "AWQ scales for Q8_0 folded in" in (out / "bundle" / "REPORT.md").read_text()
 
 
 def test_the_bundle_verifies_and_binds_each_modifier_to_the_quantized_base(built: tuple[Path, Path, list[str]]) -> None:

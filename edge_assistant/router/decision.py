@@ -15,3 +15,13 @@ class RouteDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class BaseOnly:
+    """Stands in for a router where a bundle has none: the base answers, and the reason says why."""
+
+    reason: str
+
+    def route(self, prompt: str, *, previous: str | None = None) -> RouteDecision:
+        return RouteDecision(None, 1.0, self.reason, 0.0)

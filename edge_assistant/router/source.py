@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..bundle.manifest import Manifest, safe_relpath
-from .decision import RouteDecision
+from .decision import BaseOnly
 from .router import Router
 
-
-@dataclass(frozen=True)
-class BaseOnly:
-    """Stands in for a router where a bundle has none: the base answers, and the reason says why."""
-
-    reason: str
-
-    def route(self, prompt: str, *, previous: str | None = None) -> RouteDecision:
-        return RouteDecision(None, 1.0, self.reason, 0.0)
+__all__ = ["BaseOnly", "router_for_bundle"]
 
 
 def router_for_bundle(folder: Path | None, manifest: Manifest | None, name: str) -> Router | BaseOnly:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from ..errors import ModifierError
-from ..router.decision import RouteDecision
+from ..router.decision import BaseOnly, RouteDecision
 from .generation import EngineProtocol, Generation, Message, SamplingParams
 
 AUTO = "auto"
@@ -28,6 +28,11 @@ class Assistant:
     router: RouterProtocol | None = None
     bundle_name: str = ""
 
+    def __post_init__(self) -> None:
+        if self.router is None:  # no router: every message goes to the base, and the reason says why
+            what = "router" if self.engine.modifier_names else "modifiers"
+            self.router = BaseOnly(f"no {what} in this bundle: the base answers")
+
     def route(self, prompt: str, override: str = AUTO, previous: str | None = None) -> RouteDecision:
         """Which modifier answers ``prompt``: the override if given, else the router."""
         started = time.perf_counter()
@@ -42,10 +47,7 @@ class Assistant:
                                     "this bundle has no modifiers: use --modifier auto or none")
             return RouteDecision(override, 1.0, f"user chose '{override}'",
                                  (time.perf_counter() - started) * 1000)
-        if self.router is None:
-            reason = ("no router in this bundle: the base answers"
-                      if self.engine.modifier_names else "no modifiers in this bundle: the base answers")
-            return RouteDecision(None, 1.0, reason, (time.perf_counter() - started) * 1000)
+        assert self.router is not None
         decision = self.router.route(prompt, previous=previous)
         if decision.modifier is not None and decision.modifier not in self.engine.modifier_names:
             return RouteDecision(None, decision.confidence,

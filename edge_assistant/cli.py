@@ -16,6 +16,7 @@ import click
 
 from . import __version__, paths
 from .errors import EdgeAssistantError, UsageError
+from .server.limits import Limits
 
 
 class _Group(click.Group):
@@ -356,30 +357,46 @@ def push_command(bundle_ref: str, repo_id: str, revision: str | None, private: b
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback requires an API key.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0 picks a free port.")
 @click.option("--bundle", default=None, help="Bundle folder or installed bundle name.")
 @click.option("--threads", type=click.IntRange(min=0), default=None, help="CPU threads (0: automatic).")
+@click.option("--api-key", envvar="EDGE_ASSISTANT_API_KEY", default=None, show_envvar=True,
+              help="Require 'Authorization: Bearer KEY' on every request (prefer the variable: "
+                   "arguments are visible to other users).")
+@click.option("--queue", type=click.IntRange(min=0), default=Limits.queue, show_default=True,
+              help="Requests that may wait while one generates; more get 429 with Retry-After.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=Limits.max_connections,
+              show_default=True, help="Open connections; more get 503 and are closed.")
 @click.option("--quiet", is_flag=True, help="Do not log requests.")
-def serve(host: str, port: int, bundle: str | None, threads: int | None, quiet: bool) -> None:
-    """Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models).
+def serve(host: str, port: int, bundle: str | None, threads: int | None, api_key: str | None, queue: int,
+          max_connections: int, quiet: bool) -> None:
+    """Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health).
 
     The request's `model` picks the modifier: auto (router), none (base) or a modifier name.
+    One reply is generated at a time; up to --queue requests wait their turn.
     """
     from .runtime.factory import open_assistant
     from .runtime.generation import SamplingParams
-    from .server.http import _stderr_log, is_loopback, make_server
+    from .server.http import _stderr_log, make_server
+    from .server.limits import check_api_key, is_loopback
 
+    api_key = check_api_key(api_key, loopback=is_loopback(host), host=host)  # before loading anything
+    limits = Limits(queue=queue, max_connections=max_connections)
     settings = _settings(threads=threads)
     assistant = open_assistant(settings, bundle, progress=_unpack_progress())
-    defaults = SamplingParams.from_settings(settings)
-    server = make_server(assistant, host, port, defaults, log=None if quiet else _stderr_log)
+    try:
+        defaults = SamplingParams.from_settings(settings)
+        server = make_server(assistant, host, port, defaults, log=None if quiet else _stderr_log, limits=limits,
+                             api_key=api_key)
+    except BaseException:
+        assistant.close()
+        raise
     bound_host, bound_port = server.server_address[:2]
-    if not is_loopback(host):
-        click.echo(f"edge-assistant: warning: listening on {host}, reachable from other machines; "
-                   "there is no authentication", err=True)
+    auth = "API key required" if api_key else "no API key: loopback only"
     click.echo(f"edge-assistant: serving {assistant.bundle_name} at http://{bound_host}:{bound_port}/v1 "
-               "(Ctrl-C stops)", err=True)
+               f"({auth}; Ctrl-C stops)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,212 +1,188 @@
-"""The HTTP server: /v1/chat/completions (JSON or server-sent events), /v1/models, /health.
+"""Hosting the ASGI app on uvicorn: the socket, per-connection guards, logging, start and stop.
 
-Requests are handled on threads, generation is serialised by the engine's lock;
-a client that disconnects mid-stream cancels its generation.
+uvicorn (with h11) owns HTTP framing, so a request body is always consumed as that
+request's body and never parsed as another request. On top of uvicorn's keep-alive
+timeout, each connection gets a deadline for its request head (slow or silent clients
+are closed) and connections past ``Limits.max_connections`` get a 503 and are closed.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
-import json
+import logging
+import socket
 import sys
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
 from typing import Any, Callable
 
-from ..errors import EdgeAssistantError, ModifierError, TemplateError, UsageError
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ..errors import EdgeAssistantError
 from ..runtime.assistant import Assistant
 from ..runtime.generation import SamplingParams
-from .protocol import (RequestError, chunk_body, completion_body, completion_id, openai_finish,
-                       parse_chat_request, route_extension)
-from .stops import StopScanner
+from .app import AssistantApp, error_json
+from .limits import Limits, check_api_key, is_loopback
 
-MAX_BODY = 8 << 20
+__all__ = ["AssistantServer", "make_server", "is_loopback"]
+
+Log = Callable[[str], None]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: "AssistantServer"
-    protocol_version = "HTTP/1.1"
+async def _over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = error_json("too many open connections to this server: retry shortly", "server_error",
+                      code="too_many_connections")
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        self.server.log(f"{self.address_string()} {format % args}")
 
-    # -- plumbing -------------------------------------------------------------------
+class _GuardedH11(H11Protocol):
+    """uvicorn's h11 protocol plus a request-head deadline, a connection cap and JSON framing errors."""
 
-    def _send_json(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    limits: Limits = Limits()
 
-    def _error(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> None:
-        self._send_json(status, {"error": {"message": message, "type": kind, "param": param, "code": None}})
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_deadline: Any = None
+        if len(self.connections) > self.limits.max_connections:
+            self.app = _over_capacity  # answered on its first request, then closed
+        self._arm_head_deadline()
 
-    def _read_json(self) -> Any:
-        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if kind != "application/json":
-            # Also keeps web pages out: a browser cannot send application/json cross-origin
-            # without a preflight, which this server never answers.
-            raise RequestError("the request body must be sent as Content-Type: application/json")
-        raw_length = self.headers.get("Content-Length")
-        if raw_length is None or not raw_length.strip().isdigit():
-            raise RequestError("a Content-Length header with the body's size in bytes is required")
-        length = int(raw_length)
-        if length > MAX_BODY:
-            raise RequestError(f"request body over {MAX_BODY >> 20} MiB")
-        raw = self.rfile.read(length) if length else b""
-        try:
-            return json.loads(raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestError(f"the request body is not valid JSON ({exc})") from exc
+    def _arm_head_deadline(self) -> None:
+        self._cancel_head_deadline()
+        self._head_deadline = self.loop.call_later(self.limits.header_timeout_s, self._head_timed_out)
 
-    # -- routes ---------------------------------------------------------------------
+    def _cancel_head_deadline(self) -> None:
+        if getattr(self, "_head_deadline", None) is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        if not self._host_allowed():
-            self._error(403, "this server only answers requests addressed to localhost", "forbidden")
-        elif self.path.rstrip("/") in ("/health", ""):
-            self._send_json(200, {"status": "ok", "bundle": self.server.assistant.bundle_name})
-        elif self.path.rstrip("/") == "/v1/models":
-            names = ["auto", "none", *self.server.assistant.engine.modifier_names]
-            self._send_json(200, {"object": "list", "data": [
-                {"id": n, "object": "model", "created": 0, "owned_by": "edge-assistant"} for n in names]})
-        else:
-            self._error(404, f"no route {self.path}: use /v1/chat/completions or /v1/models", "not_found")
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        if self.cycle is None or self.cycle.response_complete:  # still no complete request head
+            self.timeout_keep_alive_handler()  # closes the connection
 
-    def _host_allowed(self) -> bool:
-        """On loopback, answer only requests addressed to loopback (no DNS rebinding)."""
-        if not self.server.loopback_only:
-            return True
-        host = (self.headers.get("Host") or "").strip()
-        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:host.find("]")]
-        return name in ("localhost", "") or is_loopback(name)
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle:  # a request head arrived
+            self._cancel_head_deadline()
 
-    def do_POST(self) -> None:  # noqa: N802
-        if not self._host_allowed():
-            self._error(403, "this server only answers requests addressed to localhost", "forbidden")
-            return
-        if self.path.rstrip("/") != "/v1/chat/completions":
-            self._error(404, f"no route {self.path}: use /v1/chat/completions", "not_found")
-            return
-        try:
-            request = parse_chat_request(self._read_json(), tuple(self.server.assistant.engine.modifier_names),
-                                         self.server.defaults)
-        except RequestError as exc:
-            self._error(400, str(exc), param=exc.param)
-            return
-        assistant = self.server.assistant
-        try:
-            decision, generation = assistant.reply(request.messages, override=request.override,
-                                                   sampling=request.sampling)
-            if request.stream:
-                self._stream(request, decision, generation)
-            else:
-                self._complete(request, decision, generation)
-        except EdgeAssistantError as exc:
-            client_fault = isinstance(exc, (TemplateError, ModifierError, UsageError))
-            self._error(400 if client_fault else 500, str(exc),
-                        "invalid_request_error" if client_fault else "server_error")
+    def on_response_complete(self) -> None:
+        self._arm_head_deadline()  # the next request on this connection must come in time too
+        super().on_response_complete()
 
-    def _complete(self, request: Any, decision: Any, generation: Any) -> None:
-        scanner = StopScanner(request.stop)
-        parts = []
-        for piece in generation:
-            parts.append(scanner.feed(piece))
-            if scanner.stopped:
-                generation.close()
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_deadline()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        # h11 refused the request line, headers or framing: answer in the API's error shape.
+        body = error_json("malformed HTTP request: check the request line, the headers, Content-Length "
+                          "and Transfer-Encoding", "invalid_request_error")
+        for event in (h11.Response(status_code=400, reason=b"Bad Request", headers=[
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close")]), h11.Data(data=body), h11.EndOfMessage()):
+            try:
+                self.transport.write(self.conn.send(event))
+            except h11.LocalProtocolError:  # a response was already under way: just close
                 break
-        parts.append(scanner.flush())
-        result = generation.result
-        finish = "stop" if scanner.stopped else openai_finish(result.finish_reason)
-        self._send_json(200, completion_body(completion_id(), request.model, "".join(parts), finish, result,
-                                             decision))
-
-    def _stream(self, request: Any, decision: Any, generation: Any) -> None:
-        cid = completion_id()
-
-        def event(body: Any) -> None:
-            payload = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-            self.wfile.write(f"data: {payload}\n\n".encode("utf-8"))
-            self.wfile.flush()
-
-        # Reading the first piece renders and evaluates the prompt: a bad conversation fails
-        # here, while a plain HTTP error can still be sent instead of an event stream.
-        first_piece = next(generation, None)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        scanner = StopScanner(request.stop)
-        try:
-            first = chunk_body(cid, request.model, {"role": "assistant", "content": ""}, None)
-            first["x_edge_assistant"] = route_extension(decision, None)
-            event(first)
-            for piece in itertools.chain([first_piece] if first_piece is not None else [], generation):
-                text = scanner.feed(piece)
-                if text:
-                    event(chunk_body(cid, request.model, {"content": text}, None))
-                if scanner.stopped:
-                    generation.close()
-                    break
-            tail = scanner.flush()
-            if tail:
-                event(chunk_body(cid, request.model, {"content": tail}, None))
-            result = generation.result
-            finish = "stop" if scanner.stopped else openai_finish(result.finish_reason)
-            last = chunk_body(cid, request.model, {}, finish)
-            last["usage"] = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                             "total_tokens": result.prompt_tokens + result.completion_tokens}
-            last["x_edge_assistant"] = route_extension(decision, result)
-            event(last)
-            event("[DONE]")
-        except EdgeAssistantError as exc:
-            # Headers are gone: report in-band, the way OpenAI streams report errors.
-            event({"error": {"message": str(exc), "type": "server_error", "param": None, "code": None}})
-            event("[DONE]")
-        except (BrokenPipeError, ConnectionResetError):
-            self.server.log("client disconnected; generation cancelled")
-            generation.close()  # the client went away: stop generating for nobody
+        self.transport.close()
 
 
-class AssistantServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _LogLines(logging.Handler):
+    """uvicorn's own warnings and errors as one line each through our log (never a traceback)."""
 
-    def __init__(self, assistant: Assistant, host: str, port: int, defaults: SamplingParams,
-                 log: Callable[[str], None] | None = None) -> None:
-        self.assistant = assistant
-        self.defaults = defaults
-        self.loopback_only = is_loopback(host)
+    def __init__(self, log: Log | None) -> None:
+        super().__init__(logging.WARNING)
         self._log = log
-        super().__init__((host, port), _Handler)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._log:
+            try:
+                self._log(record.getMessage().splitlines()[0])
+            except Exception:  # noqa: BLE001 - logging must never take the server down
+                pass
+
+
+class AssistantServer:
+    """Bound on construction (``server_address`` is known, port 0 picks a free one);
+    ``serve_forever()`` blocks; ``shutdown()`` (from another thread) stops it."""
+
+    def __init__(self, assistant: Assistant, host: str, port: int, defaults: SamplingParams, limits: Limits,
+                 api_key: str | None, log: Log | None) -> None:
+        self.assistant = assistant
+        self.limits = limits
+        api_key = check_api_key(api_key, loopback=is_loopback(host), host=host)
+        self.app = AssistantApp(assistant, defaults, limits, loopback_only=is_loopback(host), api_key=api_key,
+                                log=log)
+        self._log = log
+        self._socket = _bind(host, port)
+        self.server_address = self._socket.getsockname()
+        protocol = type("GuardedH11", (_GuardedH11,), {"limits": limits})
+        self._config = uvicorn.Config(
+            self.app, http=protocol, ws="none", lifespan="off", interface="asgi3", log_config=None,
+            access_log=False, server_header=False, timeout_keep_alive=max(1, round(limits.keep_alive_s)),
+            timeout_graceful_shutdown=max(1, round(limits.graceful_shutdown_s)), backlog=2048)
+        self._server = uvicorn.Server(self._config)
+        self._stopped = threading.Event()
 
     def log(self, line: str) -> None:
         if self._log:
             self._log(line)
 
+    def serve_forever(self) -> None:
+        handler = _LogLines(self._log)
+        uvicorn_log = logging.getLogger("uvicorn")
+        uvicorn_log.addHandler(handler)
+        uvicorn_log.propagate = False
+        self._stopped.clear()
+        try:
+            self._server.run(sockets=[self._socket])
+        finally:
+            uvicorn_log.removeHandler(handler)
+            self._stopped.set()
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        self.app.cancel_all()
+        self._server.should_exit = True
+        self._stopped.wait(timeout_s)
+
+    def server_close(self) -> None:
+        self._socket.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise EdgeAssistantError(f"cannot listen on {host}:{port} ({exc.strerror})",
+                                 hint="pass --host an address of this machine, such as 127.0.0.1") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError as exc:
+        sock.close()
+        raise EdgeAssistantError(f"cannot listen on {host}:{port} ({exc.strerror})",
+                                 hint="pick another --port, or stop the program using it") from exc
+    return sock
 
 
 def make_server(assistant: Assistant, host: str = "127.0.0.1", port: int = 8080,
-                defaults: SamplingParams = SamplingParams(), log: Callable[[str], None] | None = None
-                ) -> AssistantServer:
-    """Bind (port 0 picks a free port: see ``server.server_address``); call ``serve_forever()``."""
-    try:
-        return AssistantServer(assistant, host, port, defaults, log)
-    except OSError as exc:
-        raise EdgeAssistantError(f"cannot listen on {host}:{port} ({exc.strerror})",
-                                 hint="pick another --port, or stop the program using it") from exc
+                defaults: SamplingParams = SamplingParams(), log: Log | None = None, *,
+                limits: Limits = Limits(), api_key: str | None = None) -> AssistantServer:
+    """Bind (port 0 picks a free port: see ``server.server_address``); call ``serve_forever()``.
+
+    ``api_key`` is required on every request when given; binding beyond loopback without
+    one is refused (``limits.check_api_key``).
+    """
+    return AssistantServer(assistant, host, port, defaults, limits, api_key, log)
 
 
 def _stderr_log(line: str) -> None:

@@ -4,6 +4,9 @@ Only what a local assistant needs: chat completions (streamed or not) and the
 model list. The `model` field picks the modifier: ``auto`` (the router),
 ``none`` (the base) or a modifier name; any other value (for example the name
 a client hard-codes, such as ``gpt-4o``) means ``auto``.
+
+Fields we cannot honour (tools, JSON schemas, logprobs, n > 1) are refused with a 400
+that names them, never silently ignored; typed fields must have their JSON type.
 """
 
 from __future__ import annotations
@@ -16,7 +19,20 @@ from typing import Any
 from ..runtime.generation import GenerationResult, Message, SamplingParams
 from ..router.decision import RouteDecision
 
-MAX_MESSAGES = 1000
+MAX_MESSAGES = 500
+
+# Fields a client may send that this server cannot honour: refused when set to anything but
+# their "off" values (the values listed), so a client never gets a silently different answer.
+_TOOLS = "function calling is not implemented"
+UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "tools": ((None, []), _TOOLS), "functions": ((None, []), _TOOLS),
+    "tool_choice": ((None, "none", "auto"), _TOOLS), "function_call": ((None, "none", "auto"), _TOOLS),
+    "logprobs": ((None, False), "log probabilities are not returned"),
+    "top_logprobs": ((None, 0), "log probabilities are not returned"),
+    "logit_bias": ((None, {}), "logit bias is not implemented"),
+    "audio": ((None,), "only text is supported"), "modalities": ((None, ["text"]), "only text is supported"),
+    "prediction": ((None,), "predicted outputs are not implemented"),
+}
 
 
 class RequestError(ValueError):
@@ -39,17 +55,46 @@ class ChatRequest:
 
 def _content_text(content: Any, where: str) -> str:
     if isinstance(content, str):
-        return content
+        return _text(content, where)
     if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
         parts = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 raise RequestError(f"{where}: only text content parts are supported", "messages")
-            parts.append(part["text"])
+            parts.append(_text(part["text"], where))
         return "".join(parts)
     if content is None:
         return ""
     raise RequestError(f"{where}.content must be a string or a list of text parts", "messages")
+
+
+def _text(text: str, where: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(f"{where}.content is not valid Unicode (a lone surrogate such as "
+                           f"\\u{ord(text[exc.start]):04x} at character {exc.start})", "messages") from None
+    return text
+
+
+def _refuse_unsupported(body: dict[str, Any]) -> None:
+    for key, (off, why) in UNSUPPORTED.items():
+        if key in body and not any(body[key] == value and type(body[key]) is type(value) for value in off):
+            raise RequestError(f"'{key}' is not supported by this server ({why}): leave it out", key)
+    response_format = body.get("response_format")
+    if response_format is not None and response_format != {"type": "text"}:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        raise RequestError(f"response_format {kind or response_format!r} is not supported: only "
+                           "{\"type\": \"text\"} (structured JSON output is not implemented)", "response_format")
+    n = body.get("n")
+    if n is not None and (type(n) is not int or n != 1):
+        raise RequestError("only n=1 is supported: send one request per completion", "n")
+    for key in ("stream", "store", "parallel_tool_calls"):
+        if key in body and body[key] is not None and type(body[key]) is not bool:
+            raise RequestError(f"'{key}' must be true or false (a JSON boolean, not {type(body[key]).__name__})", key)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise RequestError("'stream_options' must be an object", "stream_options")
 
 
 def _number(body: dict[str, Any], key: str, kind: type, low: float, high: float) -> Any:
@@ -66,11 +111,13 @@ def _number(body: dict[str, Any], key: str, kind: type, low: float, high: float)
 def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: SamplingParams) -> ChatRequest:
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
+    _refuse_unsupported(body)
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise RequestError("'messages' must be a non-empty list", "messages")
     if len(raw_messages) > MAX_MESSAGES:
-        raise RequestError(f"at most {MAX_MESSAGES} messages per request", "messages")
+        raise RequestError(f"{len(raw_messages)} messages is over the limit of {MAX_MESSAGES} per request: "
+                           "send only the recent turns", "messages")
     messages = []
     for i, m in enumerate(raw_messages):
         where = f"messages[{i}]"
@@ -103,8 +150,6 @@ def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: Sam
         stops = tuple(stop)
     else:
         raise RequestError("'stop' must be a string or a list of up to 4 strings", "stop")
-    if body.get("n", 1) != 1:
-        raise RequestError("only n=1 is supported", "n")
     sampling = SamplingParams(
         max_tokens=max_tokens or defaults.max_tokens,
         temperature=defaults.temperature if temperature is None else temperature,
@@ -112,7 +157,7 @@ def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: Sam
         seed=defaults.seed if seed is None else seed,
         repeat_penalty=defaults.repeat_penalty,
     )
-    return ChatRequest(tuple(messages), override, model, sampling, bool(body.get("stream", False)),
+    return ChatRequest(tuple(messages), override, model, sampling, body.get("stream") is True,
                        tuple(s for s in stops if s))
 
 

@@ -14,7 +14,6 @@ import sys
 import threading
 from typing import Any, Callable
 
-import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -61,8 +60,13 @@ class _GuardedH11(H11Protocol):
 
     def _head_timed_out(self) -> None:
         self._head_deadline = None
-        if self.cycle is None or self.cycle.response_complete:  # still no complete request head
-            self.timeout_keep_alive_handler()  # closes the connection
+        if self.transport.is_closing() or not (self.cycle is None or self.cycle.response_complete):
+            return  # closed already, or a request head did arrive
+        if self.conn.trailing_data[0]:  # part of a request head: say why before closing
+            self._answer_and_close(408, "Request Timeout", error_json(
+                f"the request head did not arrive within {self.limits.header_timeout_s:g} s", "invalid_request_error"))
+        else:  # an idle connection: just close it
+            self.timeout_keep_alive_handler()
 
     def handle_events(self) -> None:
         cycle = self.cycle
@@ -80,15 +84,15 @@ class _GuardedH11(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         # h11 refused the request line, headers or framing: answer in the API's error shape.
-        body = error_json("malformed HTTP request: check the request line, the headers, Content-Length "
-                          "and Transfer-Encoding", "invalid_request_error")
-        for event in (h11.Response(status_code=400, reason=b"Bad Request", headers=[
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close")]), h11.Data(data=body), h11.EndOfMessage()):
-            try:
-                self.transport.write(self.conn.send(event))
-            except h11.LocalProtocolError:  # a response was already under way: just close
-                break
+        self._answer_and_close(400, "Bad Request", error_json(
+            "malformed HTTP request: check the request line, the headers, Content-Length and Transfer-Encoding",
+            "invalid_request_error"))
+
+    def _answer_and_close(self, status: int, reason: str, body: bytes) -> None:
+        head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+                "connection: close\r\n\r\n").encode("ascii")
+        if self.cycle is None or not self.cycle.response_started:  # else a response is under way: just close
+            self.transport.write(head + body)
         self.transport.close()
 
 

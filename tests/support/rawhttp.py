@@ -70,8 +70,9 @@ class _Shared(io.RawIOBase):
 
 
 def exchange(address: tuple[str, int], data: bytes | list[bytes], *, timeout_s: float = 10.0,
-             method: str = "POST", pause_s: float = 0.0) -> Exchange:
-    """Send ``data`` (a list: sent piece by piece, ``pause_s`` apart) and collect the responses."""
+             method: str = "POST", pause_s: float = 0.0, max_responses: int | None = None) -> Exchange:
+    """Send ``data`` (a list: sent piece by piece, ``pause_s`` apart) and collect the responses
+    (all of them, until the connection closes, or only the first ``max_responses``)."""
     import time
 
     out = Exchange()
@@ -104,6 +105,8 @@ def exchange(address: tuple[str, int], data: bytes | list[bytes], *, timeout_s: 
                 out.parse_error = f"{type(exc).__name__}: {exc}"
                 break
             out.responses.append(Response(response.status, {k.lower(): v for k, v in response.getheaders()}, body))
+            if max_responses is not None and len(out.responses) >= max_responses:
+                break
             if response.will_close:
                 try:
                     out.closed = sock.recv(1) == b""

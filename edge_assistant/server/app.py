@@ -43,10 +43,11 @@ class HttpError(Exception):
     """An answer other than success, in OpenAI's error shape."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", *, param: str | None = None,
-                 code: str | None = None, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+                 code: str | None = None, headers: tuple[tuple[bytes, bytes], ...] = (), drain: bool = True) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
         self.headers = headers
+        self.drain = drain  # False: the body is too big or too slow to read before answering
 
 
 def error_json(message: str, kind: str, param: str | None = None, code: str | None = None) -> bytes:
@@ -233,7 +234,8 @@ class AssistantApp:
         if not exchange.body_read:
             # Never leave an unread body on a kept-alive connection: drain what was declared
             # (within the cap, so the client reads this answer instead of a reset), then close.
-            await self._drain(exchange)
+            if exc.drain:
+                await self._drain(exchange)
             if (b"connection", b"close") not in extra:
                 extra = (*extra, (b"connection", b"close"))
         try:
@@ -318,7 +320,7 @@ class AssistantApp:
                 message = await asyncio.wait_for(exchange.receive(), remaining)
             except asyncio.TimeoutError:
                 raise HttpError(408, f"the request body did not arrive within {self.limits.body_timeout_s:g} s",
-                                headers=((b"connection", b"close"),)) from None
+                                drain=False) from None
             if message["type"] == "http.disconnect":
                 raise _ClientGone("hung up while sending the request")
             chunk = message.get("body", b"")
@@ -332,7 +334,7 @@ class AssistantApp:
 
     def _too_large(self) -> HttpError:
         return HttpError(413, f"the request body is over the {self.limits.max_body_bytes >> 10} KiB limit: "
-                              "send a shorter conversation", param="messages", code="request_too_large")
+                              "send a shorter conversation", param="messages", code="request_too_large", drain=False)
 
     async def _request(self, exchange: _Exchange) -> ChatRequest:
         kind = (exchange.header("content-type") or "").split(";")[0].strip().lower()

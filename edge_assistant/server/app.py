@@ -79,7 +79,7 @@ class _Exchange:
         if not values:
             return None
         if len(values) > 1:
-            raise HttpError(400, f"more than one {name} header", headers=((b"connection", b"close"),))
+            raise HttpError(400, f"more than one {name} header", headers=((b"Connection", b"close"),))
         return values[0].strip()
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -91,14 +91,14 @@ class _Exchange:
     async def start(self, status: int, content_type: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         self.started, self.status = True, status
         await self.send({"type": "http.response.start", "status": status,
-                         "headers": [(b"content-type", content_type), *extra]})
+                         "headers": [(b"Content-Type", content_type), *extra]})
 
     async def body(self, data: bytes, more: bool = False) -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": more})
 
     async def json(self, status: int, payload: Any, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        await self.start(status, b"application/json", ((b"content-length", str(len(data)).encode()), *extra))
+        await self.start(status, b"application/json", ((b"Content-Length", str(len(data)).encode()), *extra))
         await self.body(data)
 
 
@@ -236,8 +236,8 @@ class AssistantApp:
             # (within the cap, so the client reads this answer instead of a reset), then close.
             if exc.drain:
                 await self._drain(exchange)
-            if (b"connection", b"close") not in extra:
-                extra = (*extra, (b"connection", b"close"))
+            if (b"Connection", b"close") not in extra:
+                extra = (*extra, (b"Connection", b"close"))
         try:
             await exchange.json(exc.status, error_json(exc.message, exc.kind, exc.param, exc.code), extra)
         except _ClientGone:
@@ -261,12 +261,12 @@ class AssistantApp:
         path = exchange.path.rstrip("/")
         if path in ("/health", "", "/v1/models"):
             if exchange.method not in ("GET", "HEAD"):
-                raise HttpError(405, f"{exchange.path} answers GET only", headers=((b"allow", b"GET, HEAD"),))
+                raise HttpError(405, f"{exchange.path} answers GET only", headers=((b"Allow", b"GET, HEAD"),))
             await self._drain_if_body(exchange)
             await exchange.json(200, self._health() if path != "/v1/models" else self._models())
         elif path == CHAT_PATH:
             if exchange.method != "POST":
-                raise HttpError(405, f"{CHAT_PATH} answers POST only", headers=((b"allow", b"POST"),))
+                raise HttpError(405, f"{CHAT_PATH} answers POST only", headers=((b"Allow", b"POST"),))
             await self._chat(exchange)
         else:
             raise HttpError(404, f"no route {exchange.path}: use {CHAT_PATH} or /v1/models", "not_found")
@@ -294,7 +294,7 @@ class AssistantApp:
         if not hmac.compare_digest(supplied, self._api_key):
             raise HttpError(401, "a valid API key is required: send the header 'Authorization: Bearer <key>'",
                             "invalid_request_error", code="invalid_api_key",
-                            headers=((b"www-authenticate", b"Bearer"),))
+                            headers=((b"WWW-Authenticate", b"Bearer"),))
 
     def _health(self) -> dict[str, Any]:
         return {"status": "ok", "bundle": self.assistant.bundle_name,
@@ -364,7 +364,7 @@ class AssistantApp:
         if self._admitted > self.limits.queue:
             raise HttpError(429, f"the server is busy: {self.waiting} requests are already waiting; "
                                  f"retry after {self.retry_after_s()} s", "requests", code="rate_limit_exceeded",
-                            headers=((b"retry-after", str(self.retry_after_s()).encode()),))
+                            headers=((b"Retry-After", str(self.retry_after_s()).encode()),))
         if self._gate is None:
             self._gate = asyncio.Lock()
         gate = self._gate
@@ -457,7 +457,7 @@ class AssistantApp:
         failure = self._failure(event)
         if failure is not None:
             raise failure
-        await exchange.start(200, b"text/event-stream", ((b"cache-control", b"no-cache"),))
+        await exchange.start(200, b"text/event-stream", ((b"Cache-Control", b"no-cache"),))
 
         async def emit(payload: Any) -> None:
             text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)

@@ -32,8 +32,8 @@ async def _over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None
     body = error_json("too many open connections to this server: retry shortly", "server_error",
                       code="too_many_connections")
     await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"1"), (b"connection", b"close")]})
+        (b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode()),
+        (b"Retry-After", b"1"), (b"Connection", b"close")]})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -89,8 +89,8 @@ class _GuardedH11(H11Protocol):
             "invalid_request_error"))
 
     def _answer_and_close(self, status: int, reason: str, body: bytes) -> None:
-        head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-                "connection: close\r\n\r\n").encode("ascii")
+        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n").encode("ascii")
         if self.cycle is None or not self.cycle.response_started:  # else a response is under way: just close
             self.transport.write(head + body)
         self.transport.close()

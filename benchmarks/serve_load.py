@@ -50,10 +50,10 @@ def _client(port: int, body: bytes, start: threading.Barrier | None) -> Outcome:
             kind = "429" if response.status == 429 else f"status {response.status}"
             return Outcome(kind, None, time.perf_counter() - began, response.getheader("Retry-After"))
         ttft, done = None, False
-        while line := response.fp.readline():
+        while not done and (line := response.fp.readline()):  # the raw chunked stream: data lines intact
             if line.startswith(b"data:"):
                 ttft = ttft if ttft is not None else time.perf_counter() - began
-                done = done or line.strip() == b"data: [DONE]"
+                done = line.strip() == b"data: [DONE]"
         conn.close()
         return Outcome("completed" if done else "truncated", ttft, time.perf_counter() - began)
     except ConnectionResetError:
@@ -67,7 +67,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def _health(port: int) -> tuple[int, float, dict]:
+def _health(port: int) -> tuple[int | str, float, dict]:
     began = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/health")
@@ -77,7 +77,8 @@ def _health(port: int) -> tuple[int, float, dict]:
 
 
 def _start_server(home: Path, queue: int, threads: int) -> tuple[subprocess.Popen[str], int]:
-    env = dict(os.environ, EDGE_ASSISTANT_HOME=str(home), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, EDGE_ASSISTANT_HOME=str(home),
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     proc = subprocess.Popen([sys.executable, "-m", "edge_assistant.cli", "serve", "--port", "0", "--quiet",
                              "--threads", str(threads), "--queue", str(queue), "--max-connections", "256"],
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -113,7 +114,10 @@ def _run(args: argparse.Namespace, queue: int, home: Path) -> list[tuple[str, st
         for w in workers:
             w.join()
         wall = time.perf_counter() - began
-        status, health_s, health = _health(port)
+        try:
+            status, health_s, health = _health(port)
+        except OSError as exc:
+            status, health_s, health = f"failed ({type(exc).__name__}; server exit code {proc.poll()})", 0.0, {}
     finally:
         proc.terminate()
         proc.wait(30)

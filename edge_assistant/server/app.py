@@ -186,6 +186,7 @@ class AssistantApp:
         self._admitted = 0                       # generating + waiting
         self._runs: set[_Run] = set()
         self._typical_s = 2.0                    # moving average of one generation's duration
+        self._closing = False                    # shutting down: no new generations
 
     def log(self, line: str) -> None:
         if self._log:
@@ -201,7 +202,8 @@ class AssistantApp:
         return max(1, min(600, math.ceil(self._typical_s)))
 
     def cancel_all(self) -> None:
-        """Stop every generation in flight (server shutdown)."""
+        """Server shutdown: stop every generation in flight (its client is told so) and start no more."""
+        self._closing = True
         for run in list(self._runs):
             run.cancel()
 
@@ -361,6 +363,8 @@ class AssistantApp:
 
     async def _chat(self, exchange: _Exchange) -> None:
         request = await self._request(exchange)
+        if self._closing:
+            raise self._shutting_down()
         if self._admitted > self.limits.queue:
             raise HttpError(429, f"the server is busy: {self.waiting} requests are already waiting; "
                                  f"retry after {self.retry_after_s()} s", "requests", code="rate_limit_exceeded",
@@ -380,6 +384,9 @@ class AssistantApp:
                 if acquire.done() and not acquire.cancelled():
                     gate.release()
                 raise _ClientGone("hung up while waiting in the queue")
+            if self._closing:
+                gate.release()
+                raise self._shutting_down()
             run = _Run(asyncio.get_running_loop(), self.assistant, request, self._finished)
             self._runs.add(run)
             run.start()  # from here the run's thread releases the gate when it ends
@@ -419,7 +426,13 @@ class AssistantApp:
         raise _ClientGone("hung up during generation")
 
     @staticmethod
-    def _failure(event: tuple[Any, ...]) -> HttpError | None:
+    def _shutting_down() -> HttpError:
+        return HttpError(503, "the server is shutting down: retry once it is back", "server_error",
+                         code="shutting_down")
+
+    def _failure(self, event: tuple[Any, ...]) -> HttpError | None:
+        if event[0] == "end" and self._closing and event[2].finish_reason == "cancelled":
+            return self._shutting_down()  # cut short by shutdown: not a complete answer
         if event[0] == "error":
             return _rejection(event[1])
         if event[0] == "crash":
@@ -470,21 +483,20 @@ class AssistantApp:
         first["x_edge_assistant"] = route_extension(decision, None)
         await emit(first)
         while True:
+            failure = self._failure(event)
+            if failure is not None:  # headers are gone: report in-band, the way OpenAI streams report errors
+                await emit({"error": {"message": failure.message, "type": failure.kind, "param": None,
+                                      "code": failure.code}})
+                break
             if event[0] == "text":
                 await emit(chunk_body(cid, request.model, {"content": event[1]}, None))
-            elif event[0] == "end":
+            else:
                 _, finish, result = event
                 last = chunk_body(cid, request.model, {}, finish)
                 last["usage"] = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                                  "total_tokens": result.prompt_tokens + result.completion_tokens}
                 last["x_edge_assistant"] = route_extension(decision, result)
                 await emit(last)
-                break
-            else:  # headers are gone: report in-band, the way OpenAI streams report errors
-                failure = self._failure(event)
-                assert failure is not None
-                await emit({"error": {"message": failure.message, "type": failure.kind, "param": None,
-                                      "code": None}})
                 break
             event = await self._next(run, gone)
         await emit("[DONE]")

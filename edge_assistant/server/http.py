@@ -41,6 +41,11 @@ class _GuardedH11(H11Protocol):
     """uvicorn's h11 protocol plus a request-head deadline, a connection cap and JSON framing errors."""
 
     limits: Limits = Limits()
+    on_shutdown: Callable[[], None] = staticmethod(lambda: None)
+
+    def shutdown(self) -> None:
+        self.on_shutdown()  # end in-flight replies now (their clients are told), not at the grace deadline
+        super().shutdown()
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -125,10 +130,11 @@ class AssistantServer:
         self._log = log
         self._socket = _bind(host, port)
         self.server_address = self._socket.getsockname()
-        protocol = type("GuardedH11", (_GuardedH11,), {"limits": limits})
+        protocol = type("GuardedH11", (_GuardedH11,), {"limits": limits,
+                                                       "on_shutdown": staticmethod(self.app.cancel_all)})
         self._config = uvicorn.Config(
             self.app, http=protocol, ws="none", lifespan="off", interface="asgi3", log_config=None,
-            access_log=False, server_header=False, timeout_keep_alive=max(1, round(limits.keep_alive_s)),
+            access_log=False, server_header=False, proxy_headers=False, timeout_keep_alive=max(1, round(limits.keep_alive_s)),
             timeout_graceful_shutdown=max(1, round(limits.graceful_shutdown_s)), backlog=2048)
         self._server = uvicorn.Server(self._config)
         self._stopped = threading.Event()

@@ -253,3 +253,23 @@ def test_the_off_values_of_those_fields_are_accepted(server):
     result = exchange(address(server), chat(body), timeout_s=60)
     assert [r.status for r in result.responses] == [200]
     assert json.loads(result.responses[0].body)["object"] == "chat.completion"  # stream: false did not stream
+
+
+# -- shutdown: a reply in flight is ended with a clear answer, not cut off ------------------------------
+
+
+def test_shutdown_ends_a_reply_in_flight_with_a_503_that_says_so(assistant):
+    with running_server(assistant, limits=LIMITS) as srv:
+        sock = socket.create_connection(address(srv), timeout=60)
+        sock.sendall(chat({"model": "none", "max_tokens": 300, "messages": [
+            {"role": "user", "content": "Count from one to five hundred in words."}]}))
+        assert wait_for(lambda: assistant.generations and assistant.generations[0].result.completion_tokens > 2, 60)
+        srv.shutdown()
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        sock.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), received[:300]
+    assert json.loads(body)["error"]["code"] == "shutting_down"
+    assert assistant.generations[0].result.finish_reason == "cancelled"

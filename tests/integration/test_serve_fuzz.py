@@ -28,7 +28,7 @@ from tests.support.rawhttp import Exchange, exchange, request
 pytestmark = pytest.mark.real_model
 
 SEED = int(os.environ.get("EDGE_ASSISTANT_FUZZ_SEED") or random.SystemRandom().randrange(1 << 32))
-LIMITS = Limits(queue=8, max_connections=32, header_timeout_s=1.0, body_timeout_s=1.0, max_body_bytes=32 << 10)
+LIMITS = Limits(queue=8, max_connections=32, header_timeout_s=0.5, body_timeout_s=0.5, max_body_bytes=32 << 10)
 CLEAN = {200, 400, 401, 403, 404, 405, 408, 413, 429}
 PATH = "/v1/chat/completions"
 VALID = {"model": "none", "messages": [{"role": "system", "content": "Be brief."},
@@ -224,7 +224,7 @@ def test_generated_malformed_requests_each_get_a_clean_answer(server, capfd, mon
         name, sent = case
         return name, sent, _judge(sent, exchange(address, sent, timeout_s=15, max_responses=1))
 
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(8) as pool:
         verdicts = list(pool.map(run, cases))
     bad = [f"{name}: {why}\n    sent {sent[:300]!r}" for name, sent, why in verdicts if why]
     assert not bad, f"seed {SEED} (EDGE_ASSISTANT_FUZZ_SEED={SEED} replays it):\n" + "\n".join(bad[:15])

@@ -96,7 +96,8 @@ class _GuardedH11(H11Protocol):
     def _answer_and_close(self, status: int, reason: str, body: bytes) -> None:
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                 "Connection: close\r\n\r\n").encode("ascii")
-        if self.cycle is None or not self.cycle.response_started:  # else a response is under way: just close
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:  # else one is under way
             self.transport.write(head + body)
         self.transport.close()
 

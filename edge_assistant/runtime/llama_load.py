@@ -27,8 +27,7 @@ from typing import Any
 import llama_cpp
 
 from ..errors import ModelError
-
-MODES = ("auto", "on", "off")
+from ..settings import WEIGHT_REPACK_MODES as MODES
 # The CPU extra buffer type whose kernels crash in this llama.cpp build.
 CRASHING_BUFT = "AMX"
 _GGML_BACKEND_DEVICE_TYPE_CPU = 0

@@ -40,6 +40,12 @@ class Settings:
         default=0,
         metadata={"help": "CPU threads for prompt processing; 0 uses the same number as `threads`."},
     )
+    weight_repack: str = field(
+        default="auto",
+        metadata={"help": "Let llama.cpp repack weights into its extra CPU buffer types (AMX, CPU_REPACK) for "
+                          "faster kernels: auto (off where the CPU offers AMX, whose kernels crash on quantized "
+                          "models in this llama.cpp; on elsewhere), on, or off. `doctor` shows the choice."},
+    )
     context_length: int = field(
         default=4096,
         metadata={"help": "Context window in tokens (capped at what the model was trained for). "
@@ -48,12 +54,6 @@ class Settings:
     gpu_layers: int = field(
         default=0,
         metadata={"help": "Layers to offload to a GPU when llama.cpp was built with one (-1: all)."},
-    )
-    weight_repack: str = field(
-        default="auto",
-        metadata={"help": "Let llama.cpp repack weights into its extra CPU buffer types (AMX, CPU_REPACK) for "
-                          "faster kernels: auto (off where the CPU offers AMX, whose kernels crash on quantized "
-                          "models in this llama.cpp; on elsewhere), on, or off. `doctor` shows the choice."},
     )
     max_tokens: int = field(default=512, metadata={"help": "Most tokens generated per reply."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature; 0 is greedy."})

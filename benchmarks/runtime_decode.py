@@ -31,6 +31,7 @@ from edge_assistant.bundle.manifest import sha256_file  # noqa: E402
 from edge_assistant.runtime.engine import LlamaEngine  # noqa: E402
 from edge_assistant.runtime.factory import embedded_demo_gguf  # noqa: E402
 from edge_assistant.runtime.generation import Message, SamplingParams  # noqa: E402
+from edge_assistant.runtime.llama_load import load_llama  # noqa: E402
 from edge_assistant.runtime.modifier import ModifierSpec  # noqa: E402
 from tests.support.lora import write_random_lora  # noqa: E402
 
@@ -39,8 +40,7 @@ ALL7 = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_
 
 
 def raw_decode_tok_s(gguf: Path, threads: int, n: int) -> float:
-    llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=1024, n_threads=threads, n_threads_batch=threads,
-                          verbose=False)
+    llm = load_llama(gguf, n_ctx=1024, n_threads=threads, n_threads_batch=threads, verbose=False)
     try:
         text = llm.metadata.get("tokenizer.chat_template")
         tokens = llm.tokenize(f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n".encode(),
@@ -116,7 +116,7 @@ def main() -> None:
         reload_ms = []
         for _ in range(args.repeats):
             started = time.perf_counter()
-            llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=1024, n_threads=args.threads, verbose=False)
+            llm = load_llama(gguf, n_ctx=1024, n_threads=args.threads, verbose=False)
             handle = llama_cpp.llama_adapter_lora_init(llm.model, str(qv).encode())
             assert handle
             reload_ms.append((time.perf_counter() - started) * 1000)

@@ -91,6 +91,15 @@ def run_checks() -> Report:
                f"{choose_threads(requested)} for decoding ({'set in settings' if requested else 'automatic'}; "
                f"{usable_cpus()} usable CPUs, {physical_cores()} physical cores, ~{busy_cpus()} busy now)")
 
+    if llama_version is not None:
+        try:
+            from .runtime.llama_load import choose_weight_repack
+
+            choice = choose_weight_repack(settings.weight_repack if settings else "auto")
+            report.add("weight repack", "ok", choice.describe())
+        except (ImportError, OSError, EdgeAssistantError) as exc:
+            report.add("weight repack", "warn", f"could not ask llama.cpp's CPU backend ({exc})")
+
     for name, location in (("data dir", paths.data_dir()), ("cache dir", paths.cache_dir())):
         free = _free_bytes(location)
         status: Status = "ok" if free > 2 << 30 else "warn"

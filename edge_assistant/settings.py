@@ -20,6 +20,8 @@ from . import paths
 from .errors import SettingsError
 
 ENV_PREFIX = "EDGE_ASSISTANT_"
+# Values of `weight_repack` (used by runtime/llama_load.py).
+WEIGHT_REPACK_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,12 @@ class Settings:
     batch_threads: int = field(
         default=0,
         metadata={"help": "CPU threads for prompt processing; 0 uses the same number as `threads`."},
+    )
+    weight_repack: str = field(
+        default="auto",
+        metadata={"help": "Let llama.cpp repack weights into its extra CPU buffer types (AMX, CPU_REPACK) for "
+                          "faster kernels: auto (off where the CPU offers AMX, whose kernels crash on quantized "
+                          "models in this llama.cpp; on elsewhere), on, or off. `doctor` shows the choice."},
     )
     context_length: int = field(
         default=4096,
@@ -142,6 +150,9 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"temperature {s.temperature} is outside 0..5", hint="use 0.7, or 0 for greedy")
     if not 0.5 <= s.repeat_penalty <= 2:
         raise SettingsError(f"repeat_penalty {s.repeat_penalty} is outside 0.5..2", hint="use 1.1, or 1.0 for none")
+    if s.weight_repack not in WEIGHT_REPACK_MODES:
+        raise SettingsError(f"weight_repack {s.weight_repack!r} is not one of {', '.join(WEIGHT_REPACK_MODES)}",
+                            hint='set weight_repack = "auto"')
     if not 0 < s.top_p <= 1:
         raise SettingsError(f"top_p {s.top_p} is outside (0, 1]", hint="use 0.95")
 

@@ -38,13 +38,13 @@ class EvalResult:
 
 
 def _load(path: Path, n_ctx: int, threads: int) -> Any:
-    from llama_cpp import Llama
+    from ..runtime.llama_load import load_llama
 
     if not path.is_file():
         raise UsageError(f"GGUF file {path} not found", hint="pass the path written by `build quantize` or `build convert`")
     try:
-        return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads,
-                     n_threads_batch=threads, logits_all=True, verbose=False)
+        return load_llama(path, n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads,
+                          n_threads_batch=threads, logits_all=True, verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"llama.cpp could not load {path}: {exc}",
                          hint="check it is a complete GGUF (re-run `build convert`/`build quantize`)") from exc

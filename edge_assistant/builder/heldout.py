@@ -46,6 +46,7 @@ class LlamaScorer:
         import llama_cpp as lc
 
         self._lc = lc
+        from ..runtime.llama_load import model_params
         from .quantize import _LogCapture
 
         self._stack = ExitStack()
@@ -54,7 +55,7 @@ class LlamaScorer:
         self._adapters: dict[Path, object] = {}
         self.n_ctx = n_ctx
         lc.llama_backend_init()
-        mparams = lc.llama_model_default_params()
+        mparams = model_params()   # weight repacking as at run time (off where AMX would crash)
         self.model = lc.llama_model_load_from_file(str(gguf).encode(), mparams)
         if not self.model:
             self.close()

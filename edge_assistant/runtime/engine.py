@@ -24,6 +24,7 @@ import llama_cpp
 
 from ..bundle.ggufmeta import read_gguf_info
 from ..errors import ModelError, ModifierError
+from .llama_load import load_llama
 from .generation import Generation, GenerationResult, Message, SamplingParams
 from .modifier import AdapterSet, ModifierSpec
 from .template import CHATML, ChatTemplate
@@ -54,7 +55,7 @@ class LlamaEngine:
         self._lock = threading.Lock()
         self._closed = False
         try:
-            self._llm = llama_cpp.Llama(
+            self._llm = load_llama(
                 model_path=str(self.base_path), n_ctx=min(context_length, trained), n_batch=512,
                 n_threads=self.threads, n_threads_batch=self.batch_threads, n_gpu_layers=gpu_layers,
                 use_mmap=True, logits_all=False, verbose=False,

@@ -117,7 +117,9 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: U
     """
     from ..router.source import router_for_bundle
     from .engine import LlamaEngine
+    from .llama_load import set_weight_repack
 
+    set_weight_repack(settings.weight_repack)
     resolved = resolve_bundle(bundle, settings)
     # The router first: it is cheap and fails fast, before the slow unpack and model load.
     router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)

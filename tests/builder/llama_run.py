@@ -11,10 +11,10 @@ import numpy as np
 
 
 def open_llama(path: Path, *, n_ctx: int = 512, logits_all: bool = True, vocab_only: bool = False):
-    import llama_cpp
+    from edge_assistant.runtime.llama_load import load_llama
 
-    return llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=1, n_threads_batch=1,
-                           logits_all=logits_all, vocab_only=vocab_only, verbose=False)
+    return load_llama(path, n_ctx=n_ctx, n_batch=n_ctx, n_threads=1, n_threads_batch=1,
+                      logits_all=logits_all, vocab_only=vocab_only, verbose=False)
 
 
 def llama_logits(path: Path, ids: Sequence[int], *, adapter: Path | None = None, scale: float = 1.0) -> np.ndarray:

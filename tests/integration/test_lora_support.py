@@ -19,7 +19,9 @@ def model(smollm2_gguf: Path) -> Iterator[object]:
     import llama_cpp
 
     llama_cpp.llama_backend_init()
-    params = llama_cpp.llama_model_default_params()
+    from edge_assistant.runtime.llama_load import model_params
+
+    params = model_params()
     params.n_gpu_layers = 0
     handle = llama_cpp.llama_model_load_from_file(str(smollm2_gguf).encode(), params)
     assert handle, "llama.cpp could not load SmolLM2"

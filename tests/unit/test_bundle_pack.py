@@ -129,7 +129,7 @@ def test_the_manifest_records_each_modifier_s_kind_from_its_adapter_file(tmp_pat
     sha = file_sha256(tiny_base)
     plain = write_random_lora(tmp_path / "plain.gguf", smollm2_gguf, rank=2, base_sha256=sha)
     activated = write_random_lora(tmp_path / "activated.gguf", smollm2_gguf, rank=2, base_sha256=sha,
-                                  invocation_tokens=[1, 520, 198])
+                                  invocation_tokens=[1, 520, 9531, 198])
     out = create_bundle(tiny_base, tmp_path / "out", modifiers=[ModifierInput("code", plain),
                                                                  ModifierInput("shell", activated)])
     assert {m.name: m.kind for m in load_manifest(out).modifiers} == {"code": "lora", "shell": "alora"}

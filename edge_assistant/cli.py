@@ -488,7 +488,10 @@ def build_quantize(src: Path, qtype: str, out: Path, threads: int, as_json: bool
               help="The base it was trained on: HF folder or GGUF (a GGUF binds the adapter to its sha256).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output adapter .gguf file.")
 def build_convert_lora(peft_dir: Path, base: Path, out: Path) -> None:
-    """Convert a PEFT LoRA adapter (safetensors only) to a GGUF adapter."""
+    """Convert a PEFT LoRA adapter (safetensors only) to a GGUF adapter.
+
+    An activated LoRA (peft's alora_invocation_tokens) keeps its invocation
+    sequence as llama.cpp's adapter.alora.invocation_tokens."""
     from .builder.lora_convert import convert_lora_to_gguf
 
     path = convert_lora_to_gguf(peft_dir, base, out)

@@ -4,7 +4,9 @@ This scores the files that ship (the quantized base and the converted
 adapters), not the PyTorch models they came from, so the number in REPORT.md
 is what a user gets. Adapters are applied with the low-level API the runtime
 uses (``llama_adapter_lora_init`` / ``llama_set_adapters_lora``); only the
-answer tokens of each conversation are scored, as in training.
+answer tokens of each conversation are scored, as in training. An aLoRA adapter
+is applied as at run time: the text up to its last invocation is read by the
+base alone, the rest with the adapter.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import BuildError
+from ..runtime.alora import invocation_start
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class LlamaScorer:
         # llama.cpp logs every context and adapter change; keep the build log readable.
         self.log = self._stack.enter_context(_LogCapture(lc))
         self._adapters: dict[Path, object] = {}
+        self._active: tuple[object, float, Path] | None = None  # (handle, scale, path) of use_adapter
+        self._invocation: list[int] = []                        # the active aLoRA's invocation sequence
         self.n_ctx = n_ctx
         lc.llama_backend_init()
         mparams = model_params()   # weight repacking as at run time (off where AMX would crash)
@@ -96,9 +101,11 @@ class LlamaScorer:
         return list(buf[:n])
 
     def use_adapter(self, adapter: Path | None, scale: float = 1.0) -> None:
+        """Score with ``adapter`` from now on (None: the base alone). An aLoRA adapter (one whose GGUF
+        carries an invocation sequence) is applied only from the last invocation of each text on."""
         lc = self._lc
         if adapter is None:
-            lc.llama_set_adapters_lora(self.ctx, None, 0, None)
+            self._active, self._invocation = None, []
             return
         if adapter not in self._adapters:
             handle = lc.llama_adapter_lora_init(self.model, str(adapter).encode())
@@ -106,10 +113,38 @@ class LlamaScorer:
                 raise BuildError(f"llama.cpp refused the adapter {adapter}",
                                  hint="was it converted against this base? rerun the modifiers stage")
             self._adapters[adapter] = handle
-        arr = (lc.llama_adapter_lora_p_ctypes * 1)(self._adapters[adapter])
+        handle = self._adapters[adapter]
+        n = lc.llama_adapter_get_alora_n_invocation_tokens(handle)
+        tokens = lc.llama_adapter_get_alora_invocation_tokens(handle) if n else None
+        self._active = (handle, float(scale), adapter)
+        self._invocation = [int(tokens[i]) for i in range(n)] if n else []
+
+    def _apply(self, on: bool) -> None:
+        lc = self._lc
+        if not on or self._active is None:
+            lc.llama_set_adapters_lora(self.ctx, None, 0, None)
+            return
+        handle, scale, adapter = self._active
+        arr = (lc.llama_adapter_lora_p_ctypes * 1)(handle)
         scales = (ctypes.c_float * 1)(scale)
         if lc.llama_set_adapters_lora(self.ctx, arr, 1, scales) != 0:
             raise BuildError(f"llama.cpp could not apply the adapter {adapter}", hint="rerun the modifiers stage")
+
+    def _decode(self, ids: Sequence[int], lo: int, hi: int, first_scored: int) -> dict[int, np.ndarray]:
+        """Decode ids[lo:hi] after the first ``lo`` (already in the KV cache); the logits of positions >= first_scored."""
+        lc = self._lc
+        batch = self._batch
+        batch.n_tokens = hi - lo
+        for j, i in enumerate(range(lo, hi)):
+            batch.token[j] = ids[i]
+            batch.pos[j] = i
+            batch.n_seq_id[j] = 1
+            batch.seq_id[j][0] = 0
+            batch.logits[j] = 1 if i >= first_scored else 0
+        if lc.llama_decode(self.ctx, batch) != 0:
+            raise BuildError("llama.cpp decode failed while scoring", hint="lower eval.n_ctx")
+        return {i: np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, j), shape=(self.n_vocab,)).astype(np.float64)
+                for j, i in enumerate(range(lo, hi)) if i >= first_scored}
 
     def score(self, text: ScoredText) -> tuple[float, int]:
         """(sum of NLL over the answer tokens, number of answer tokens)."""
@@ -122,22 +157,21 @@ class LlamaScorer:
         if start >= len(ids):
             return 0.0, 0
         lc.llama_memory_clear(lc.llama_get_memory(self.ctx), True)
-        batch = self._batch
-        batch.n_tokens = len(ids)
-        for i, tok in enumerate(ids):
-            batch.token[i] = tok
-            batch.pos[i] = i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = 1 if i >= start - 1 else 0
-        if lc.llama_decode(self.ctx, batch) != 0:
-            raise BuildError("llama.cpp decode failed while scoring", hint="lower eval.n_ctx")
+        # An aLoRA is off before its last invocation (everywhere, if there is none): the base reads that part.
+        split = 0
+        if self._invocation:
+            found = invocation_start(ids, self._invocation)
+            split = len(ids) if found is None else found
+        logits: dict[int, np.ndarray] = {}
+        for lo, hi, on in ((0, split, False), (split, len(ids), True)):
+            if hi > lo:
+                self._apply(on)
+                logits.update(self._decode(ids, lo, hi, start - 1))
         total = 0.0
         for i in range(start - 1, len(ids) - 1):
-            ptr = lc.llama_get_logits_ith(self.ctx, i)
-            logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
-            peak = logits.max()
-            total += float(peak + np.log(np.exp(logits - peak).sum()) - logits[ids[i + 1]])
+            row = logits[i]
+            peak = row.max()
+            total += float(peak + np.log(np.exp(row - peak).sum()) - row[ids[i + 1]])
         return total, len(ids) - start
 
     def mean_nll(self, texts: Sequence[ScoredText], adapter: Path | None = None, scale: float = 1.0) -> NLL:

@@ -5,7 +5,9 @@ llama.cpp computes W x + scale * alpha / r * B (A x) with the adapter's
 GGUF name. Because q/k rows were reordered for llama.cpp's rope when the base
 was converted, the B matrices of q and k get the same reordering (A is on the
 input side and stays). When the base is a GGUF, the adapter records that file's
-sha256, which the runtime checks before applying it.
+sha256, which the runtime checks before applying it. An activated LoRA (peft's
+``alora_invocation_tokens``) keeps its invocation sequence as llama.cpp's
+``adapter.alora.invocation_tokens`` (uint32 array).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import gguf
 import numpy as np
 
-from ..bundle.ggufmeta import BASE_SHA256_KEY, read_gguf_info
+from ..bundle.ggufmeta import ALORA_INVOCATION_KEY, BASE_SHA256_KEY, read_gguf_info
 from ..bundle.manifest import sha256_file
 from ..errors import ConversionError
 from .artifact import atomic_output
@@ -42,6 +44,7 @@ class BaseModel:
     n_head_kv: int
     shapes: dict[str, tuple[int, int]]  # GGUF tensor name -> (out, in) in numpy order
     sha256: str | None                  # only for a GGUF base: the exact file the adapter is bound to
+    n_vocab: int | None = None          # token ids an aLoRA invocation sequence may use
 
 
 def _gguf_base(path: Path) -> BaseModel:
@@ -55,11 +58,12 @@ def _gguf_base(path: Path) -> BaseModel:
     n_head_kv = int(info.metadata.get(f"{ARCH}.attention.head_count_kv", n_head))  # type: ignore[call-overload]
     # GGUF stores ne (row length first); numpy order is the reverse.
     shapes = {t.name: (t.shape[1], t.shape[0]) for t in read_tensor_index(path) if len(t.shape) == 2}
-    return BaseModel(n_head, n_head_kv, shapes, sha256_file(path))
+    return BaseModel(n_head, n_head_kv, shapes, sha256_file(path), info.array_lengths.get("tokenizer.ggml.tokens"))
 
 
 def _hf_base(folder: Path) -> BaseModel:
-    hp = llama_hparams(read_config(folder), folder)
+    config = read_config(folder)
+    hp = llama_hparams(config, folder)
     shapes: dict[str, tuple[int, int]] = {}
     with SafetensorsSource(folder) as source:
         for name in source.names():
@@ -67,7 +71,8 @@ def _hf_base(folder: Path) -> BaseModel:
             shape = source.shape(name)
             if mapped is not None and len(shape) == 2:
                 shapes[mapped[0]] = (shape[0], shape[1])
-    return BaseModel(hp.n_head, hp.n_head_kv, shapes, None)
+    vocab = config.get("vocab_size")
+    return BaseModel(hp.n_head, hp.n_head_kv, shapes, None, vocab if isinstance(vocab, int) else None)
 
 
 def load_base(base: Path) -> BaseModel:
@@ -98,7 +103,23 @@ def _adapter_config(peft_dir: Path) -> dict[str, Any]:
     for key, (bad, hint) in problems.items():
         if bad:
             raise ConversionError(f"{path}: unsupported {key}={config.get(key)!r}", hint=hint)
+    invocation = config.get("alora_invocation_tokens")
+    if invocation is not None and (not isinstance(invocation, list) or not invocation or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**32 for t in invocation)):
+        raise ConversionError(f"{path}: alora_invocation_tokens must be a non-empty list of token ids, "
+                              f"not {invocation!r}", hint="re-save the adapter with peft")
     return config
+
+
+def invocation_tokens(config: dict[str, Any], base: BaseModel, where: Path) -> list[int] | None:
+    """The aLoRA invocation sequence of a PEFT adapter config (None for a plain LoRA), checked against the base's vocabulary."""
+    tokens = config.get("alora_invocation_tokens")
+    if tokens is None:
+        return None
+    if base.n_vocab is not None and max(tokens) >= base.n_vocab:
+        raise ConversionError(f"{where}: aLoRA invocation token {max(tokens)} is outside the base's "
+                              f"{base.n_vocab}-token vocabulary", hint="convert it against the base it was trained on")
+    return list(tokens)
 
 
 def effective_alpha(config: dict[str, Any]) -> float:
@@ -119,6 +140,7 @@ def convert_lora_to_gguf(peft_dir: Path, base: Path, out: Path) -> Path:
     peft_dir, base, out = Path(peft_dir), Path(base), Path(out)
     config = _adapter_config(peft_dir)
     base_model = load_base(base)
+    invocation = invocation_tokens(config, base_model, peft_dir)
     with SafetensorsSource(peft_dir, what="adapter") as source:
         pairs = _plan(source, base_model, peft_dir)
         with atomic_output(out) as temp:
@@ -130,6 +152,9 @@ def convert_lora_to_gguf(peft_dir: Path, base: Path, out: Path) -> Path:
                 writer.add_name(peft_dir.name)
                 if base_model.sha256 is not None:
                     writer.add_string(BASE_SHA256_KEY, base_model.sha256)
+                if invocation is not None:  # llama.cpp reads a uint32 array
+                    writer.add_key_value(ALORA_INVOCATION_KEY, invocation, gguf.GGUFValueType.ARRAY,
+                                         gguf.GGUFValueType.UINT32)
                 for name, hf_name, layout in pairs:
                     data = source.load(hf_name)
                     if layout is RowLayout.ROPE_Q:

@@ -71,7 +71,7 @@ def _stage_spec(ctx: BuildContext, name: str) -> tuple[Any, dict[str, Path]]:
         inputs = {"base": quantized_gguf(ctx)}
         for m in r.modifiers:
             inputs[f"{m.name}.train"] = data / f"modifier-{m.name}.train.jsonl"
-        return {m.name: [as_table(r.modifier_train(m)), m.default_scale] for m in r.modifiers}, inputs
+        return {m.name: [as_table(r.modifier_train(m)), m.default_scale, m.kind] for m in r.modifiers}, inputs
     if name == "router":
         inputs = {"none": data / "router-none.jsonl"}
         for m in r.modifiers:

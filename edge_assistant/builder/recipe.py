@@ -93,6 +93,11 @@ class QuantizeConfig:
 class ModifierConfig:
     name: str = _help("Modifier name (lowercase; not auto/none/base).")
     description: str = _help("One line shown in the chat app and the manifest.", "")
+    kind: str = _help(
+        "lora: the adapter applies to every token, so switching to it re-reads the conversation. "
+        "alora: an activated LoRA (peft `alora_invocation_tokens`), trained and applied only from the "
+        "tokens that open the assistant turn on, so the conversation before it is the base's and "
+        "is shared with the base and every other aLoRA modifier.", "lora")
     default_scale: float = _help("LoRA scale applied at runtime.", 1.0)
     data: tuple[str, ...] = _help("Training data of this modifier (same forms as phase1.data).", factory=tuple)
     train: dict[str, Any] = _help("Overrides of [modifier_training] for this modifier only.", factory=dict)
@@ -226,7 +231,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def _validate(recipe: Recipe) -> None:
-    from ..bundle.manifest import NAME_RE, RESERVED_NAMES
+    from ..bundle.manifest import MODIFIER_KINDS, NAME_RE, RESERVED_NAMES
 
     path = recipe.path
     if not NAME_RE.match(recipe.name):
@@ -239,6 +244,9 @@ def _validate(recipe: Recipe) -> None:
                               hint="use lowercase letters, digits, '-', '_' or '.', and not auto/none/base")
         if not m.data:
             raise RecipeError(f"{path}: modifier '{m.name}' has no data", hint="add data = [\"file.jsonl\"]")
+        if m.kind not in MODIFIER_KINDS:
+            raise RecipeError(f"{path}: modifiers.{m.name}.kind {m.kind!r} is not a modifier kind",
+                              hint=f"set kind to one of: {', '.join(MODIFIER_KINDS)}")
         recipe.modifier_train(m)  # unknown override keys fail now, not after phase 1
     if len(set(names)) != len(names):
         raise RecipeError(f"{path}: a modifier name is used twice", hint="give each modifier its own name")

@@ -87,7 +87,8 @@ def _reset_checkpoints_if_stale(ctx: BuildContext, run: StageRun) -> None:
     ctx.wait()
 
 
-def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfig, group: str, label: str) -> Any:
+def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfig, group: str, label: str,
+           *, kind: str = "lora") -> Any:
     from .dataset import tokenize_all
     from .train import train_lora
 
@@ -96,10 +97,23 @@ def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfi
     split = load_split(ctx, group)
     train = tokenize_all(tokenizer, split.train, cfg.max_seq_len)
     val = tokenize_all(tokenizer, split.val, cfg.max_seq_len)
+    invocation = None
+    if kind == "alora":
+        from .alora import activated_examples, invocation_tokens
+
+        invocation = invocation_tokens(tokenizer)
+        train, dropped_train = activated_examples(train, invocation)
+        val, dropped_val = activated_examples(val, invocation)
+        ctx.log(f"{label}: aLoRA, active from the assistant-turn opener {tokenizer.decode(invocation)!r} "
+                f"(tokens {invocation}) on")
+        if dropped_train or dropped_val:
+            ctx.log(f"{label}: {dropped_train} training and {dropped_val} validation rows have no answer after "
+                    f"the last opener (cut by max_seq_len?) and were left out")
     for line in plan_lines(label, cfg, len(train), ctx.world_size):
         ctx.log(line)
     result = train_lora(source, cfg, train, val, out_dir=run.dir, seed=ctx.recipe.seed,
-                        pad_id=tokenizer.pad_token_id, label=label, progress=ctx.progress, log=ctx.log)
+                        pad_id=tokenizer.pad_token_id, label=label, progress=ctx.progress, log=ctx.log,
+                        alora_invocation_tokens=invocation)
     ctx.log(f"{label}: val loss {result.val_loss_before:.4f} -> {result.val_loss_after:.4f} "
             f"in {result.steps} steps ({result.seconds:.0f} s"
             + (f", resumed at step {result.resumed_from_step})" if result.resumed_from_step else ")"))
@@ -214,7 +228,7 @@ def stage_modifiers(ctx: BuildContext, run: StageRun) -> None:
     trained_on: BaseSource | None = None
     for m in ctx.recipe.modifiers:
         cfg = ctx.recipe.modifier_train(m)
-        sub = StageRun(name=f"modifier:{m.name}", dir=run.dir / m.name, config=as_table(cfg),
+        sub = StageRun(name=f"modifier:{m.name}", dir=run.dir / m.name, config={**as_table(cfg), "kind": m.kind},
                        inputs={"base": base, "train": split_files(ctx, f"modifier-{m.name}")[0],
                                "val": split_files(ctx, f"modifier-{m.name}")[1]})
         previous = sub.previous()
@@ -225,12 +239,13 @@ def stage_modifiers(ctx: BuildContext, run: StageRun) -> None:
             if ctx.is_main:
                 sub.invalidate()
             trained_on = trained_on or _dequantized_base(ctx, run, base)
-            result = _train(ctx, sub, trained_on, cfg, f"modifier-{m.name}", f"modifier {m.name}")
+            result = _train(ctx, sub, trained_on, cfg, f"modifier-{m.name}", f"modifier {m.name}", kind=m.kind)
             if ctx.is_main:
                 gguf = convert_lora_to_gguf(result.adapter_dir, base, sub.dir / f"{m.name}.gguf")
                 sub.output("gguf", Path(gguf))
                 sub.output("adapter", result.adapter_dir)
                 sub.metrics.update(result.summary())
+                sub.metrics["kind"] = m.kind
                 sub.finish()
             ctx.wait()
             previous = json.loads(sub.record_path.read_text(encoding="utf-8"))

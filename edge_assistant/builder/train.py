@@ -76,11 +76,15 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def lora_config(cfg: TrainConfig) -> Any:
+def lora_config(cfg: TrainConfig, alora_invocation_tokens: Sequence[int] | None = None) -> Any:
+    """peft's LoraConfig for ``cfg``; with invocation tokens, an activated LoRA (see builder/alora.py)."""
     from peft import LoraConfig
 
+    extra: dict[str, Any] = {}
+    if alora_invocation_tokens is not None:
+        extra["alora_invocation_tokens"] = [int(t) for t in alora_invocation_tokens]
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
+                      target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM", **extra)
 
 
 def evaluate_loss(model: Any, examples: Sequence[Example], pad_id: int, batch_size: int, accelerator: Any) -> float:
@@ -138,8 +142,13 @@ def _save_checkpoint(out_dir: Path, step: int, state: dict[str, Any]) -> Path:
 
 def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], val: Sequence[Example], *,
                out_dir: Path, seed: int, pad_id: int, label: str, progress: bool = True,
-               log: Callable[[str], None] = print) -> TrainResult:
-    """Train a LoRA on ``source``; checkpoints and the final adapter go under ``out_dir``."""
+               log: Callable[[str], None] = print,
+               alora_invocation_tokens: Sequence[int] | None = None) -> TrainResult:
+    """Train a LoRA on ``source``; checkpoints and the final adapter go under ``out_dir``.
+
+    With ``alora_invocation_tokens`` it is an activated LoRA: peft finds the last
+    invocation in each row and applies the adapter from there on only.
+    """
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -156,7 +165,7 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    model = get_peft_model(model, lora_config(cfg))  # LoRA weights stay fp32 even on a bf16 base
+    model = get_peft_model(model, lora_config(cfg, alora_invocation_tokens))  # LoRA weights stay fp32 even on a bf16 base
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     world = accelerator.num_processes

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModifierError
-from .ggufmeta import BASE_SHA256_KEY, GGUFInfo, read_gguf_info
+from .ggufmeta import ALORA_INVOCATION_KEY, BASE_SHA256_KEY, GGUFInfo, read_gguf_info
 from .manifest import SHA256_RE
 
 _RECONVERT = "convert the PEFT adapter with `edge-assistant build convert-lora`"
@@ -24,6 +24,7 @@ class AdapterInfo:
     alpha: float
     targets: tuple[str, ...]  # adapted base weights, e.g. blk.0.attn_q.weight
     base_sha256: str | None   # the binding it carries (edge_assistant.base_sha256), if any
+    kind: str = "lora"        # "alora" when it carries an invocation sequence (manifest.MODIFIER_KINDS)
 
 
 def inspect_adapter(path: Path, base: GGUFInfo, *, label: str | None = None) -> AdapterInfo:
@@ -56,9 +57,14 @@ def inspect_adapter(path: Path, base: GGUFInfo, *, label: str | None = None) -> 
     binding = info.metadata.get(BASE_SHA256_KEY)
     if binding is not None and not (isinstance(binding, str) and SHA256_RE.match(binding)):
         raise ModifierError(f"{where} has a malformed {BASE_SHA256_KEY}", hint=_RECONVERT)
+    invocation = info.array_lengths.get(ALORA_INVOCATION_KEY)
+    if ALORA_INVOCATION_KEY in info.metadata or invocation == 0:
+        raise ModifierError(f"{where} has a malformed {ALORA_INVOCATION_KEY} (it must be a non-empty token list)",
+                            hint=_RECONVERT)
     rank = max(ranks.values())
     alpha = info.metadata.get("adapter.lora.alpha")
     # llama.cpp scales by alpha/rank, or by 1 when alpha is absent (0): alpha = rank means the same.
     has_alpha = isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha
     return AdapterInfo(path=Path(path), rank=rank, alpha=float(alpha) if has_alpha else float(rank),
-                       targets=tuple(sorted(ranks)), base_sha256=binding)
+                       targets=tuple(sorted(ranks)), base_sha256=binding,
+                       kind="alora" if invocation else "lora")

@@ -37,6 +37,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Modifier names the CLI reserves for other meanings.
 RESERVED_NAMES = {"auto", "none", "base"}
+# What a modifier is: a plain LoRA (applies to every token) or an activated LoRA ("alora": applies
+# from the last invocation sequence of the prompt on; the adapter GGUF carries that sequence).
+MODIFIER_KINDS = ("lora", "alora")
 
 HASH_CHUNK = 4 << 20
 
@@ -64,6 +67,7 @@ class ModifierEntry:
     alpha: float
     description: str = ""
     default_scale: float = 1.0
+    kind: str = "lora"   # one of MODIFIER_KINDS
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,14 @@ def _scale(data: dict[str, Any], where: str) -> float:
     return float(value)
 
 
+def _kind(data: dict[str, Any], where: str) -> str:
+    value = _optional(data, "kind", str, "lora", where)
+    if value not in MODIFIER_KINDS:
+        raise ManifestError(f"manifest {where}.kind {value!r} is not one of {', '.join(MODIFIER_KINDS)}",
+                            hint="upgrade edge-assistant or rebuild the bundle")
+    return value
+
+
 def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
     """Validate a parsed manifest.json, including that every path stays inside the bundle."""
     if not isinstance(data, dict):
@@ -194,6 +206,7 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
             alpha=float(_require(m, "alpha", (int, float), where)),
             description=_optional(m, "description", str, "", where),
             default_scale=_scale(m, where),
+            kind=_kind(m, where),
         )
         validate_modifier_name(entry.name)
         safe_relpath(bundle_dir, entry.file, what=f"{where}.file")

@@ -59,6 +59,7 @@ class _CheckedModifier:
     binding: str
     rank: int
     alpha: float
+    kind: str
 
 
 class _HashingWriter:
@@ -112,7 +113,8 @@ def _check_modifier(spec: ModifierInput, base: GGUFInfo) -> _CheckedModifier:
         raise ModifierError(f"{where} is bound to base {embedded[:12]}…, not the {claimed[:12]}… given",
                             hint="drop the explicit binding or use the right adapter")
     binding = embedded if embedded is not None else claimed
-    return _CheckedModifier(spec=spec, binding=str(binding), rank=adapter.rank, alpha=adapter.alpha)
+    return _CheckedModifier(spec=spec, binding=str(binding), rank=adapter.rank, alpha=adapter.alpha,
+                            kind=adapter.kind)
 
 
 def _copy_hashed(src: Path, dst: Path) -> tuple[int, str]:
@@ -234,7 +236,7 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
             msize, msha = _copy_hashed(Path(c.spec.path), tmp / rel)
             entries.append(ModifierEntry(name=c.spec.name, file=rel, sha256=msha, size=msize, base_sha256=sha,
                                          rank=c.rank, alpha=c.alpha, description=c.spec.description,
-                                         default_scale=float(c.spec.default_scale)))
+                                         default_scale=float(c.spec.default_scale), kind=c.kind))
         router = None
         if router_dir is not None:
             files = _copy_router(Path(router_dir), tmp / ROUTER_DIR)

@@ -32,7 +32,7 @@ def router_embedding_dir(request: pytest.FixtureRequest, tmp_path_factory: pytes
 
 
 def tiny_recipe_text(base: Path, embedding: Path, *, modifier_steps: int = 6, extra: str = "") -> str:
-    """A recipe that runs every stage on the tiny model in about a minute."""
+    """A recipe that runs every stage on the tiny model in about a minute; `automation` is an aLoRA modifier."""
     return textwrap.dedent(f"""\
         name = "tiny"
         seed = 0
@@ -80,6 +80,7 @@ def tiny_recipe_text(base: Path, embedding: Path, *, modifier_steps: int = 6, ex
         [[modifiers]]
         name = "automation"
         description = "Shell and cron"
+        kind = "alora"
         data = ["demo:automation"]
 
         [router]

@@ -62,6 +62,30 @@ def test_the_bundle_verifies_and_binds_each_modifier_to_the_quantized_base(built
     assert (bundle / "REPORT.md").is_file()
 
 
+def test_an_alora_modifier_is_trained_from_the_assistant_opener_and_bundled_as_alora(
+        built: tuple[Path, Path, list[str]]) -> None:
+    from edge_assistant.bundle.ggufmeta import ALORA_INVOCATION_KEY, read_gguf_info
+    from edge_assistant.bundle.manifest import load_manifest
+
+    from .llama_run import hf_tokenizer
+
+    recipe, out, log = built
+    manifest = load_manifest(out / "bundle")
+    assert {m.name: m.kind for m in manifest.modifiers} == {"code": "lora", "automation": "alora"}
+    adapter = out / STAGE_FOLDERS["modifiers"] / "automation"
+    tokens = json.loads((adapter / "adapter" / "adapter_config.json").read_text())["alora_invocation_tokens"]
+    base_dir = Path(load_recipe(recipe).base.model)
+    assert hf_tokenizer(base_dir).decode(tokens) == "<|im_start|>assistant\n"  # the tiny base speaks ChatML
+    assert read_gguf_info(out / "bundle" / "modifiers" / "automation.gguf",
+                          keep_arrays=True).metadata[ALORA_INVOCATION_KEY] == tokens
+    code = json.loads((out / STAGE_FOLDERS["modifiers"] / "code" / "adapter" / "adapter_config.json").read_text())
+    assert code.get("alora_invocation_tokens") is None
+    assert ALORA_INVOCATION_KEY not in read_gguf_info(out / "bundle" / "modifiers" / "code.gguf").array_lengths
+    record = json.loads((out / STAGE_FOLDERS["modifiers"] / "record.json").read_text())["metrics"]["automation"]
+    assert record["kind"] == "alora" and record["val_loss_after"] < record["val_loss_before"]
+    assert any("modifier automation: aLoRA" in line for line in log)
+
+
 def test_the_merge_matches_the_adapter_model_and_the_report_records_it(built: tuple[Path, Path, list[str]]) -> None:
     from edge_assistant.bundle.manifest import load_manifest
 

@@ -81,6 +81,27 @@ def test_a_typo_in_a_modifier_override_fails_before_phase1(tmp_path: Path) -> No
     assert code != 0 and "max_step" in err and "did you mean 'max_steps'" in err
 
 
+def test_an_unknown_modifier_kind_fails_naming_the_key_before_phase1(tmp_path: Path) -> None:
+    _llama_folder(tmp_path / "base")
+    recipe = _recipe(tmp_path, '[phase1]\ndata = ["demo:chat"]\n[[modifiers]]\nname = "code"\n'
+                               'data = ["demo:code"]\nkind = "qlora"\n')
+    code, err = _build(recipe, tmp_path / "out")
+    assert code != 0
+    assert "modifiers.code.kind 'qlora'" in err and "lora, alora" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out" / "data").exists()
+
+
+def test_a_modifier_is_a_plain_lora_unless_the_recipe_says_alora(tmp_path: Path) -> None:
+    from edge_assistant.builder.recipe import load_recipe
+
+    _llama_folder(tmp_path / "base")
+    recipe = load_recipe(_recipe(tmp_path, '[phase1]\nenabled = false\n[[modifiers]]\nname = "code"\n'
+                                           'data = ["demo:code"]\n[[modifiers]]\nname = "shell"\n'
+                                           'data = ["demo:automation"]\nkind = "alora"\n'))
+    assert [m.kind for m in recipe.modifiers] == ["lora", "alora"]
+
+
 def test_a_base_that_is_not_llama_family_fails_naming_the_key(tmp_path: Path) -> None:
     _llama_folder(tmp_path / "base", model_type="gpt2")
     recipe = _recipe(tmp_path, '[phase1]\ndata = ["demo:chat"]\n')

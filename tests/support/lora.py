@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_assistant.bundle.ggufmeta import BASE_SHA256_KEY, read_gguf_info
+from edge_assistant.bundle.ggufmeta import ALORA_INVOCATION_KEY, BASE_SHA256_KEY, read_gguf_info
 
 
 def _weight_shapes(base_gguf: Path, targets: Sequence[str]) -> tuple[str, dict[str, tuple[int, int]]]:
@@ -34,11 +34,14 @@ def _weight_shapes(base_gguf: Path, targets: Sequence[str]) -> tuple[str, dict[s
 
 def write_random_lora(path: Path, base_gguf: Path, *, rank: int = 16,
                       targets: Sequence[str] = ("attn_q", "attn_v"), alpha: float = 32.0,
-                      base_sha256: str | None = None, seed: int = 0, scale: float = 0.01) -> Path:
+                      base_sha256: str | None = None, seed: int = 0, scale: float = 0.01,
+                      invocation_tokens: Sequence[int] | None = None) -> Path:
     """Write a random LoRA adapter GGUF for ``base_gguf`` at ``path`` and return ``path``.
 
     ``base_sha256`` (if given) is stored as ``edge_assistant.base_sha256``, the
     binding the bundle tools check; leave it out to make an unbound adapter.
+    ``invocation_tokens`` makes it an activated LoRA (llama.cpp's
+    ``adapter.alora.invocation_tokens``, a uint32 array).
     """
     import gguf
 
@@ -50,6 +53,9 @@ def write_random_lora(path: Path, base_gguf: Path, *, rank: int = 16,
     writer.add_float32("adapter.lora.alpha", float(alpha))
     if base_sha256 is not None:
         writer.add_string(BASE_SHA256_KEY, base_sha256)
+    if invocation_tokens is not None:
+        writer.add_key_value(ALORA_INVOCATION_KEY, list(invocation_tokens), gguf.GGUFValueType.ARRAY,
+                             gguf.GGUFValueType.UINT32)
     for name, (n_in, n_out) in sorted(shapes.items()):
         a = (rng.standard_normal((rank, n_in)) * scale).astype(np.float32)   # GGUF [n_in, rank]
         b = (rng.standard_normal((n_out, rank)) * scale).astype(np.float32)  # GGUF [rank, n_out]

@@ -124,6 +124,59 @@ def test_an_unbound_adapter_needs_an_explicit_binding_to_this_base(tmp_path: Pat
     assert load_manifest(out).modifiers[0].base_sha256 == tiny_sha
 
 
+def test_the_manifest_records_each_modifier_s_kind_from_its_adapter_file(tmp_path: Path, tiny_base: Path,
+                                                                        smollm2_gguf: Path) -> None:
+    sha = file_sha256(tiny_base)
+    plain = write_random_lora(tmp_path / "plain.gguf", smollm2_gguf, rank=2, base_sha256=sha)
+    activated = write_random_lora(tmp_path / "activated.gguf", smollm2_gguf, rank=2, base_sha256=sha,
+                                  invocation_tokens=[1, 520, 9531, 198])
+    out = create_bundle(tiny_base, tmp_path / "out", modifiers=[ModifierInput("code", plain),
+                                                                 ModifierInput("shell", activated)])
+    assert {m.name: m.kind for m in load_manifest(out).modifiers} == {"code": "lora", "shell": "alora"}
+    assert json.loads((out / "manifest.json").read_text())["modifiers"][1]["kind"] == "alora"
+
+
+@pytest.mark.parametrize("value", [[], 7])
+def test_an_adapter_with_a_malformed_invocation_sequence_is_refused(tmp_path: Path, tiny_base: Path,
+                                                                    value: object) -> None:
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "bad.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_type("adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 16.0)
+    writer.add_string("edge_assistant.base_sha256", file_sha256(tiny_base))
+    if isinstance(value, list):  # an empty array (the gguf writer refuses to write one itself)
+        writer.add_key_value("adapter.alora.invocation_tokens", [0], gguf.GGUFValueType.ARRAY,
+                             gguf.GGUFValueType.UINT32)
+    else:  # a plain integer, not the uint32 array llama.cpp reads
+        writer.add_uint32("adapter.alora.invocation_tokens", int(value))
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.zeros((2, 576), dtype=np.float32))
+    writer.add_tensor("blk.0.attn_q.weight.lora_b", np.zeros((576, 2), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    if isinstance(value, list):
+        _empty_array(path, b"adapter.alora.invocation_tokens")
+    with pytest.raises(ModifierError, match="malformed adapter.alora.invocation_tokens"):
+        create_bundle(tiny_base, tmp_path / "out", modifiers=[ModifierInput("code", path)])
+    assert not (tmp_path / "out").exists()
+
+
+def _empty_array(path: Path, key: bytes) -> None:
+    """Turn the one-element uint32 array under ``key`` into an empty one: count 0 and its 4 bytes removed
+    (the header reader never looks at tensor data, so the shifted data section does not matter here)."""
+    data = bytearray(path.read_bytes())
+    at = data.index(key) + len(key) + 4 + 4  # value type (ARRAY), item type (UINT32)
+    assert int.from_bytes(data[at:at + 8], "little") == 1
+    data[at:at + 8] = (0).to_bytes(8, "little")
+    del data[at + 8:at + 12]
+    path.write_bytes(bytes(data))
+
+
 def test_an_adapter_whose_tensors_do_not_fit_the_base_is_refused(tmp_path: Path, smollm2_gguf: Path) -> None:
     import gguf
     import numpy as np

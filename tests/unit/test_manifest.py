@@ -34,11 +34,20 @@ def test_a_valid_manifest_loads(tmp_path):
     assert manifest.modifier("code").default_scale == 1.0 and manifest.router.files == {"router.json": SHA}
 
 
+def test_a_modifier_without_a_kind_is_a_plain_lora_and_an_alora_kind_round_trips(tmp_path):
+    assert manifest_from_dict(VALID, tmp_path).modifier("code").kind == "lora"
+    manifest = manifest_from_dict(with_change(("modifiers", 0, "kind"), "alora"), tmp_path)
+    assert manifest.modifier("code").kind == "alora"
+    assert manifest_from_dict(manifest.to_dict(), tmp_path).modifier("code").kind == "alora"
+
+
 @pytest.mark.parametrize("path, value, fragment", [
     (("modifiers", 0, "default_scale"), "big", "default_scale"),
     (("modifiers", 0, "default_scale"), {}, "default_scale"),
     (("modifiers", 0, "default_scale"), float("nan"), "default_scale"),
     (("modifiers", 0, "description"), ["x"], "description"),
+    (("modifiers", 0, "kind"), "qlora", "kind 'qlora' is not one of lora, alora"),
+    (("modifiers", 0, "kind"), 1, "kind has the wrong type"),
     (("modifiers", 0, "file"), "../x.gguf", "leaves the bundle"),
     (("base", "file"), "/etc/passwd", "absolute"),
     (("router", "files"), {"../../x": SHA}, "leaves the bundle"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
+from .document import loads_toml
 from .errors import SettingsError
 
 ENV_PREFIX = "EDGE_ASSISTANT_"
@@ -114,9 +115,15 @@ def load_settings(path: Path | None = None, environ: typing.Mapping[str, str] | 
     values: dict[str, object] = {}
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = loads_toml(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{path} is not valid TOML ({exc})", hint="fix or delete the file") from exc
+        except IsADirectoryError as exc:
+            raise SettingsError(f"{path} is a folder, not a settings file",
+                                hint="move the folder aside; a settings file is optional") from exc
+        except OSError as exc:
+            raise SettingsError(f"cannot read {path} ({exc.strerror or exc})",
+                                hint="check the file's permissions, or move it aside") from exc
         for key, value in data.items():
             if key not in known:
                 raise SettingsError(f"{path}: unknown setting '{key}'",

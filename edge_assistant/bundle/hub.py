@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..document import loads_json
 from .. import paths
 from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
 from .contents import FileProblem, PromisedFile, check_file, check_files, promised_files, shipped_names
@@ -93,7 +94,7 @@ def _human(size: int | None) -> str:
 def read_source(bundle_dir: Path) -> HubSource | None:
     """The hub origin recorded in an installed bundle, or None for bundles not pulled from a hub."""
     try:
-        data = json.loads((bundle_dir / SOURCE_NAME).read_text(encoding="utf-8"))
+        data = loads_json((bundle_dir / SOURCE_NAME).read_text(encoding="utf-8"))
         return HubSource(repo_id=str(data["repo_id"]), revision=str(data["revision"]),
                          commit=str(data["commit"]), endpoint=str(data.get("endpoint", "")))
     except (OSError, ValueError, KeyError, TypeError):

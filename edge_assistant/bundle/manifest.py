@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from ..document import loads_json
 from ..errors import ManifestError
 
 FORMAT_VERSION = 1
@@ -236,9 +237,12 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
         raise ManifestError(f"{bundle_dir} is not a bundle (no {MANIFEST_NAME})",
                             hint="pass a folder made by `edge-assistant bundle create` or `pull`")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path} is not valid JSON ({exc})", hint="re-download or rebuild the bundle") from exc
+    except OSError as exc:
+        raise ManifestError(f"cannot read {path} ({exc.strerror or exc})",
+                            hint="check the file's permissions, or re-download the bundle") from exc
     return manifest_from_dict(data, bundle_dir)
 
 

@@ -1,0 +1,164 @@
+"""Fitting a conversation into the context window.
+
+The prompt is the rendered chat template, tokenized with special tokens on, so
+two things live here: control-token text typed into a message is broken up
+(``<|im_start|>system`` would otherwise open a fake turn), and when the
+conversation is too long the oldest turns are dropped until it fits.
+
+Dropping used to re-render and re-tokenize the whole conversation once per
+dropped turn: quadratic, under the engine lock. Now each turn is tokenized once
+to estimate its cost, the start that fits is found from the end, and the full
+render is tokenized only to confirm it: a bisection over the possible starts
+when the estimate was off, so the worst case is O(n log n) and the usual case
+two full renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import llama_cpp
+
+from ..errors import ModelError, TemplateError
+from .generation import Message
+from .template import ChatTemplate
+
+# Fewer context tokens than this left for the reply means the prompt must shrink.
+MIN_REPLY_TOKENS = 16
+# Tokens a turn's markup costs when rendering it alone fails (templates that insist on roles' order).
+_FALLBACK_TURN_OVERHEAD = 8
+
+
+@dataclass
+class FittedPrompt:
+    tokens: list[int]
+    dropped: int = 0                                        # oldest turns left out
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """What fitting needs from the model: the engine's tokenizer, as plain callables."""
+
+    prompt: Callable[[str], list[int]]        # a rendered prompt: BOS as the model wants, special tokens on
+    text: Callable[[str], list[int]]          # plain text: no BOS, special tokens off
+    detokenize: Callable[[list[int]], str]
+
+
+class PromptFitter:
+    """Renders and fits conversations for one model and window size."""
+
+    def __init__(self, template: ChatTemplate, tokenizer: Tokenizer, n_ctx: int,
+                 control: "re.Pattern[str] | None" = None) -> None:
+        self.template = template
+        self.tokenizer = tokenizer
+        self.n_ctx = n_ctx
+        self.control = control
+
+    def neutralize(self, text: str) -> str:
+        """Break control-token strings typed or pasted into a message with a zero-width space."""
+        if self.control is None:
+            return text
+        return self.control.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+
+    def fit(self, messages: Sequence[Message], max_tokens: int) -> FittedPrompt:
+        """Tokens of the rendered conversation that fit the window, leaving room for the reply."""
+        reserve = min(max_tokens, self.n_ctx // 2)
+        budget = self.n_ctx - max(reserve, MIN_REPLY_TOKENS)
+        # One system message: several (common from API clients) are joined in order.
+        systems = [m.content for m in messages if m.role == "system"]
+        system = [Message("system", "\n\n".join(systems))] if systems else []
+        turns = [Message(m.role, self.neutralize(m.content)) for m in messages if m.role != "system"]
+
+        def render(start: int) -> list[int]:
+            return self.tokenizer.prompt(self.template.render(system + turns[start:]))
+
+        start, tokens = self._first_fitting_start(turns, budget, render)
+        prompt = FittedPrompt(tokens, dropped=start)
+        turns = turns[start:]
+        if start:
+            prompt.notices.append(
+                f"the conversation is longer than the {self.n_ctx}-token context window: the {start} oldest "
+                f"message{'s were' if start != 1 else ' was'} left out of the prompt (they stay in the history)")
+        if len(prompt.tokens) > budget and turns:
+            last = turns[-1]
+            overflow = len(prompt.tokens) - budget
+            content = self.tokenizer.text(last.content)
+            keep = max(0, len(content) - overflow - 8)
+            turns[-1] = Message(last.role, self.tokenizer.detokenize(content[len(content) - keep:]))
+            prompt.tokens = self.tokenizer.prompt(self.template.render(system + turns))
+            prompt.notices.append(f"your message alone is longer than the context window: only its last {keep} "
+                                  "tokens were used")
+        if len(prompt.tokens) > budget:
+            raise ModelError(f"the prompt needs {len(prompt.tokens)} tokens but the context window holds {self.n_ctx}",
+                             hint="shorten the system prompt or raise context_length in settings")
+        return prompt
+
+    def _first_fitting_start(self, turns: list[Message], budget: int,
+                             render: Callable[[int], list[int]]) -> tuple[int, list[int]]:
+        """The earliest turn the prompt may start at and still fit, with its tokens.
+
+        A prompt never starts with an assistant turn, except a lone last turn. When
+        nothing fits, the last possible start (for the caller to truncate).
+        """
+        whole = render(0)
+        if len(whole) <= budget or len(turns) <= 1:
+            return 0, whole
+        starts = [i for i in range(1, len(turns)) if turns[i].role == "user"]
+        if not starts or starts[-1] != len(turns) - 1:
+            starts.append(len(turns) - 1)
+        # Estimate: the whole prompt minus the cost of each turn left out, from the front.
+        costs = [self._turn_cost(turn) for turn in turns]
+        guess = len(starts) - 1
+        saved = 0
+        prev = 0
+        for k, s in enumerate(starts):
+            saved += sum(costs[prev:s])
+            prev = s
+            if len(whole) - saved <= budget:
+                guess = k
+                break
+        # Confirm with real renders: starts[lo] is known not to fit (or is 0), starts[hi] fits or is the last.
+        cache: dict[int, list[int]] = {}
+
+        def fits(k: int) -> bool:
+            cache[k] = render(starts[k])
+            return len(cache[k]) <= budget
+
+        lo, hi = -1, len(starts) - 1
+        if fits(guess):
+            hi = guess
+            if guess > 0 and not fits(guess - 1):
+                lo = guess - 1
+        else:
+            lo = guess
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(mid):
+                hi = mid
+            else:
+                lo = mid
+        tokens = cache[hi] if hi in cache else render(starts[hi])
+        return starts[hi], tokens
+
+    def _turn_cost(self, turn: Message) -> int:
+        """Tokens one turn adds to the prompt (estimate): its rendering alone, or its text plus markup."""
+        try:
+            return len(self.tokenizer.prompt(self.template.render([turn], add_generation_prompt=False)))
+        except TemplateError:
+            return len(self.tokenizer.text(turn.content)) + _FALLBACK_TURN_OVERHEAD
+
+
+def control_token_pattern(vocab: object) -> "re.Pattern[str] | None":
+    """A regex matching the text of every control token of the vocabulary (longest first)."""
+    texts = set()
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        if llama_cpp.llama_vocab_get_attr(vocab, token) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+            text = (llama_cpp.llama_vocab_get_text(vocab, token) or b"").decode("utf-8", "replace")
+            if len(text) > 1:
+                texts.add(text)
+    if not texts:
+        return None
+    return re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))

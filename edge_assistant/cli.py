@@ -16,6 +16,8 @@ import click
 
 from . import __version__, paths
 from .errors import EdgeAssistantError, UsageError
+from .printable import printable
+from .runtime.threads import MAX_THREADS
 
 
 class _Group(click.Group):
@@ -25,7 +27,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeAssistantError as exc:
-            click.echo(f"edge-assistant: error: {exc}", err=True)
+            click.echo(f"edge-assistant: error: {printable(exc)}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("edge-assistant: interrupted", err=True)
@@ -266,7 +268,7 @@ def bundle_list(as_json: bool) -> None:
 
     scan = scan_installed()
     for problem in scan.problems:
-        click.echo(f"warning: {problem}", err=True)
+        click.echo(f"warning: {printable(problem)}", err=True)
     if as_json:
         _print_json({"bundles": [{"name": m.name, "path": str(folder), "base_sha256": m.base.sha256,
                                   "arch": m.base.arch, "quant_type": m.base.quant_type, "size": m.base.size,
@@ -279,7 +281,7 @@ def bundle_list(as_json: bool) -> None:
     for folder, manifest in scan.bundles:
         mods = ", ".join(m.name for m in manifest.modifiers) or "no modifiers"
         click.echo(f"{manifest.name:<24} {manifest.base.arch} {manifest.base.quant_type} "
-                   f"{manifest.base.size / 1e6:.0f} MB  [{mods}]  {folder}")
+                   f"{manifest.base.size / 1e6:.0f} MB  [{mods}]  {printable(folder)}")
 
 
 
@@ -508,7 +510,7 @@ def build_awq(hf_dir: Path, calib: Path, qtype: str, out: Path, n_grid: int, no_
 @click.option("--text", "text_file", required=True, type=click.Path(path_type=Path),
               help="Held-out text file (not the calibration text).")
 @click.option("--ctx", "n_ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
-@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help="llama.cpp threads.")
 @click.option("--max-tokens", type=int, default=None, help="Score at most this many tokens of the text.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def build_eval(model: Path, reference: Path | None, text_file: Path, n_ctx: int, threads: int,
@@ -536,7 +538,7 @@ def build_eval(model: Path, reference: Path | None, text_file: Path, n_ctx: int,
 @click.option("--types", default=None, help="Comma-separated candidate types (default: Q8_0 down to Q2_K).")
 @click.option("--text", "text_file", type=click.Path(path_type=Path), default=None,
               help="Held-out text: choose the fitting type by measured perplexity instead of bits per weight.")
-@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help="llama.cpp threads.")
 def build_compress(src: Path, target_size: str, out: Path, types: str | None, text_file: Path | None,
                    threads: int) -> None:
     """Quantize an f16 GGUF to the best type that fits a size target; print the trade-off table."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import paths
 from .document import loads_toml
 from .errors import SettingsError
+from .runtime.threads import MAX_THREADS, usable_cpus
 
 ENV_PREFIX = "EDGE_ASSISTANT_"
 
@@ -141,6 +142,11 @@ def load_settings(path: Path | None = None, environ: typing.Mapping[str, str] | 
 def _validate(s: Settings) -> None:
     if s.threads < 0 or s.batch_threads < 0:
         raise SettingsError("threads must be 0 (automatic) or a positive number", hint="set threads = 0")
+    for name in ("threads", "batch_threads"):
+        value = getattr(s, name)
+        if value > MAX_THREADS:
+            raise SettingsError(f"{name} = {value} is more than the {MAX_THREADS} threads llama.cpp can be given",
+                                hint=f"use 0 (automatic) or at most {usable_cpus()}, the CPUs this machine has")
     if s.context_length < 256:
         raise SettingsError(f"context_length {s.context_length} is too small", hint="use at least 256")
     if s.max_tokens < 1:

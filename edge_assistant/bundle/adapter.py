@@ -54,7 +54,7 @@ def inspect_adapter(path: Path, base: GGUFInfo, *, label: str | None = None) -> 
             raise ModifierError(f"{where}: {target} shapes a={list(a.shape)} b={list(b.shape)} do not fit "
                                 f"the base's {list(w.shape)}", hint="use an adapter trained on this base")
     binding = info.metadata.get(BASE_SHA256_KEY)
-    if binding is not None and not (isinstance(binding, str) and SHA256_RE.match(binding)):
+    if binding is not None and not (isinstance(binding, str) and SHA256_RE.fullmatch(binding)):
         raise ModifierError(f"{where} has a malformed {BASE_SHA256_KEY}", hint=_RECONVERT)
     rank = max(ranks.values())
     alpha = info.metadata.get("adapter.lora.alpha")

@@ -188,6 +188,10 @@ class _Reader:
         if vtype == _ARRAY:
             item_type = int(self.unpack("<I", 4))  # type: ignore[arg-type]
             count = int(self.unpack("<Q", 8))  # type: ignore[arg-type]
+            if item_type == _ARRAY:
+                # llama.cpp's GGUF reader refuses arrays of arrays too; recursing here could overflow.
+                raise BundleError(f"{self.path} has a corrupt GGUF header (an array of arrays)",
+                                  hint="re-download or rebuild the file")
             if item_type in _SCALARS and not keep_arrays:
                 self.skip(_SCALARS[item_type][1] * count)
                 return None, count

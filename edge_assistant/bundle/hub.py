@@ -35,13 +35,14 @@ from ..document import loads_json
 from .. import paths
 from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
 from .contents import FileProblem, PromisedFile, check_file, check_files, promised_files, shipped_names
-from .manifest import MANIFEST_NAME, Manifest, load_manifest
+from .manifest import BUNDLE_NAME_RE, MANIFEST_NAME, Manifest, load_manifest
 
 SOURCE_NAME = ".hub-source.json"   # inside an installed bundle: the repository and commit it came from
 PARTIAL_DIR = ".partial"            # inside a staging folder: downloads a dropped connection cut short
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-_BUNDLE_DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# The hub's own rule (fullmatch): each part starts with a letter or digit and ends with one or '_'.
+_REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
+_REPO_ID_RE = re.compile(f"{_REPO_PART}/{_REPO_PART}")
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _TRUE = {"1", "true", "yes", "on"}
 
 Progress = Callable[[str], None]
@@ -67,7 +68,7 @@ def _endpoint() -> str:
 
 
 def _check_repo_id(repo_id: str) -> None:
-    if not _REPO_ID_RE.match(repo_id) or ".." in repo_id or "--" in repo_id:
+    if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
         raise UsageError(f"{repo_id!r} is not a hub repository id",
                          hint="write it as OWNER/NAME, e.g. `edge-assistant pull my-org/my-bundle`")
 
@@ -317,7 +318,7 @@ def _resolve_commit(repo_id: str, revision: str, endpoint: str) -> str:
     except _hub_errors() as exc:
         raise HubError(f"cannot reach {endpoint} to look up {repo_id} ({_short(exc)})",
                        hint="check the connection (and HF_ENDPOINT) and run the same command again") from exc
-    if not meta.commit_hash or not _COMMIT_RE.match(meta.commit_hash):
+    if not meta.commit_hash or not _COMMIT_RE.fullmatch(meta.commit_hash):
         raise HubError(f"{endpoint} did not say which commit {repo_id}@{revision} is",
                        hint="check that HF_ENDPOINT points at a Hugging Face compatible hub")
     return meta.commit_hash
@@ -394,7 +395,7 @@ def _staging_dir(repo_id: str, commit: str) -> Path:
 
 
 def _check_bundle_name(manifest: Manifest, repo_id: str) -> None:
-    if not _BUNDLE_DIR_RE.match(manifest.name):
+    if not BUNDLE_NAME_RE.fullmatch(manifest.name):
         raise ManifestError(f"bundle name {manifest.name!r} in {repo_id} cannot be a folder name",
                             hint="ask the publisher to rebuild it with a plain name (letters, digits, . _ -)")
 

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from ..document import loads_json
 from ..errors import ManifestError
+from ..printable import printable
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -34,8 +35,11 @@ MODIFIERS_DIR = "modifiers"
 ROUTER_DIR = "router"
 REPORT_NAME = "REPORT.md"
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# Match these with ``fullmatch``: ``match`` with a trailing ``$`` also accepts a final newline.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# A bundle's name is also its folder's name when installed.
+BUNDLE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # Modifier names the CLI reserves for other meanings.
 RESERVED_NAMES = {"auto", "none", "base"}
 
@@ -93,7 +97,8 @@ class Manifest:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+        # allow_nan=False: NaN/Infinity are not JSON, and other readers refuse them.
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
 def safe_relpath(bundle_dir: Path, rel: str, *, what: str) -> Path:
@@ -130,7 +135,7 @@ def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], wher
 
 def _sha(data: dict[str, Any], key: str, where: str) -> str:
     value = _require(data, key, str, where)
-    if not SHA256_RE.match(value):
+    if not SHA256_RE.fullmatch(value):
         raise ManifestError(f"manifest {where}.{key} is not a lowercase hex sha256", hint="rebuild the bundle")
     return value
 
@@ -147,6 +152,13 @@ def _optional(data: dict[str, Any], key: str, kind: type, default: Any, where: s
     if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
         raise ManifestError(f"manifest {where}.{key} has the wrong type ({type(value).__name__})",
                             hint="rebuild the bundle")
+    return value
+
+
+def _finite(data: dict[str, Any], key: str, where: str) -> float:
+    value = float(_require(data, key, (int, float), where))
+    if not math.isfinite(value):
+        raise ManifestError(f"manifest {where}.{key} must be a finite number, not {value}", hint="rebuild the bundle")
     return value
 
 
@@ -168,6 +180,9 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
         raise ManifestError(f"bundle format {version} is not supported (this version reads {FORMAT_VERSION})",
                             hint="upgrade edge-assistant or rebuild the bundle")
     name = _require(data, "name", str, "")
+    if not BUNDLE_NAME_RE.fullmatch(name):
+        raise ManifestError(f"manifest name {name!r} is not a valid bundle name",
+                            hint="use letters, digits, '-', '_' or '.' (up to 128), starting with a letter or digit")
     b = _require(data, "base", dict, "")
     base = BaseEntry(
         file=_require(b, "file", str, "base"),
@@ -175,8 +190,8 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
         size=_size(b, "size", "base"),
         packed_sha256=_sha(b, "packed_sha256", "base"),
         packed_size=_size(b, "packed_size", "base"),
-        arch=_require(b, "arch", str, "base"),
-        quant_type=_require(b, "quant_type", str, "base"),
+        arch=printable(_require(b, "arch", str, "base")),
+        quant_type=printable(_require(b, "quant_type", str, "base")),
         context_length=_size(b, "context_length", "base"),
     )
     safe_relpath(bundle_dir, base.file, what="base.file")
@@ -192,8 +207,8 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
             size=_size(m, "size", where),
             base_sha256=_sha(m, "base_sha256", where),
             rank=_size(m, "rank", where),
-            alpha=float(_require(m, "alpha", (int, float), where)),
-            description=_optional(m, "description", str, "", where),
+            alpha=_finite(m, "alpha", where),
+            description=printable(_optional(m, "description", str, "", where)),
             default_scale=_scale(m, where),
         )
         validate_modifier_name(entry.name)
@@ -206,10 +221,10 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
     if data.get("router") is not None:
         r = _require(data, "router", dict, "")
         files = r.get("files", {})
-        if not isinstance(files, dict) or not all(isinstance(v, str) and SHA256_RE.match(v) for v in files.values()):
+        if not isinstance(files, dict) or not all(isinstance(v, str) and SHA256_RE.fullmatch(v) for v in files.values()):
             raise ManifestError("manifest router.files must map relative names to sha256s", hint="rebuild the bundle")
         router = RouterEntry(dir=_require(r, "dir", str, "router"),
-                             threshold=float(_require(r, "threshold", (int, float), "router")),
+                             threshold=_finite(r, "threshold", "router"),
                              files=dict(files))
         safe_relpath(bundle_dir, router.dir, what="router.dir")
         for rel in router.files:
@@ -223,7 +238,7 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
 
 
 def validate_modifier_name(name: str) -> None:
-    if not NAME_RE.match(name) or name in RESERVED_NAMES:
+    if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
         raise ManifestError(
             f"modifier name {name!r} is not allowed",
             hint="use lowercase letters, digits, '-', '_' or '.', and not auto/none/base",

@@ -101,7 +101,7 @@ def _check_modifier(spec: ModifierInput, base: GGUFInfo) -> _CheckedModifier:
         raise UsageError(f"{where} does not exist", hint="check the path after NAME=")
     adapter = inspect_adapter(Path(spec.path), base, label=where)
     embedded, claimed = adapter.base_sha256, spec.base_sha256
-    if claimed is not None and not SHA256_RE.match(claimed):
+    if claimed is not None and not SHA256_RE.fullmatch(claimed):
         raise UsageError(f"{where}: base_sha256 {claimed!r} is not a lowercase hex sha256")
     if embedded is None and claimed is None:
         raise ModifierError(
@@ -192,7 +192,7 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
     base_gguf, out_dir = Path(base_gguf), Path(out_dir)
     bar = progress or no_progress
     name = name or out_dir.name
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"bundle name {name!r} is not allowed",
                          hint="use --name with lowercase letters, digits, '-', '_' or '.' (at most 64)")
     if not 1 <= level <= 22:

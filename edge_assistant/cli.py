@@ -38,6 +38,31 @@ def _print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
 
+_NOT_UTF8_HINT = "convert it to UTF-8 first (e.g. `iconv -f latin1 -t utf-8`), or set a UTF-8 locale"
+
+
+def _utf8_arg(value: str | None, what: str) -> str | None:
+    """An argument as typed: Python keeps bytes that are not UTF-8 as lone surrogates, which
+    cannot be tokenized or stored; say so instead of failing later with a traceback."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{what} is not UTF-8 text (a byte that is not UTF-8 at position {exc.start})",
+                         hint=_NOT_UTF8_HINT) from None
+    return value
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"standard input is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})",
+                         hint=_NOT_UTF8_HINT) from None
+
+
 @click.group(cls=_Group, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="edge-assistant")
@@ -98,8 +123,8 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
     from .runtime.factory import open_assistant
     from .runtime.generation import Message, SamplingParams
 
-    if prompt == "-":
-        prompt = sys.stdin.read()
+    prompt = _read_stdin() if prompt == "-" else _utf8_arg(prompt, "the prompt")
+    system = _utf8_arg(system, "--system")
     settings = _settings(modifier=modifier, max_tokens=max_tokens, temperature=temperature, seed=seed,
                          threads=threads)
     assistant = open_assistant(settings, bundle, progress=_unpack_progress())
@@ -307,7 +332,7 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
     if jsonl is not None:
         prompts = read_prompts(jsonl, jsonl.name)
     else:
-        prompts = [sys.stdin.read() if prompt == "-" else prompt]
+        prompts = [_read_stdin() if prompt == "-" else _utf8_arg(prompt, "the prompt")]
     resolved = resolve_bundle(bundle, _settings())
     router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)
     if isinstance(router, BaseOnly):

@@ -113,8 +113,12 @@ def safe_relpath(bundle_dir: Path, rel: str, *, what: str) -> Path:
     if any(part in ("..", "") for part in rel.split("/")) or ".." in pure.parts:
         raise ManifestError(f"{what}: path {rel!r} leaves the bundle folder",
                             hint="paths must stay inside the bundle; rebuild the bundle")
-    root = bundle_dir.resolve()
-    target = (root / pure).resolve()
+    try:
+        root = bundle_dir.resolve()
+        target = (root / pure).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise ManifestError(f"{what}: path {rel!r} cannot be resolved ({exc})",
+                            hint="remove the link and rebuild the bundle") from exc
     if target != root and root not in target.parents:
         raise ManifestError(f"{what}: path {rel!r} resolves outside the bundle (symlink?)",
                             hint="remove the link and rebuild the bundle")

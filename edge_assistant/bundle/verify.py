@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import IntegrityError
+from ..printable import printable
 from ..progress import ProgressFactory, no_progress
 from .manifest import Manifest, load_manifest, safe_relpath, sha256_file
 from .stream import decompress_bounded
@@ -97,7 +98,9 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True,
         root = safe_relpath(bundle_dir, rdir, what="router.dir")
         if root.is_dir():
             for extra in sorted(p for p in root.rglob("*") if p.is_file() and p not in listed):
-                report.warnings.append(f"{extra.relative_to(bundle_dir).as_posix()} is not listed in the manifest")
+                # safe_relpath resolved the folder: relative to the resolved bundle, whatever path led here.
+                rel = extra.relative_to(bundle_dir.resolve()).as_posix()
+                report.warnings.append(f"{printable(rel)} is not listed in the manifest")
         else:
             raise IntegrityError(f"{rdir}/ is missing from the bundle", hint=_REBUILD)
 

@@ -29,6 +29,8 @@ from .template import ChatTemplate
 MIN_REPLY_TOKENS = 16
 # Tokens a turn's markup costs when rendering it alone fails (templates that insist on roles' order).
 _FALLBACK_TURN_OVERHEAD = 8
+# A str can hold a surrogate only unpaired (decoders join valid pairs): never encodable as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -58,7 +60,9 @@ class PromptFitter:
         self.control = control
 
     def neutralize(self, text: str) -> str:
-        """Break control-token strings typed or pasted into a message with a zero-width space."""
+        """Break control-token strings typed or pasted into a message with a zero-width space;
+        lone surrogates (``"\\ud800"`` in a JSON request), which UTF-8 cannot encode, become U+FFFD."""
+        text = _SURROGATE.sub("\ufffd", text)
         if self.control is None:
             return text
         return self.control.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
@@ -69,7 +73,7 @@ class PromptFitter:
         budget = self.n_ctx - max(reserve, MIN_REPLY_TOKENS)
         # One system message: several (common from API clients) are joined in order.
         systems = [m.content for m in messages if m.role == "system"]
-        system = [Message("system", "\n\n".join(systems))] if systems else []
+        system = [Message("system", _SURROGATE.sub("\ufffd", "\n\n".join(systems)))] if systems else []
         turns = [Message(m.role, self.neutralize(m.content)) for m in messages if m.role != "system"]
 
         def render(start: int) -> list[int]:

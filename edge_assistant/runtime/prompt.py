@@ -6,11 +6,10 @@ two things live here: control-token text typed into a message is broken up
 conversation is too long the oldest turns are dropped until it fits.
 
 Dropping used to re-render and re-tokenize the whole conversation once per
-dropped turn: quadratic, under the engine lock. Now each turn is tokenized once
-to estimate its cost, the start that fits is found from the end, and the full
-render is tokenized only to confirm it: a bisection over the possible starts
-when the estimate was off, so the worst case is O(n log n) and the usual case
-two full renders.
+dropped turn: quadratic, under the engine lock. Now turns are tokenized once
+each, from the newest back and only as far as the window reaches, to estimate
+where the prompt must start; real renders of about the window's size confirm
+it (two in the usual case). The cost follows the window, not the conversation.
 """
 
 from __future__ import annotations
@@ -74,25 +73,31 @@ class PromptFitter:
         # One system message: several (common from API clients) are joined in order.
         systems = [m.content for m in messages if m.role == "system"]
         system = [Message("system", _SURROGATE.sub("\ufffd", "\n\n".join(systems)))] if systems else []
-        turns = [Message(m.role, self.neutralize(m.content)) for m in messages if m.role != "system"]
+        turns = [m for m in messages if m.role != "system"]
+        neutral: dict[int, Message] = {}
+
+        def turn(i: int) -> Message:  # neutralized on first use: old turns that are dropped never are
+            if i not in neutral:
+                neutral[i] = Message(turns[i].role, self.neutralize(turns[i].content))
+            return neutral[i]
 
         def render(start: int) -> list[int]:
-            return self.tokenizer.prompt(self.template.render(system + turns[start:]))
+            return self.tokenizer.prompt(self.template.render(system + [turn(i) for i in range(start, len(turns))]))
 
-        start, tokens = self._first_fitting_start(turns, budget, render)
+        start, tokens = self._first_fitting_start(system, turns, turn, budget, render)
         prompt = FittedPrompt(tokens, dropped=start)
-        turns = turns[start:]
+        kept = [turn(i) for i in range(start, len(turns))]
         if start:
             prompt.notices.append(
                 f"the conversation is longer than the {self.n_ctx}-token context window: the {start} oldest "
                 f"message{'s were' if start != 1 else ' was'} left out of the prompt (they stay in the history)")
-        if len(prompt.tokens) > budget and turns:
-            last = turns[-1]
+        if len(prompt.tokens) > budget and kept:
+            last = kept[-1]
             overflow = len(prompt.tokens) - budget
             content = self.tokenizer.text(last.content)
             keep = max(0, len(content) - overflow - 8)
-            turns[-1] = Message(last.role, self.tokenizer.detokenize(content[len(content) - keep:]))
-            prompt.tokens = self.tokenizer.prompt(self.template.render(system + turns))
+            kept[-1] = Message(last.role, self.tokenizer.detokenize(content[len(content) - keep:]))
+            prompt.tokens = self.tokenizer.prompt(self.template.render(system + kept))
             prompt.notices.append(f"your message alone is longer than the context window: only its last {keep} "
                                   "tokens were used")
         if len(prompt.tokens) > budget:
@@ -100,52 +105,50 @@ class PromptFitter:
                              hint="shorten the system prompt or raise context_length in settings")
         return prompt
 
-    def _first_fitting_start(self, turns: list[Message], budget: int,
+    def _first_fitting_start(self, system: list[Message], turns: Sequence[Message],
+                             turn: Callable[[int], Message], budget: int,
                              render: Callable[[int], list[int]]) -> tuple[int, list[int]]:
         """The earliest turn the prompt may start at and still fit, with its tokens.
 
         A prompt never starts with an assistant turn, except a lone last turn. When
         nothing fits, the last possible start (for the caller to truncate).
+
+        Turns are costed from the newest back, each tokenized once, and only until the
+        estimate passes the budget: older turns are never tokenized. The estimate is then
+        confirmed with real renders, each about the size of the window, stepping one start
+        at a time where it was off (by a few tokens of template markup, in practice).
         """
-        whole = render(0)
-        if len(whole) <= budget or len(turns) <= 1:
-            return 0, whole
-        starts = [i for i in range(1, len(turns)) if turns[i].role == "user"]
-        if not starts or starts[-1] != len(turns) - 1:
-            starts.append(len(turns) - 1)
-        # Estimate: the whole prompt minus the cost of each turn left out, from the front.
-        costs = [self._turn_cost(turn) for turn in turns]
+        n = len(turns)
+        if n <= 1:
+            return 0, render(0)
+        starts = sorted({0, n - 1, *(i for i in range(1, n) if turns[i].role == "user")})
+        try:
+            estimate = len(self.tokenizer.prompt(self.template.render(system)))   # system + generation prompt
+        except TemplateError:
+            estimate = 0   # a template that wants a user turn: the renders below still decide
         guess = len(starts) - 1
-        saved = 0
-        prev = 0
-        for k, s in enumerate(starts):
-            saved += sum(costs[prev:s])
-            prev = s
-            if len(whole) - saved <= budget:
-                guess = k
+        costed = n
+        for k in range(len(starts) - 1, -1, -1):
+            while costed > starts[k]:
+                costed -= 1
+                estimate += self._turn_cost(turn(costed))
+            if estimate > budget:
                 break
-        # Confirm with real renders: starts[lo] is known not to fit (or is 0), starts[hi] fits or is the last.
-        cache: dict[int, list[int]] = {}
-
-        def fits(k: int) -> bool:
-            cache[k] = render(starts[k])
-            return len(cache[k]) <= budget
-
-        lo, hi = -1, len(starts) - 1
-        if fits(guess):
-            hi = guess
-            if guess > 0 and not fits(guess - 1):
-                lo = guess - 1
+            guess = k
+        tokens = render(starts[guess])
+        if len(tokens) <= budget:
+            while guess > 0:                        # the estimate may be pessimistic: try earlier starts
+                earlier = render(starts[guess - 1])
+                if len(earlier) > budget:
+                    break
+                guess, tokens = guess - 1, earlier
         else:
-            lo = guess
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if fits(mid):
-                hi = mid
-            else:
-                lo = mid
-        tokens = cache[hi] if hi in cache else render(starts[hi])
-        return starts[hi], tokens
+            while guess < len(starts) - 1:          # or optimistic: later ones
+                guess += 1
+                tokens = render(starts[guess])
+                if len(tokens) <= budget:
+                    break
+        return starts[guess], tokens
 
     def _turn_cost(self, turn: Message) -> int:
         """Tokens one turn adds to the prompt (estimate): its rendering alone, or its text plus markup."""

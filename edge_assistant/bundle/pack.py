@@ -91,6 +91,7 @@ def _check_base(base_gguf: Path) -> GGUFInfo:
     if info.context_length is None:
         raise BundleError(f"{base_gguf} has no {info.architecture}.context_length",
                           hint="reconvert the model with a current converter")
+    info.check_complete()
     return info
 
 

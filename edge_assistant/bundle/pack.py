@@ -139,12 +139,15 @@ def _pack_base(base_gguf: Path, dst: Path, *, level: int, threads: int,
     with open(base_gguf, "rb") as fin, open(dst, "xb") as fout:
         out = _HashingWriter(fout)
         with progress(f"packing {base_gguf.name} (zstd -{level})", size) as advance:
-            with cctx.stream_writer(out, size=size, closefd=False) as zw:
-                while chunk := fin.read(HASH_CHUNK):
-                    digest.update(chunk)
-                    zw.write(chunk)
-                    read += len(chunk)
-                    advance(len(chunk))
+            zw = cctx.stream_writer(out, size=size, closefd=False)
+            # Not a `with`: after an interrupt, closing would end the frame short of the size it
+            # promised and raise a ZstdError in place of the interrupt; the file goes with the temp folder.
+            while chunk := fin.read(HASH_CHUNK):
+                digest.update(chunk)
+                zw.write(chunk)
+                read += len(chunk)
+                advance(len(chunk))
+            zw.close()
         fout.flush()
         os.fsync(fout.fileno())
     if read != size:

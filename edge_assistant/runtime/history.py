@@ -253,7 +253,7 @@ class History:
         if code.startswith("SQLITE_FULL"):
             return f"the disk is full: free some space; {where}"
         if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-            return "the file is damaged or not a chat history: move it aside to start a new history"
+            return "the file is damaged or not a chat history: move the file aside to start a new history"
         if code.startswith("SQLITE_IOERR"):
             return f"the disk reported an error: check it (and its free space); {where}"
         return where

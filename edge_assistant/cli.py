@@ -256,16 +256,18 @@ def bundle_verify(bundle_ref: str, quick: bool, as_json: bool) -> None:
     from .bundle.verify import verify_bundle
     from .progress import byte_progress
 
-    report = verify_bundle(find_bundle(bundle_ref), deep=not quick, progress=byte_progress)
+    report = verify_bundle(find_bundle(bundle_ref), deep=not quick, check_cache=True, progress=byte_progress)
     if as_json:
         _print_json({"bundle": str(report.bundle_dir), "name": report.manifest.name, "ok": True,
-                     "deep": report.deep, "files": [f.path for f in report.files], "warnings": report.warnings})
+                     "deep": report.deep, "files": [f.path for f in report.files], "warnings": report.warnings,
+                     "cached_base": report.cached_base})
         return
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     what = "files and unpacked base" if report.deep else "files (base not decompressed: --quick)"
+    cache = {"absent": "not unpacked yet", "ok": "its unpacked copy in the cache too"}[report.cached_base or "absent"]
     click.echo(f"ok: {report.manifest.name}: {len(report.files)} {what} match the manifest "
-               f"({report.total_bytes / 1e6:.1f} MB)")
+               f"({report.total_bytes / 1e6:.1f} MB); {cache}")
 
 
 @bundle.command("info")

@@ -262,6 +262,12 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
     except OSError as exc:
         raise ManifestError(f"cannot read {path} ({exc.strerror or exc})",
                             hint="check the file's permissions, or re-download the bundle") from exc
+    try:
+        # JSON may spell lone surrogates ("\\ud800"): no path, name or text can hold one.
+        json.dumps(data, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ManifestError(f"{path} holds text that is not valid Unicode (a lone surrogate)",
+                            hint="re-download or rebuild the bundle") from exc
     return manifest_from_dict(data, bundle_dir)
 
 

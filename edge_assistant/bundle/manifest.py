@@ -44,6 +44,9 @@ BUNDLE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 RESERVED_NAMES = {"auto", "none", "base"}
 
 HASH_CHUNK = 4 << 20
+# Longer paths or names fail with ENAMETOOLONG on the usual file systems (Linux, macOS, Windows).
+MAX_PATH_BYTES = 1024
+MAX_NAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ def safe_relpath(bundle_dir: Path, rel: str, *, what: str) -> Path:
     """Resolve a manifest path inside ``bundle_dir`` or raise ManifestError."""
     if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
         raise ManifestError(f"{what}: path {rel!r} is not a plain relative name",
+                            hint="rebuild the bundle with `edge-assistant bundle create`")
+    if len(rel.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES \
+            or any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in rel.split("/")):
+        raise ManifestError(f"{what}: path {rel[:80]!r}… is longer than a file system allows",
                             hint="rebuild the bundle with `edge-assistant bundle create`")
     pure = PurePosixPath(rel)
     if pure.is_absolute() or rel.startswith("/") or re.match(r"^[A-Za-z]:", rel):

@@ -16,6 +16,8 @@ import click
 
 from . import __version__, paths
 from .errors import EdgeAssistantError, UsageError
+from .printable import printable
+from .runtime.threads import MAX_THREADS
 from .server.limits import Limits
 
 
@@ -26,7 +28,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeAssistantError as exc:
-            click.echo(f"edge-assistant: error: {exc}", err=True)
+            click.echo(f"edge-assistant: error: {printable(exc)}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("edge-assistant: interrupted", err=True)
@@ -35,6 +37,31 @@ class _Group(click.Group):
 
 def _print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+_NOT_UTF8_HINT = "convert it to UTF-8 first (e.g. `iconv -f latin1 -t utf-8`), or set a UTF-8 locale"
+
+
+def _utf8_arg(value: str | None, what: str) -> str | None:
+    """An argument as typed: Python keeps bytes that are not UTF-8 as lone surrogates, which
+    cannot be tokenized or stored; say so instead of failing later with a traceback."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{what} is not UTF-8 text (a byte that is not UTF-8 at position {exc.start})",
+                         hint=_NOT_UTF8_HINT) from None
+    return value
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"standard input is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})",
+                         hint=_NOT_UTF8_HINT) from None
 
 
 @click.group(cls=_Group, invoke_without_command=True,
@@ -97,8 +124,8 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
     from .runtime.factory import open_assistant
     from .runtime.generation import Message, SamplingParams
 
-    if prompt == "-":
-        prompt = sys.stdin.read()
+    prompt = _read_stdin() if prompt == "-" else _utf8_arg(prompt, "the prompt")
+    system = _utf8_arg(system, "--system")
     settings = _settings(modifier=modifier, max_tokens=max_tokens, temperature=temperature, seed=seed,
                          threads=threads)
     assistant = open_assistant(settings, bundle, progress=_unpack_progress())
@@ -230,16 +257,18 @@ def bundle_verify(bundle_ref: str, quick: bool, as_json: bool) -> None:
     from .bundle.verify import verify_bundle
     from .progress import byte_progress
 
-    report = verify_bundle(find_bundle(bundle_ref), deep=not quick, progress=byte_progress)
+    report = verify_bundle(find_bundle(bundle_ref), deep=not quick, check_cache=True, progress=byte_progress)
     if as_json:
         _print_json({"bundle": str(report.bundle_dir), "name": report.manifest.name, "ok": True,
-                     "deep": report.deep, "files": [f.path for f in report.files], "warnings": report.warnings})
+                     "deep": report.deep, "files": [f.path for f in report.files], "warnings": report.warnings,
+                     "cached_base": report.cached_base})
         return
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     what = "files and unpacked base" if report.deep else "files (base not decompressed: --quick)"
+    cache = {"absent": "not unpacked yet", "ok": "its unpacked copy in the cache too"}[report.cached_base or "absent"]
     click.echo(f"ok: {report.manifest.name}: {len(report.files)} {what} match the manifest "
-               f"({report.total_bytes / 1e6:.1f} MB)")
+               f"({report.total_bytes / 1e6:.1f} MB); {cache}")
 
 
 @bundle.command("info")
@@ -267,7 +296,7 @@ def bundle_list(as_json: bool) -> None:
 
     scan = scan_installed()
     for problem in scan.problems:
-        click.echo(f"warning: {problem}", err=True)
+        click.echo(f"warning: {printable(problem)}", err=True)
     if as_json:
         _print_json({"bundles": [{"name": m.name, "path": str(folder), "base_sha256": m.base.sha256,
                                   "arch": m.base.arch, "quant_type": m.base.quant_type, "size": m.base.size,
@@ -280,7 +309,7 @@ def bundle_list(as_json: bool) -> None:
     for folder, manifest in scan.bundles:
         mods = ", ".join(m.name for m in manifest.modifiers) or "no modifiers"
         click.echo(f"{manifest.name:<24} {manifest.base.arch} {manifest.base.quant_type} "
-                   f"{manifest.base.size / 1e6:.0f} MB  [{mods}]  {folder}")
+                   f"{manifest.base.size / 1e6:.0f} MB  [{mods}]  {printable(folder)}")
 
 
 
@@ -306,7 +335,7 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
     if jsonl is not None:
         prompts = read_prompts(jsonl, jsonl.name)
     else:
-        prompts = [sys.stdin.read() if prompt == "-" else prompt]
+        prompts = [_read_stdin() if prompt == "-" else _utf8_arg(prompt, "the prompt")]
     resolved = resolve_bundle(bundle, _settings())
     router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)
     if isinstance(router, BaseOnly):
@@ -528,7 +557,7 @@ def build_awq(hf_dir: Path, calib: Path, qtype: str, out: Path, n_grid: int, no_
 @click.option("--text", "text_file", required=True, type=click.Path(path_type=Path),
               help="Held-out text file (not the calibration text).")
 @click.option("--ctx", "n_ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
-@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help="llama.cpp threads.")
 @click.option("--max-tokens", type=int, default=None, help="Score at most this many tokens of the text.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def build_eval(model: Path, reference: Path | None, text_file: Path, n_ctx: int, threads: int,
@@ -556,7 +585,7 @@ def build_eval(model: Path, reference: Path | None, text_file: Path, n_ctx: int,
 @click.option("--types", default=None, help="Comma-separated candidate types (default: Q8_0 down to Q2_K).")
 @click.option("--text", "text_file", type=click.Path(path_type=Path), default=None,
               help="Held-out text: choose the fitting type by measured perplexity instead of bits per weight.")
-@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help="llama.cpp threads.")
 def build_compress(src: Path, target_size: str, out: Path, types: str | None, text_file: Path | None,
                    threads: int) -> None:
     """Quantize an f16 GGUF to the best type that fits a size target; print the trade-off table."""

@@ -12,6 +12,7 @@ from typing import Literal
 
 from . import __version__, paths
 from .errors import EdgeAssistantError
+from .printable import printable
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -40,7 +41,8 @@ class Report:
     def to_text(self) -> str:
         width = max(len(c.name) for c in self.checks)
         marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
-        lines = [f"{marks[c.status]}  {c.name:<{width}}  {c.detail}" for c in self.checks]
+        # Details quote bundle names, paths and errors, which come from outside: no control characters.
+        lines = [f"{marks[c.status]}  {c.name:<{width}}  {printable(c.detail)}" for c in self.checks]
         lines.append("all good" if self.ok else "problems found: see the FAIL lines above")
         return "\n".join(lines)
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
+from .document import loads_toml
 from .errors import SettingsError
+from .runtime.threads import MAX_THREADS, usable_cpus
 
 ENV_PREFIX = "EDGE_ASSISTANT_"
 # Values of `weight_repack` (used by runtime/llama_load.py).
@@ -122,9 +124,15 @@ def load_settings(path: Path | None = None, environ: typing.Mapping[str, str] | 
     values: dict[str, object] = {}
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = loads_toml(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{path} is not valid TOML ({exc})", hint="fix or delete the file") from exc
+        except IsADirectoryError as exc:
+            raise SettingsError(f"{path} is a folder, not a settings file",
+                                hint="move the folder aside; a settings file is optional") from exc
+        except OSError as exc:
+            raise SettingsError(f"cannot read {path} ({exc.strerror or exc})",
+                                hint="check the file's permissions, or move it aside") from exc
         for key, value in data.items():
             if key not in known:
                 raise SettingsError(f"{path}: unknown setting '{key}'",
@@ -142,6 +150,11 @@ def load_settings(path: Path | None = None, environ: typing.Mapping[str, str] | 
 def _validate(s: Settings) -> None:
     if s.threads < 0 or s.batch_threads < 0:
         raise SettingsError("threads must be 0 (automatic) or a positive number", hint="set threads = 0")
+    for name in ("threads", "batch_threads"):
+        value = getattr(s, name)
+        if value > MAX_THREADS:
+            raise SettingsError(f"{name} = {value} is more than the {MAX_THREADS} threads llama.cpp can be given",
+                                hint=f"use 0 (automatic) or at most {usable_cpus()}, the CPUs this machine has")
     if s.context_length < 256:
         raise SettingsError(f"context_length {s.context_length} is too small", hint="use at least 256")
     if s.max_tokens < 1:

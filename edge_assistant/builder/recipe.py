@@ -234,12 +234,12 @@ def _validate(recipe: Recipe) -> None:
     from ..bundle.manifest import MODIFIER_KINDS, NAME_RE, RESERVED_NAMES
 
     path = recipe.path
-    if not NAME_RE.match(recipe.name):
+    if not NAME_RE.fullmatch(recipe.name):
         raise RecipeError(f"{path}: name {recipe.name!r} is not a plain lowercase name",
                           hint="use letters, digits, '-', '_' or '.'")
     names = [m.name for m in recipe.modifiers]
     for m in recipe.modifiers:
-        if not NAME_RE.match(m.name) or m.name in RESERVED_NAMES:
+        if not NAME_RE.fullmatch(m.name) or m.name in RESERVED_NAMES:
             raise RecipeError(f"{path}: modifier name {m.name!r} is not allowed",
                               hint="use lowercase letters, digits, '-', '_' or '.', and not auto/none/base")
         if not m.data:

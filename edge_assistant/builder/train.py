@@ -116,9 +116,38 @@ def _lr_lambda(warmup: int, total: int):
     return schedule
 
 
-def _latest_checkpoint(out_dir: Path) -> Path | None:
-    found = sorted((out_dir / CHECKPOINT_DIR).glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-    return found[-1] if found else None
+def _checkpoints(out_dir: Path) -> list[Path]:
+    """Checkpoints oldest first (names that are not ``step-N.pt`` are not ours: ignored)."""
+    found = [p for p in (out_dir / CHECKPOINT_DIR).glob("step-*.pt") if p.stem.split("-", 1)[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.stem.split("-", 1)[1]))
+
+
+def _load_checkpoint(out_dir: Path, label: str,
+                     log: Callable[[str], None] | None) -> tuple[Path | None, dict[str, Any] | None]:
+    """The newest checkpoint that loads, newest first; an unreadable one is skipped with a line.
+
+    ``weights_only=True``: a checkpoint is a pickle, and a full unpickle runs whatever code a
+    tampered file names. Ours hold only tensors, numbers, strings, lists and dicts.
+    """
+    import pickle
+
+    import torch
+
+    found = _checkpoints(out_dir)
+    for path in reversed(found):
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(saved, dict) or not {"lora", "optimizer", "scheduler", "state"} <= saved.keys():
+                raise ValueError("not a training checkpoint of this version")
+            return path, saved
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+            if log is not None:
+                log(f"{label}: skipping checkpoint {path.name}: it does not load as plain weights "
+                    f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+    if found:
+        raise BuildError(f"{label}: none of the {len(found)} checkpoints in {out_dir / CHECKPOINT_DIR} loads",
+                         hint=f"delete {out_dir / CHECKPOINT_DIR} to train this stage from the start")
+    return None, None
 
 
 def _save_checkpoint(out_dir: Path, step: int, state: dict[str, Any]) -> Path:
@@ -134,8 +163,7 @@ def _save_checkpoint(out_dir: Path, step: int, state: dict[str, Any]) -> Path:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     # Keep the newest two: if the newest turns out unreadable, the one before still resumes.
-    found = sorted(folder.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-    for old in found[:-2]:
+    for old in _checkpoints(out_dir)[:-2]:
         old.unlink(missing_ok=True)
     return path
 
@@ -175,9 +203,8 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
 
     state: dict[str, Any] = {"step": 0, "train_loss": [], "tokens": 0, "val_before": None}
     resumed = 0
-    checkpoint = _latest_checkpoint(out_dir)
-    if checkpoint is not None:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    checkpoint, saved = _load_checkpoint(out_dir, label, log if accelerator.is_main_process else None)
+    if saved is not None:
         set_peft_model_state_dict(accelerator.unwrap_model(model), saved["lora"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])

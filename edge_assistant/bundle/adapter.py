@@ -7,6 +7,7 @@ the build machine rather than on the laptop.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,19 +44,22 @@ def inspect_adapter(path: Path, base: GGUFInfo, *, label: str | None = None) -> 
     ranks = info.lora_ranks()
     if not ranks:
         raise ModifierError(f"{where} has no *.lora_a tensors", hint=_RECONVERT)
+    for name in adapter_tensors:
+        if name.endswith(".lora_b") and f"{name[:-len('.lora_b')]}.lora_a" not in adapter_tensors:
+            raise ModifierError(f"{where}: {name} has no matching lora_a", hint=_RECONVERT)
     for target, rank in ranks.items():
         a = adapter_tensors[f"{target}.lora_a"]
         b = adapter_tensors.get(f"{target}.lora_b")
         w = base_tensors.get(target)
-        # GGUF order: W [n_in, n_out], lora_a [n_in, rank], lora_b [rank, n_out].
         if b is None or w is None or len(w.shape) < 2 or len(b.shape) < 2:
             raise ModifierError(f"{where}: {target} has no matching lora_b or base tensor",
                                 hint="use an adapter trained on this base")
-        if a.shape[0] != w.shape[0] or b.shape[1] != w.shape[1] or b.shape[0] != rank:
+        if not _fits(target, w.shape, a.shape, b.shape):
             raise ModifierError(f"{where}: {target} shapes a={list(a.shape)} b={list(b.shape)} do not fit "
                                 f"the base's {list(w.shape)}", hint="use an adapter trained on this base")
+    info.check_complete()
     binding = info.metadata.get(BASE_SHA256_KEY)
-    if binding is not None and not (isinstance(binding, str) and SHA256_RE.match(binding)):
+    if binding is not None and not (isinstance(binding, str) and SHA256_RE.fullmatch(binding)):
         raise ModifierError(f"{where} has a malformed {BASE_SHA256_KEY}", hint=_RECONVERT)
     invocation = info.array_lengths.get(ALORA_INVOCATION_KEY)
     if ALORA_INVOCATION_KEY in info.metadata or invocation == 0:
@@ -63,8 +67,21 @@ def inspect_adapter(path: Path, base: GGUFInfo, *, label: str | None = None) -> 
                             hint=_RECONVERT)
     rank = max(ranks.values())
     alpha = info.metadata.get("adapter.lora.alpha")
+    if isinstance(alpha, float) and not (math.isfinite(alpha) and alpha >= 0):
+        raise ModifierError(f"{where} has adapter.lora.alpha {alpha}, not a finite number of 0 or more",
+                            hint=_RECONVERT)
     # llama.cpp scales by alpha/rank, or by 1 when alpha is absent (0): alpha = rank means the same.
     has_alpha = isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha
     return AdapterInfo(path=Path(path), rank=rank, alpha=float(alpha) if has_alpha else float(rank),
                        targets=tuple(sorted(ranks)), base_sha256=binding,
                        kind="alora" if invocation else "lora")
+
+
+def _fits(target: str, w: tuple[int, ...], a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """llama.cpp's shape rule (llama-adapter.cpp), in GGUF order, plus the inner dimensions agreeing
+    (which llama.cpp leaves to the graph, where a mismatch aborts the process)."""
+    if "token_embd" in target:
+        # W [n_embd, n_vocab]; A [rank, n_vocab] gathered by token, B [rank, n_embd].
+        return w[0] == b[1] and w[1] == a[1] and a[0] == b[0]
+    # W [n_in, n_out], A [n_in, rank], B [rank, n_out].
+    return w[0] == a[0] and w[1] == b[1] and a[1] == b[0]

@@ -48,8 +48,18 @@ GGML_TYPES = {
     10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
     17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
     23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M",
-    30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+    30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4", 40: "NVFP4", 41: "Q1_0",
 }
+
+# ggml tensor types -> (elements per block, bytes per block), to find where each tensor's data ends.
+TYPE_SIZES = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),
+    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
+    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
+    23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
+    34: (256, 54), 35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
+}
+DEFAULT_ALIGNMENT = 32
 
 # A sanity bound on tensor rank in the tensor-info table (ggml has at most 4 dims).
 _MAX_DIMS = 8
@@ -75,6 +85,17 @@ class TensorInfo:
     def type_name(self) -> str:
         return GGML_TYPES.get(self.ggml_type, f"type {self.ggml_type}")
 
+    @property
+    def nbytes(self) -> int | None:
+        """Bytes of its data, or None for a type this reader does not know."""
+        if self.ggml_type not in TYPE_SIZES:
+            return None
+        block, size = TYPE_SIZES[self.ggml_type]
+        n = 1
+        for d in self.shape:
+            n *= d
+        return (n + block - 1) // block * size
+
 
 @dataclass
 class GGUFInfo:
@@ -84,6 +105,26 @@ class GGUFInfo:
     metadata: dict[str, object] = field(default_factory=dict)
     array_lengths: dict[str, int] = field(default_factory=dict)
     tensors: list[TensorInfo] | None = None  # filled only when read with tensors=True
+    data_offset: int | None = None           # where tensor data starts (with tensors=True)
+    file_size: int = 0
+
+    def check_complete(self) -> None:
+        """Raise BundleError unless every tensor's data lies inside the file (read with tensors=True):
+        llama.cpp refuses a truncated file at load, so a bundle must not ship one."""
+        if self.tensors is None or self.data_offset is None:
+            raise ValueError("read the file with read_gguf_info(path, tensors=True) first")
+        for t in self.tensors:
+            nbytes = t.nbytes
+            if nbytes is None:
+                raise BundleError(f"{self.path}: tensor {t.name!r} has unknown type {t.ggml_type}",
+                                  hint="the file is corrupt or needs a newer llama.cpp; rebuild it")
+            if any(d <= 0 for d in t.shape):
+                raise BundleError(f"{self.path}: tensor {t.name!r} has an empty dimension {list(t.shape)}",
+                                  hint="the file is corrupt; rebuild it")
+            end = self.data_offset + t.offset + nbytes
+            if end > self.file_size:
+                raise BundleError(f"{self.path} is truncated: tensor {t.name!r} ends at byte {end}, "
+                                  f"the file has {self.file_size}", hint="re-download or rebuild the file")
 
     @property
     def architecture(self) -> str | None:
@@ -111,8 +152,9 @@ class GGUFInfo:
         return {t.name: t for t in self.tensors}
 
     def lora_ranks(self) -> dict[str, int]:
-        """LoRA rank per adapted weight, from the ``*.lora_a`` shapes ([n_in, rank] in GGUF order)."""
-        return {t.name[: -len(".lora_a")]: t.shape[1] for t in self.tensors or ()
+        """LoRA rank per adapted weight, from the ``*.lora_a`` shapes: [n_in, rank] in GGUF order, but
+        [rank, n_vocab] for the token embedding (llama.cpp gathers rows of A by token there)."""
+        return {t.name[: -len(".lora_a")]: t.shape[0 if "token_embd" in t.name else 1] for t in self.tensors or ()
                 if t.name.endswith(".lora_a") and len(t.shape) >= 2}
 
     def dominant_tensor_type(self) -> str | None:
@@ -191,6 +233,10 @@ class _Reader:
         if vtype == _ARRAY:
             item_type = int(self.unpack("<I", 4))  # type: ignore[arg-type]
             count = int(self.unpack("<Q", 8))  # type: ignore[arg-type]
+            if item_type == _ARRAY:
+                # llama.cpp's GGUF reader refuses arrays of arrays too; recursing here could overflow.
+                raise BundleError(f"{self.path} has a corrupt GGUF header (an array of arrays)",
+                                  hint="re-download or rebuild the file")
             if item_type in _SCALARS and not keep_arrays:
                 self.skip(_SCALARS[item_type][1] * count)
                 return None, count
@@ -264,4 +310,11 @@ def _parse(reader: _Reader, *, keep_arrays: bool, tensors: bool) -> GGUFInfo:
         if tensor_count > 1 << 24:
             raise BundleError(f"{path} has a corrupt GGUF header ({tensor_count} tensors)", hint="rebuild the file")
         info.tensors = _tensor_infos(reader, tensor_count)
+        alignment = info.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+        if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 \
+                or alignment & (alignment - 1):
+            raise BundleError(f"{path} has a corrupt GGUF header (general.alignment {alignment!r})",
+                              hint="re-download or rebuild the file")
+        info.data_offset = (reader.pos + alignment - 1) // alignment * alignment
+    info.file_size = len(reader.buf)
     return info

@@ -29,18 +29,23 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .. import paths
+from ..document import loads_json
 from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
 from .contents import FileProblem, PromisedFile, check_file, check_files, promised_files, shipped_names
-from .manifest import MANIFEST_NAME, Manifest, load_manifest
+from .manifest import BUNDLE_NAME_RE, MANIFEST_NAME, Manifest, load_manifest
 
 SOURCE_NAME = ".hub-source.json"   # inside an installed bundle: the repository and commit it came from
 PARTIAL_DIR = ".partial"            # inside a staging folder: downloads a dropped connection cut short
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-_BUNDLE_DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+PARTIAL_SUFFIX = ".part"            # a partial download under PARTIAL_DIR
+MAX_MANIFEST_BYTES = 8 << 20        # manifest.json: a few KB in practice
+MAX_UNSIZED_BYTES = 1 << 30         # a router file, whose size the manifest does not state
+# The hub's own rule (fullmatch): each part starts with a letter or digit and ends with one or '_'.
+_REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
+_REPO_ID_RE = re.compile(f"{_REPO_PART}/{_REPO_PART}")
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _TRUE = {"1", "true", "yes", "on"}
 
 Progress = Callable[[str], None]
@@ -66,7 +71,7 @@ def _endpoint() -> str:
 
 
 def _check_repo_id(repo_id: str) -> None:
-    if not _REPO_ID_RE.match(repo_id) or ".." in repo_id or "--" in repo_id:
+    if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
         raise UsageError(f"{repo_id!r} is not a hub repository id",
                          hint="write it as OWNER/NAME, e.g. `edge-assistant pull my-org/my-bundle`")
 
@@ -93,7 +98,7 @@ def _human(size: int | None) -> str:
 def read_source(bundle_dir: Path) -> HubSource | None:
     """The hub origin recorded in an installed bundle, or None for bundles not pulled from a hub."""
     try:
-        data = json.loads((bundle_dir / SOURCE_NAME).read_text(encoding="utf-8"))
+        data = loads_json((bundle_dir / SOURCE_NAME).read_text(encoding="utf-8"))
         return HubSource(repo_id=str(data["repo_id"]), revision=str(data["revision"]),
                          commit=str(data["commit"]), endpoint=str(data.get("endpoint", "")))
     except (OSError, ValueError, KeyError, TypeError):
@@ -233,14 +238,15 @@ def _pull_commit(repo_id: str, wanted_revision: str, commit: str, root: Path, en
                  progress: Progress | None) -> Path:
     staging = _staging_dir(repo_id, commit)
     _say(progress, f"pulling {repo_id}@{wanted_revision} (commit {commit[:12]}) from {endpoint}")
-    _download(repo_id, MANIFEST_NAME, commit, staging, endpoint)
+    _download(repo_id, MANIFEST_NAME, commit, staging, endpoint, limit=MAX_MANIFEST_BYTES)
     manifest = _load_staged_manifest(staging, repo_id)
     _check_name_free(root / manifest.name, repo_id)
     files = promised_files(manifest)
     _check_space(staging, sum(f.size or 0 for f in files))
     for promised in files:
         _say(progress, f"  {promised.path} ({_human(promised.size)})")
-        _download(repo_id, promised.path, commit, staging, endpoint)
+        _download(repo_id, promised.path, commit, staging, endpoint,
+                  size=promised.size, limit=promised.size if promised.size is not None else MAX_UNSIZED_BYTES)
     return _check_and_install(staging, root, manifest, files, progress,
                               HubSource(repo_id=repo_id, revision=wanted_revision, commit=commit, endpoint=endpoint))
 
@@ -249,6 +255,7 @@ def _load_staged_manifest(staging: Path, repo_id: str) -> Manifest:
     try:
         manifest = load_manifest(staging)
         _check_bundle_name(manifest, repo_id)
+        _check_own_names(manifest, repo_id)
     except ManifestError:
         (staging / MANIFEST_NAME).unlink(missing_ok=True)   # a rerun must not trust it either
         raise
@@ -316,7 +323,7 @@ def _resolve_commit(repo_id: str, revision: str, endpoint: str) -> str:
     except _hub_errors() as exc:
         raise HubError(f"cannot reach {endpoint} to look up {repo_id} ({_short(exc)})",
                        hint="check the connection (and HF_ENDPOINT) and run the same command again") from exc
-    if not meta.commit_hash or not _COMMIT_RE.match(meta.commit_hash):
+    if not meta.commit_hash or not _COMMIT_RE.fullmatch(meta.commit_hash):
         raise HubError(f"{endpoint} did not say which commit {repo_id}@{revision} is",
                        hint="check that HF_ENDPOINT points at a Hugging Face compatible hub")
     return meta.commit_hash
@@ -327,7 +334,29 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text and text[0] else type(exc).__name__
 
 
-def _download(repo_id: str, filename: str, commit: str, staging: Path, endpoint: str) -> Path:
+class _Oversize(Exception):
+    """The hub sent more bytes than the manifest allows for a file."""
+
+
+class _CappedFile:
+    """A file that refuses to grow past ``limit`` bytes: the download stops at the manifest's
+    size instead of trusting the hub's (a 4 KB entry must not fetch 40 MB before failing)."""
+
+    def __init__(self, handle: Any, limit: int) -> None:
+        self._handle = handle
+        self._limit = limit
+
+    def write(self, data: bytes) -> int:
+        if self._handle.tell() + len(data) > self._limit:
+            raise _Oversize()
+        return self._handle.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+def _download(repo_id: str, filename: str, commit: str, staging: Path, endpoint: str, *,
+              size: int | None = None, limit: int) -> Path:
     """Fetch one file into ``staging``, appending to a partial file a dropped connection left.
 
     huggingface-hub resumes within one call (Range, five tries) but deletes its
@@ -351,19 +380,31 @@ def _download(repo_id: str, filename: str, commit: str, staging: Path, endpoint:
         meta = get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint),
                                     endpoint=endpoint, retry_on_errors=True)
         etag = re.sub(r"[^A-Za-z0-9_.-]", "_", meta.etag or "no-etag")
-        part = staging / PARTIAL_DIR / f"{filename}.{etag}.part"
+        part = staging / PARTIAL_DIR / f"{filename}.{etag}{PARTIAL_SUFFIX}"
         part.parent.mkdir(parents=True, exist_ok=True)
         if meta.size is not None and part.is_file() and part.stat().st_size > meta.size:
             part.unlink()   # longer than the file itself: not a prefix of it, start again
+        if meta.size is not None and (meta.size > limit or (size is not None and meta.size != size)):
+            raise IntegrityError(
+                f"{repo_id}@{commit[:12]}: the hub says {filename} is {meta.size} bytes, "
+                f"{'the manifest says ' + str(size) if size is not None else 'over the limit of ' + str(limit)}; "
+                "nothing was downloaded or installed",
+                hint="ask the bundle's publisher to push the bundle again")
         headers = build_hf_headers()
         headers["Accept-Encoding"] = "identity"   # byte ranges of a compressed stream would not line up
         if urlsplit(meta.location).netloc != urlsplit(endpoint).netloc:
             headers.pop("authorization", None)    # a signed CDN address: never send the token elsewhere
         with open(part, "ab") as f:
-            http_get(meta.location, f, resume_size=f.tell(), headers=headers, expected_size=meta.size,
-                     displayed_filename=filename)
+            http_get(meta.location, _CappedFile(f, limit), resume_size=f.tell(), headers=headers,
+                     expected_size=meta.size, displayed_filename=filename)
             f.flush()
             os.fsync(f.fileno())
+    except _Oversize:
+        if part is not None:
+            part.unlink(missing_ok=True)
+        raise IntegrityError(f"{repo_id}@{commit[:12]}: the hub sent more than the {limit} bytes allowed for "
+                             f"{filename}; the download was stopped and deleted, nothing was installed",
+                             hint="ask the bundle's publisher to push the bundle again") from None
     except EntryNotFoundError as exc:
         raise IntegrityError(f"{repo_id}@{commit[:12]} lacks {filename}, which its manifest lists",
                              hint="ask the bundle's publisher to push the bundle again") from exc
@@ -393,9 +434,23 @@ def _staging_dir(repo_id: str, commit: str) -> Path:
 
 
 def _check_bundle_name(manifest: Manifest, repo_id: str) -> None:
-    if not _BUNDLE_DIR_RE.match(manifest.name):
+    if not BUNDLE_NAME_RE.fullmatch(manifest.name):
         raise ManifestError(f"bundle name {manifest.name!r} in {repo_id} cannot be a folder name",
                             hint="ask the publisher to rebuild it with a plain name (letters, digits, . _ -)")
+
+
+def _check_own_names(manifest: Manifest, repo_id: str) -> None:
+    """Refuse a manifest naming pull's bookkeeping (``.hub-source.json``, ``.partial/``, ``*.part``,
+    the manifest itself): installing it would overwrite what pull relies on to resume and to know
+    where a bundle came from."""
+    for promised in promised_files(manifest):
+        parts = promised.path.split("/")
+        if promised.path == MANIFEST_NAME or any(part.startswith(".") for part in parts) \
+                or parts[-1].endswith((PARTIAL_SUFFIX, ".partial")):
+            raise ManifestError(f"the manifest of {repo_id} lists {promised.path!r}, a name pull keeps for its "
+                                "own files (hidden names, *.part, *.partial, manifest.json)",
+                                hint="nothing was installed; ask the bundle's publisher to rebuild it with "
+                                     "`edge-assistant bundle create`")
 
 
 def _check_name_free(target: Path, repo_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..printable import printable
 from .manifest import Manifest
 from .unpack import cached_base_path
 
@@ -35,4 +36,5 @@ def describe_bundle(folder: Path, manifest: Manifest) -> str:
         lines.append("router    none")
     for key, value in manifest.provenance.items():
         lines.append(f"provenance.{key}: {value}")
-    return "\n".join(lines)
+    # Paths and provenance come from outside (the folder name, the manifest): no control characters.
+    return "\n".join(printable(line) for line in lines)

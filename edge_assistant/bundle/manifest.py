@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from ..document import loads_json
 from ..errors import ManifestError
+from ..printable import printable
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -33,8 +35,11 @@ MODIFIERS_DIR = "modifiers"
 ROUTER_DIR = "router"
 REPORT_NAME = "REPORT.md"
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# Match these with ``fullmatch``: ``match`` with a trailing ``$`` also accepts a final newline.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# A bundle's name is also its folder's name when installed.
+BUNDLE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # Modifier names the CLI reserves for other meanings.
 RESERVED_NAMES = {"auto", "none", "base"}
 # What a modifier is: a plain LoRA (applies to every token) or an activated LoRA ("alora": applies
@@ -42,6 +47,9 @@ RESERVED_NAMES = {"auto", "none", "base"}
 MODIFIER_KINDS = ("lora", "alora")
 
 HASH_CHUNK = 4 << 20
+# Longer paths or names fail with ENAMETOOLONG on the usual file systems (Linux, macOS, Windows).
+MAX_PATH_BYTES = 1024
+MAX_NAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -96,13 +104,18 @@ class Manifest:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+        # allow_nan=False: NaN/Infinity are not JSON, and other readers refuse them.
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
 def safe_relpath(bundle_dir: Path, rel: str, *, what: str) -> Path:
     """Resolve a manifest path inside ``bundle_dir`` or raise ManifestError."""
     if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
         raise ManifestError(f"{what}: path {rel!r} is not a plain relative name",
+                            hint="rebuild the bundle with `edge-assistant bundle create`")
+    if len(rel.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES \
+            or any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in rel.split("/")):
+        raise ManifestError(f"{what}: path {rel[:80]!r}… is longer than a file system allows",
                             hint="rebuild the bundle with `edge-assistant bundle create`")
     pure = PurePosixPath(rel)
     if pure.is_absolute() or rel.startswith("/") or re.match(r"^[A-Za-z]:", rel):
@@ -111,8 +124,12 @@ def safe_relpath(bundle_dir: Path, rel: str, *, what: str) -> Path:
     if any(part in ("..", "") for part in rel.split("/")) or ".." in pure.parts:
         raise ManifestError(f"{what}: path {rel!r} leaves the bundle folder",
                             hint="paths must stay inside the bundle; rebuild the bundle")
-    root = bundle_dir.resolve()
-    target = (root / pure).resolve()
+    try:
+        root = bundle_dir.resolve()
+        target = (root / pure).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise ManifestError(f"{what}: path {rel!r} cannot be resolved ({exc})",
+                            hint="remove the link and rebuild the bundle") from exc
     if target != root and root not in target.parents:
         raise ManifestError(f"{what}: path {rel!r} resolves outside the bundle (symlink?)",
                             hint="remove the link and rebuild the bundle")
@@ -133,7 +150,7 @@ def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], wher
 
 def _sha(data: dict[str, Any], key: str, where: str) -> str:
     value = _require(data, key, str, where)
-    if not SHA256_RE.match(value):
+    if not SHA256_RE.fullmatch(value):
         raise ManifestError(f"manifest {where}.{key} is not a lowercase hex sha256", hint="rebuild the bundle")
     return value
 
@@ -150,6 +167,13 @@ def _optional(data: dict[str, Any], key: str, kind: type, default: Any, where: s
     if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
         raise ManifestError(f"manifest {where}.{key} has the wrong type ({type(value).__name__})",
                             hint="rebuild the bundle")
+    return value
+
+
+def _finite(data: dict[str, Any], key: str, where: str) -> float:
+    value = float(_require(data, key, (int, float), where))
+    if not math.isfinite(value):
+        raise ManifestError(f"manifest {where}.{key} must be a finite number, not {value}", hint="rebuild the bundle")
     return value
 
 
@@ -179,6 +203,9 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
         raise ManifestError(f"bundle format {version} is not supported (this version reads {FORMAT_VERSION})",
                             hint="upgrade edge-assistant or rebuild the bundle")
     name = _require(data, "name", str, "")
+    if not BUNDLE_NAME_RE.fullmatch(name):
+        raise ManifestError(f"manifest name {name!r} is not a valid bundle name",
+                            hint="use letters, digits, '-', '_' or '.' (up to 128), starting with a letter or digit")
     b = _require(data, "base", dict, "")
     base = BaseEntry(
         file=_require(b, "file", str, "base"),
@@ -186,8 +213,8 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
         size=_size(b, "size", "base"),
         packed_sha256=_sha(b, "packed_sha256", "base"),
         packed_size=_size(b, "packed_size", "base"),
-        arch=_require(b, "arch", str, "base"),
-        quant_type=_require(b, "quant_type", str, "base"),
+        arch=printable(_require(b, "arch", str, "base")),
+        quant_type=printable(_require(b, "quant_type", str, "base")),
         context_length=_size(b, "context_length", "base"),
     )
     safe_relpath(bundle_dir, base.file, what="base.file")
@@ -203,8 +230,8 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
             size=_size(m, "size", where),
             base_sha256=_sha(m, "base_sha256", where),
             rank=_size(m, "rank", where),
-            alpha=float(_require(m, "alpha", (int, float), where)),
-            description=_optional(m, "description", str, "", where),
+            alpha=_finite(m, "alpha", where),
+            description=printable(_optional(m, "description", str, "", where)),
             default_scale=_scale(m, where),
             kind=_kind(m, where),
         )
@@ -218,10 +245,10 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
     if data.get("router") is not None:
         r = _require(data, "router", dict, "")
         files = r.get("files", {})
-        if not isinstance(files, dict) or not all(isinstance(v, str) and SHA256_RE.match(v) for v in files.values()):
+        if not isinstance(files, dict) or not all(isinstance(v, str) and SHA256_RE.fullmatch(v) for v in files.values()):
             raise ManifestError("manifest router.files must map relative names to sha256s", hint="rebuild the bundle")
         router = RouterEntry(dir=_require(r, "dir", str, "router"),
-                             threshold=float(_require(r, "threshold", (int, float), "router")),
+                             threshold=_finite(r, "threshold", "router"),
                              files=dict(files))
         safe_relpath(bundle_dir, router.dir, what="router.dir")
         for rel in router.files:
@@ -235,7 +262,7 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
 
 
 def validate_modifier_name(name: str) -> None:
-    if not NAME_RE.match(name) or name in RESERVED_NAMES:
+    if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
         raise ManifestError(
             f"modifier name {name!r} is not allowed",
             hint="use lowercase letters, digits, '-', '_' or '.', and not auto/none/base",
@@ -249,9 +276,18 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
         raise ManifestError(f"{bundle_dir} is not a bundle (no {MANIFEST_NAME})",
                             hint="pass a folder made by `edge-assistant bundle create` or `pull`")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path} is not valid JSON ({exc})", hint="re-download or rebuild the bundle") from exc
+    except OSError as exc:
+        raise ManifestError(f"cannot read {path} ({exc.strerror or exc})",
+                            hint="check the file's permissions, or re-download the bundle") from exc
+    try:
+        # JSON may spell lone surrogates ("\\ud800"): no path, name or text can hold one.
+        json.dumps(data, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ManifestError(f"{path} holds text that is not valid Unicode (a lone surrogate)",
+                            hint="re-download or rebuild the bundle") from exc
     return manifest_from_dict(data, bundle_dir)
 
 

@@ -92,6 +92,7 @@ def _check_base(base_gguf: Path) -> GGUFInfo:
     if info.context_length is None:
         raise BundleError(f"{base_gguf} has no {info.architecture}.context_length",
                           hint="reconvert the model with a current converter")
+    info.check_complete()
     return info
 
 
@@ -102,7 +103,7 @@ def _check_modifier(spec: ModifierInput, base: GGUFInfo) -> _CheckedModifier:
         raise UsageError(f"{where} does not exist", hint="check the path after NAME=")
     adapter = inspect_adapter(Path(spec.path), base, label=where)
     embedded, claimed = adapter.base_sha256, spec.base_sha256
-    if claimed is not None and not SHA256_RE.match(claimed):
+    if claimed is not None and not SHA256_RE.fullmatch(claimed):
         raise UsageError(f"{where}: base_sha256 {claimed!r} is not a lowercase hex sha256")
     if embedded is None and claimed is None:
         raise ModifierError(
@@ -140,12 +141,15 @@ def _pack_base(base_gguf: Path, dst: Path, *, level: int, threads: int,
     with open(base_gguf, "rb") as fin, open(dst, "xb") as fout:
         out = _HashingWriter(fout)
         with progress(f"packing {base_gguf.name} (zstd -{level})", size) as advance:
-            with cctx.stream_writer(out, size=size, closefd=False) as zw:
-                while chunk := fin.read(HASH_CHUNK):
-                    digest.update(chunk)
-                    zw.write(chunk)
-                    read += len(chunk)
-                    advance(len(chunk))
+            zw = cctx.stream_writer(out, size=size, closefd=False)
+            # Not a `with`: after an interrupt, closing would end the frame short of the size it
+            # promised and raise a ZstdError in place of the interrupt; the file goes with the temp folder.
+            while chunk := fin.read(HASH_CHUNK):
+                digest.update(chunk)
+                zw.write(chunk)
+                read += len(chunk)
+                advance(len(chunk))
+            zw.close()
         fout.flush()
         os.fsync(fout.fileno())
     if read != size:
@@ -194,7 +198,7 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
     base_gguf, out_dir = Path(base_gguf), Path(out_dir)
     bar = progress or no_progress
     name = name or out_dir.name
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"bundle name {name!r} is not allowed",
                          hint="use --name with lowercase letters, digits, '-', '_' or '.' (at most 64)")
     if not 1 <= level <= 22:

@@ -7,24 +7,35 @@ goes, never past the manifest's size, into a temp file in the same folder that
 is fsynced and renamed into place. On any failure the temp file is removed and
 nothing exists under the final name; a temp file left by a killed process is
 removed by the next run (it holds the lock, so no live writer owns it).
+
+A right size is not enough to trust a copy that sits in the cache for months: a
+stamp next to it (``<sha256>.gguf.stamp``) records the size, mtime and inode it
+had when its sha256 was last confirmed (at unpack). While they still match, the
+copy is used as is; on the first use after any of them changed, it is hashed
+again, and a copy that no longer matches the manifest is unpacked again with a
+notice. ``bundle verify`` checks the cached copy too (see ``cached_copy_state``).
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Callable, Literal
 
 from filelock import FileLock, Timeout
 
 from .. import paths
+from ..document import loads_json
 from ..errors import BundleError, DiskSpaceError, IntegrityError
 from ..progress import ProgressCallback
+from ..runtime.textfile import write_text_atomic
 from .durable import fsync_dir
-from .manifest import Manifest, safe_relpath
+from .manifest import Manifest, safe_relpath, sha256_file
 from .stream import decompress_bounded
 
 log = logging.getLogger(__name__)
@@ -36,6 +47,59 @@ FREE_SPACE_MARGIN = 64 << 20
 def cached_base_path(manifest: Manifest, cache_dir: Path | None = None) -> Path:
     """Where the unpacked base of ``manifest`` lives (whether or not it is there yet)."""
     return (cache_dir or paths.bases_cache_dir()) / f"{manifest.base.sha256}.gguf"
+
+
+STAMP_SUFFIX = ".stamp"
+CacheState = Literal["absent", "ok", "damaged"]
+
+
+def stamp_path(final: Path) -> Path:
+    return final.with_name(final.name + STAMP_SUFFIX)
+
+
+def _identity(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "device": st.st_dev}
+
+
+def _write_stamp(final: Path, sha256: str) -> None:
+    """Record that ``final``, as it is now, hashed to ``sha256`` (best effort: without a stamp
+    the copy is only hashed again on next use)."""
+    try:
+        write_text_atomic(stamp_path(final), json.dumps({"sha256": sha256, **_identity(final)}) + "\n")
+    except OSError as exc:
+        log.info("cannot write %s (%s): the copy will be hashed again on next use", stamp_path(final), exc)
+
+
+def _stamp_matches(final: Path, sha256: str) -> bool:
+    """Whether ``final`` is unchanged since its sha256 was last confirmed to be ``sha256``."""
+    try:
+        stamp = loads_json(stamp_path(final).read_bytes())
+        return isinstance(stamp, dict) and stamp == {"sha256": sha256, **_identity(final)}
+    except (OSError, ValueError):
+        return False
+
+
+def cached_copy_state(manifest: Manifest, cache_dir: Path | None = None, *, trust_stamp: bool = True,
+                      progress: Callable[[int], None] | None = None) -> CacheState:
+    """Whether the cache holds the unpacked base, and whether it is intact; read only.
+
+    With ``trust_stamp`` an unchanged copy (per its stamp) is not hashed again.
+    """
+    final = cached_base_path(manifest, cache_dir)
+    if not final.is_file():
+        return "absent"
+    if not _is_complete(final, manifest.base.size):
+        return "damaged"
+    if trust_stamp and _stamp_matches(final, manifest.base.sha256):
+        return "ok"
+    return "ok" if sha256_file(final, progress) == manifest.base.sha256 else "damaged"
+
+
+def is_ready(manifest: Manifest, cache_dir: Path | None = None) -> bool:
+    """Whether using the base needs no work: unpacked and unchanged since it was checked."""
+    final = cached_base_path(manifest, cache_dir)
+    return _is_complete(final, manifest.base.size) and _stamp_matches(final, manifest.base.sha256)
 
 
 def _is_complete(path: Path, size: int) -> bool:
@@ -62,19 +126,21 @@ def _check_free_space(folder: Path, needed: int, bundle_name: str) -> None:
 
 
 def unpack_base(bundle_dir: Path, manifest: Manifest, *, cache_dir: Path | None = None,
-                progress: ProgressCallback | None = None) -> Path:
+                progress: ProgressCallback | None = None, notify: Callable[[str], None] | None = None) -> Path:
     """Return the path of the unpacked base GGUF, unpacking it first if needed.
 
-    ``progress`` is called with the byte count of each unpacked chunk (the total
-    is ``manifest.base.size``), from a worker thread (rich's bars are thread-safe).
+    ``progress`` is called with the byte count of each unpacked (or re-hashed) chunk
+    (the total is ``manifest.base.size``), from a worker thread (rich's bars are
+    thread-safe). ``notify`` gets one line when a damaged cached copy is replaced
+    (default: a logged warning).
     """
     bundle_dir = Path(bundle_dir)
     folder = cache_dir or paths.bases_cache_dir()
     final = cached_base_path(manifest, folder)
-    if _is_complete(final, manifest.base.size):
+    if is_ready(manifest, folder):
         return final
     try:
-        return _unpack_locked(bundle_dir, manifest, folder, final, progress)
+        return _unpack_locked(bundle_dir, manifest, folder, final, progress, notify or log.warning)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DiskSpaceError(f"the disk holding {folder} filled up while unpacking {manifest.name!r}",
@@ -84,7 +150,7 @@ def unpack_base(bundle_dir: Path, manifest: Manifest, *, cache_dir: Path | None 
 
 
 def _unpack_locked(bundle_dir: Path, manifest: Manifest, folder: Path, final: Path,
-                   progress: ProgressCallback | None) -> Path:
+                   progress: ProgressCallback | None, notify: Callable[[str], None]) -> Path:
     size = manifest.base.size
     packed = safe_relpath(bundle_dir, manifest.base.file, what="base.file")
     try:
@@ -104,17 +170,27 @@ def _unpack_locked(bundle_dir: Path, manifest: Manifest, folder: Path, final: Pa
         log.info("waiting for another process that is unpacking %s", final.name)
         lock.acquire()
     try:
-        if _is_complete(final, size):
+        if is_ready(manifest, folder):
             log.info("reusing %s unpacked by another process", final.name)
             return final
         _remove_stale_temps(folder, final)
-        if final.exists():
+        if _is_complete(final, size):
+            # Changed since it was checked (or unpacked by a version without stamps): hash it once.
+            log.info("checking %s: it changed since its sha256 was last confirmed", final.name)
+            if sha256_file(final, progress) == manifest.base.sha256:
+                _write_stamp(final, manifest.base.sha256)
+                return final
+            notify(f"the unpacked copy of {manifest.name!r} in the cache ({final}) was damaged "
+                   "(its sha256 no longer matches the bundle): unpacking it again")
+            final.unlink()
+        elif final.exists():
             # Wrong size: not ours to trust (a copy cut short outside our control).
             log.info("removing %s: its size is not the manifest's %d bytes", final.name, size)
             final.unlink()
         _check_free_space(folder, size, manifest.name)
         log.info("unpacking %s (%d bytes) to %s", packed, size, final)
         _unpack_to(packed, final, manifest, progress)
+        _write_stamp(final, manifest.base.sha256)
         return final
     finally:
         lock.release()

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import IntegrityError
+from ..printable import printable
 from ..progress import ProgressFactory, no_progress
 from .manifest import Manifest, load_manifest, safe_relpath, sha256_file
 from .stream import decompress_bounded
+from .unpack import cached_base_path, cached_copy_state
 
 _REBUILD = "re-download the bundle or rebuild it with `edge-assistant bundle create`"
 
@@ -34,6 +36,7 @@ class VerifyReport:
     deep: bool
     files: list[CheckedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    cached_base: str | None = None   # with check_cache: "absent" or "ok" (a damaged copy raises)
 
     @property
     def total_bytes(self) -> int:
@@ -62,9 +65,13 @@ def _expect_sha(rel: str, actual: str, expected: str) -> None:
                              hint=_REBUILD)
 
 
-def verify_bundle(bundle_dir: str | Path, *, deep: bool = True,
+def verify_bundle(bundle_dir: str | Path, *, deep: bool = True, check_cache: bool = False,
                   progress: ProgressFactory | None = None) -> VerifyReport:
-    """Verify ``bundle_dir``; raise ManifestError or IntegrityError naming the file."""
+    """Verify ``bundle_dir``; raise ManifestError or IntegrityError naming the file.
+
+    ``check_cache`` also checks the unpacked base in the user cache, which is what
+    actually runs: hashed when ``deep``, else trusted while its stamp says it is unchanged.
+    """
     bundle_dir = Path(bundle_dir)
     bar = progress or no_progress
     manifest = load_manifest(bundle_dir)
@@ -97,7 +104,9 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True,
         root = safe_relpath(bundle_dir, rdir, what="router.dir")
         if root.is_dir():
             for extra in sorted(p for p in root.rglob("*") if p.is_file() and p not in listed):
-                report.warnings.append(f"{extra.relative_to(bundle_dir).as_posix()} is not listed in the manifest")
+                # safe_relpath resolved the folder: relative to the resolved bundle, whatever path led here.
+                rel = extra.relative_to(bundle_dir.resolve()).as_posix()
+                report.warnings.append(f"{printable(rel)} is not listed in the manifest")
         else:
             raise IntegrityError(f"{rdir}/ is missing from the bundle", hint=_REBUILD)
 
@@ -123,4 +132,13 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True,
     for full_rel, path, sha, size in router_paths:
         _expect_sha(full_rel, sha256_file(path), sha)
         report.files.append(CheckedFile(full_rel, size, sha))
+    if check_cache:
+        cached = cached_base_path(manifest)
+        with bar(f"checking the unpacked copy {cached.name}", base.size) as advance:
+            report.cached_base = cached_copy_state(manifest, trust_stamp=not deep, progress=advance)
+        if report.cached_base == "damaged":
+            raise IntegrityError(f"the bundle is intact, but its unpacked base in the cache ({cached}) does not "
+                                 "match the manifest (damaged)",
+                                 hint="the next `ask` or `chat` unpacks it again from the bundle; "
+                                      "or delete that file now")
     return report

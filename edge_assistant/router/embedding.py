@@ -14,13 +14,13 @@ wheel), no torch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..document import loads_json
 from ..errors import RouterError
 
 EMBEDDING_DIR = "embedding"
@@ -58,7 +58,7 @@ class StaticEmbedding:
             raise RouterError(f"router embedding in {folder} is missing {', '.join(missing)}",
                               hint="rebuild the router (`edge-assistant build`) or re-download the bundle")
         try:
-            meta = json.loads(files[META_FILE].read_text(encoding="utf-8"))
+            meta = loads_json(files[META_FILE].read_text(encoding="utf-8"))
             tokenizer = Tokenizer.from_file(str(files[TOKENIZER_FILE]))
             vectors = np.load(files[VECTORS_FILE], allow_pickle=False)
         except Exception as exc:  # tokenizers raises a bare Exception on bad JSON; numpy ValueError/OSError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import IO
 
+from ..document import loads_json
 from ..errors import UsageError
 
 
@@ -20,7 +21,7 @@ def read_prompts(stream: IO[str], name: str) -> list[str]:
             continue
         where = f"{name}:{number}"
         try:
-            row = json.loads(line)
+            row = loads_json(line)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{where} is not JSON ({exc.msg})",
                              hint='write one object per line, e.g. {"prompt": "fix my code"}') from exc

@@ -16,12 +16,12 @@ The most probable route wins if it clears the threshold, else the base answers.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 
+from ..document import loads_json
 from ..errors import RouterError
 from .calibration import Calibrator, softmax
 from .decision import RouteDecision
@@ -106,8 +106,8 @@ class Router:
             raise RouterError(f"{router_dir} has no {ROUTER_FILE}",
                               hint="build the router with `edge-assistant build` or pass a bundle that has one")
         try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            keywords_data = json.loads((router_dir / KEYWORDS_FILE).read_text(encoding="utf-8"))
+            config = loads_json(config_path.read_text(encoding="utf-8"))
+            keywords_data = loads_json((router_dir / KEYWORDS_FILE).read_text(encoding="utf-8"))
             prototypes = np.load(router_dir / PROTOTYPES_FILE, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise RouterError(f"cannot read the router in {router_dir} ({exc})",
@@ -232,7 +232,7 @@ class Router:
 def fitted_threshold(router_dir: str | Path) -> float:
     """The threshold chosen on the validation split, for `bundle create` to record in the manifest."""
     try:
-        return float(json.loads((Path(router_dir) / ROUTER_FILE).read_text(encoding="utf-8"))["threshold"])
+        return float(loads_json((Path(router_dir) / ROUTER_FILE).read_text(encoding="utf-8"))["threshold"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RouterError(f"cannot read the fitted threshold from {router_dir}/{ROUTER_FILE} ({exc})",
                           hint="pass a router folder written by fit_router") from exc

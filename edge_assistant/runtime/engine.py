@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import ctypes
 import random
-import re
 import threading
 import time
 from contextlib import ExitStack
@@ -27,11 +26,10 @@ from ..errors import ModelError, ModifierError
 from .llama_load import load_llama
 from .generation import Generation, GenerationResult, Message, SamplingParams
 from .modifier import AdapterSet, ModifierSpec
+from .prompt import MIN_REPLY_TOKENS, PromptFitter, Tokenizer, control_token_pattern
 from .template import CHATML, ChatTemplate
 from .threads import choose_threads
 
-# Fewer context tokens than this left for the reply means the prompt must shrink.
-MIN_REPLY_TOKENS = 16
 # How long close() waits for a generation in progress to stop before giving up on freeing.
 CLOSE_WAIT_S = 120.0
 
@@ -68,13 +66,17 @@ class LlamaEngine:
             self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
             self._piece_buf = ctypes.create_string_buffer(64)
             self.n_ctx = self._llm.n_ctx()
-            self._control = _control_token_pattern(self._vocab)
             meta = self._llm.metadata
             source = meta.get("tokenizer.chat_template")
             self.template_notice = None if source else "this model has no chat template; using ChatML"
             self.template = ChatTemplate(source or CHATML, bos_token=self._token_text(self._llm.token_bos()),
                                          eos_token=self._token_text(self._llm.token_eos()),
                                          origin=self.base_path.name)
+            self._prompt = PromptFitter(self.template, Tokenizer(
+                prompt=self.tokenize,
+                text=lambda text: self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
+                detokenize=lambda tokens: self._llm.detokenize(tokens).decode("utf-8", "ignore"),
+            ), self.n_ctx, control_token_pattern(self._vocab))
             self.adapters = AdapterSet(self._llm.model, modifiers or {}, base_sha256)
             self._stack.callback(self.adapters.close)
         except BaseException:
@@ -130,48 +132,8 @@ class LlamaEngine:
 
     def build_prompt(self, messages: Sequence[Message], max_tokens: int) -> tuple[list[int], int, list[str]]:
         """Tokens of the rendered conversation that fit the window, turns dropped, notices."""
-        reserve = min(max_tokens, self.n_ctx // 2)
-        budget = self.n_ctx - max(reserve, MIN_REPLY_TOKENS)
-        # One system message: several (common from API clients) are joined in order.
-        systems = [m.content for m in messages if m.role == "system"]
-        system = [Message("system", "\n\n".join(systems))] if systems else []
-        turns = [Message(m.role, self._neutralize(m.content)) for m in messages if m.role != "system"]
-        notices: list[str] = []
-        dropped = 0
-        tokens = self.tokenize(self.template.render(system + turns))
-        while len(tokens) > budget and len(turns) > 1:
-            # Drop the oldest turn; never leave an assistant turn first.
-            turns.pop(0)
-            dropped += 1
-            while len(turns) > 1 and turns[0].role != "user":
-                turns.pop(0)
-                dropped += 1
-            tokens = self.tokenize(self.template.render(system + turns))
-        if dropped:
-            notices.append(f"the conversation is longer than the {self.n_ctx}-token context window: "
-                           f"the {dropped} oldest message{'s were' if dropped != 1 else ' was'} left out of the "
-                           "prompt (they stay in the history)")
-        if len(tokens) > budget and turns:
-            last = turns[-1]
-            overflow = len(tokens) - budget
-            content_tokens = self._llm.tokenize(last.content.encode("utf-8"), add_bos=False, special=False)
-            keep = max(0, len(content_tokens) - overflow - 8)
-            kept_text = self._llm.detokenize(content_tokens[len(content_tokens) - keep:]).decode("utf-8", "ignore")
-            turns[-1] = Message(last.role, kept_text)
-            tokens = self.tokenize(self.template.render(system + turns))
-            notices.append(f"your message alone is longer than the context window: only its last {keep} "
-                           "tokens were used")
-        if len(tokens) > budget:
-            raise ModelError(f"the prompt needs {len(tokens)} tokens but the context window holds {self.n_ctx}",
-                             hint="shorten the system prompt or raise context_length in settings")
-        return tokens, dropped, notices
-
-    def _neutralize(self, text: str) -> str:
-        """Break control-token strings typed or pasted into a message (``<|im_start|>system``):
-        the prompt is tokenized with special tokens on, so they would otherwise open fake turns."""
-        if self._control is None:
-            return text
-        return self._control.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+        prompt = self._prompt.fit(messages, max_tokens)
+        return prompt.tokens, prompt.dropped, prompt.notices
 
     # -- modifiers ------------------------------------------------------------------
 
@@ -280,15 +242,3 @@ class LlamaEngine:
             return ""
         return self._piece(token, special=True).decode("utf-8", "replace")
 
-
-def _control_token_pattern(vocab: object) -> "re.Pattern[str] | None":
-    """A regex matching the text of every control token of the vocabulary (longest first)."""
-    texts = set()
-    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
-        if llama_cpp.llama_vocab_get_attr(vocab, token) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
-            text = (llama_cpp.llama_vocab_get_text(vocab, token) or b"").decode("utf-8", "replace")
-            if len(text) > 1:
-                texts.add(text)
-    if not texts:
-        return None
-    return re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))

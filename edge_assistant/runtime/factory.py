@@ -97,15 +97,15 @@ def _stderr(message: str) -> None:
     print(f"edge-assistant: {message}", file=sys.stderr)
 
 
-def unpack_with_progress(folder: Path, manifest: Manifest, progress: UnpackProgress | None) -> Path:
-    """Unpack the base on first use, showing progress only when there is work to do."""
-    from ..bundle.unpack import cached_base_path, unpack_base
+def unpack_with_progress(folder: Path, manifest: Manifest, progress: UnpackProgress | None,
+                         notify: Callable[[str], None] = _stderr) -> Path:
+    """Unpack (or re-check) the base on first use, showing progress only when there is work to do."""
+    from ..bundle.unpack import is_ready, unpack_base
 
-    cached = cached_base_path(manifest)
-    if progress is None or (cached.is_file() and cached.stat().st_size == manifest.base.size):
-        return unpack_base(folder, manifest)
+    if progress is None or is_ready(manifest):
+        return unpack_base(folder, manifest, notify=notify)
     with progress(manifest.base.size) as advance:
-        return unpack_base(folder, manifest, progress=advance)
+        return unpack_base(folder, manifest, progress=advance, notify=notify)
 
 
 def open_assistant(settings: Settings, bundle: str | None = None, *, progress: UnpackProgress | None = None,
@@ -132,7 +132,7 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: U
 
     folder, manifest = resolved.path, resolved.manifest
     assert folder is not None
-    base = unpack_with_progress(folder, manifest, progress)
+    base = unpack_with_progress(folder, manifest, progress, notify)
     modifiers = {
         m.name: ModifierSpec(m.name, safe_relpath(folder, m.file, what=f"modifier {m.name}"),
                              m.base_sha256, m.default_scale, m.description)

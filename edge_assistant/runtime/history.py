@@ -176,6 +176,8 @@ class History:
         self._conn.row_factory = sqlite3.Row
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            # Before anything writes (switching to WAL rewrites the header): a newer file stays untouched.
+            self._refuse_newer(self._conn.execute("PRAGMA user_version").fetchone()[0])
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise HistoryError(f"the chat history {self.path} cannot use write-ahead logging "
@@ -190,8 +192,7 @@ class History:
             self._conn.close()
             if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
                 raise self._busy_error(exc) from exc
-            raise HistoryError(f"{self.path} is not a usable chat history ({exc})",
-                               hint="move the file aside to start a new history") from exc
+            raise HistoryError(f"{self.path} is not a usable chat history ({exc})", hint=self._hint(exc)) from exc
         except HistoryError:
             self._conn.close()
             raise
@@ -238,8 +239,30 @@ class History:
                        else self._error(exc)) from exc
 
     def _error(self, exc: Exception) -> HistoryError:
-        return HistoryError(f"the chat history {self.path} failed ({exc})",
-                            hint="check free disk space; `edge-assistant paths` shows where it lives")
+        return HistoryError(f"the chat history {self.path} failed ({exc})", hint=self._hint(exc))
+
+    def _hint(self, exc: Exception) -> str:
+        """The next step for this SQLite failure: each cause gets its own (by SQLite's error code)."""
+        code = str(getattr(exc, "sqlite_errorname", "") or "")
+        where = "`edge-assistant paths` shows where it lives"
+        if code.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")):
+            return f"the file or its folder {self.path.parent} is read-only: make both writable, or set " \
+                   "EDGE_ASSISTANT_HOME to a writable folder"
+        if code.startswith("SQLITE_CANTOPEN"):
+            return f"check that {self.path.parent} exists and is writable; {where}"
+        if code.startswith("SQLITE_FULL"):
+            return f"the disk is full: free some space; {where}"
+        if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            return "the file is damaged or not a chat history: move the file aside to start a new history"
+        if code.startswith("SQLITE_IOERR"):
+            return f"the disk reported an error: check it (and its free space); {where}"
+        return where
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise HistoryError(f"the chat history {self.path} was written by a newer edge-assistant "
+                               f"(schema {version}, this one knows up to {SCHEMA_VERSION})",
+                               hint="upgrade edge-assistant; the file was left untouched")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -256,10 +279,7 @@ class History:
         conn.execute("BEGIN IMMEDIATE")
         try:
             current = conn.execute("PRAGMA user_version").fetchone()[0]
-            if current > SCHEMA_VERSION:
-                raise HistoryError(f"the chat history {self.path} was written by a newer edge-assistant "
-                                   f"(schema {current}, this one knows up to {SCHEMA_VERSION})",
-                                   hint="upgrade edge-assistant, or move the file aside")
+            self._refuse_newer(current)
             fts5 = _fts5_available(conn)
             for migration in MIGRATIONS:
                 if migration.version <= current:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# More threads than this is a typo, not a machine: llama.cpp crashes (SIGSEGV) creating 100000.
+MAX_THREADS = 256
+
 
 def usable_cpus() -> int:
     """Logical CPUs this process may run on (respects affinity and cgroup pinning)."""
@@ -53,9 +56,11 @@ def busy_cpus() -> int:
 
 
 def choose_threads(requested: int = 0) -> int:
-    """``requested`` if positive, else one per free physical core, leaving one CPU spare."""
+    """``requested`` if positive (at most ``MAX_THREADS``), else one per free physical core,
+    leaving one CPU spare. Settings refuse more than ``MAX_THREADS`` with a message; this is the
+    last guard for callers that skip them."""
     if requested > 0:
-        return requested
+        return min(requested, MAX_THREADS)
     cpus = usable_cpus()
     free = cpus - min(busy_cpus(), cpus - 1)
     return max(1, min(physical_cores(), free, cpus - 1))

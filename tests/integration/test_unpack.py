@@ -51,7 +51,7 @@ def test_create_verify_unpack_then_a_second_unpack_reuses_the_file(bundle_dir: P
     assert second == first
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # the same file, untouched
     assert sum("unpacking" in r.message for r in caplog.records) == 1
-    assert _cache_entries() == [first.name]  # no temp files left
+    assert _cache_entries() == [first.name, f"{first.name}.stamp"]  # no temp files left
 
 
 def test_a_flipped_byte_fails_the_unpack_and_leaves_nothing(bundle_dir: Path, tmp_path: Path) -> None:
@@ -132,4 +132,4 @@ def test_a_stale_temp_from_a_killed_process_is_removed_by_the_next_run(bundle_di
     stale.write_bytes(b"GGUF" + bytes(1000))
     final = unpack_base(bundle_dir, manifest)
     assert not stale.exists()
-    assert _cache_entries() == [final.name]
+    assert _cache_entries() == [final.name, f"{final.name}.stamp"]

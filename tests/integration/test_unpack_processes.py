@@ -56,7 +56,7 @@ def test_two_processes_unpacking_at_once_unpack_once_and_both_succeed(bundle_dir
     assert logs.count("reusing ") == 1, logs            # and then took its file
     (path,) = paths
     assert file_sha256(Path(path)) == file_sha256(smollm2_gguf)
-    assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == [Path(path).name]
+    assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == [Path(path).name, f"{Path(path).name}.stamp"]
 
 
 def test_a_process_killed_mid_unpack_leaves_no_final_file_and_the_next_run_succeeds(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -89,9 +90,11 @@ def edit_manifest(bundle: Path, edit) -> None:
 
 
 def small_base(dst: Path, base_gguf: Path, nbytes: int = 3 << 20) -> Path:
-    """The real base's first ``nbytes``: its whole header (metadata and tensor table,
-    ~1.8 MB for SmolLM2) and a little weight data. The bundle tools accept it as a
-    base and pack it in milliseconds; llama.cpp could not load it."""
+    """The real base's first ``nbytes`` (its whole header, ~1.8 MB for SmolLM2, and a little
+    weight data), then zeros up to the real file's size, as a sparse file: complete in the
+    bundle tools' eyes (every tensor lies inside the file), cheap to write and to pack,
+    never a working model."""
     with open(base_gguf, "rb") as f:
         dst.write_bytes(f.read(nbytes))
+    os.truncate(dst, base_gguf.stat().st_size)
     return dst

@@ -48,7 +48,7 @@ def test_create_then_verify_info_and_list_an_installed_bundle(base: Path, tmp_pa
     assert code == 0 and out.startswith("ok: demo: 2 files and unpacked base match the manifest")
     code, out, _ = _run("bundle", "verify", str(path), "--quick", "--json")
     assert json.loads(out) == {"bundle": str(path), "name": "demo", "ok": True, "deep": False,
-                               "files": ["base.gguf.zst", "modifiers/code.gguf"], "warnings": []}
+                               "files": ["base.gguf.zst", "modifiers/code.gguf"], "warnings": [], "cached_base": "absent"}
 
     code, out, _ = _run("bundle", "info", "demo", "--json")
     info = json.loads(out)

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any, Awaitable, Callable
 
+from ..document import loads_json
 from ..errors import EdgeAssistantError, ModifierError, TemplateError, UsageError
 from ..runtime.assistant import Assistant
 from ..runtime.generation import SamplingParams
@@ -349,13 +350,11 @@ class AssistantApp:
             raise self._too_large()
         raw = await self._read_body(exchange)
         try:
-            body = json.loads(raw.decode("utf-8") if raw else "null")
+            body = loads_json(raw.decode("utf-8") if raw else "null")
         except UnicodeDecodeError as exc:
             raise HttpError(400, f"the request body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
         except json.JSONDecodeError as exc:
             raise HttpError(400, f"the request body is not valid JSON ({exc})") from exc
-        except RecursionError:
-            raise HttpError(400, "the request body is not valid JSON (nested too deeply)") from None
         try:
             return parse_chat_request(body, tuple(self.assistant.engine.modifier_names), self.defaults)
         except RequestError as exc:

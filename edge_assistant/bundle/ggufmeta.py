@@ -56,6 +56,8 @@ _MAX_DIMS = 8
 
 # Our own key in an adapter GGUF: the sha256 of the base GGUF it was trained on.
 BASE_SHA256_KEY = "edge_assistant.base_sha256"
+# llama.cpp's key in an activated-LoRA (aLoRA) adapter: the token ids that switch the adapter on.
+ALORA_INVOCATION_KEY = "adapter.alora.invocation_tokens"
 
 
 @dataclass(frozen=True)

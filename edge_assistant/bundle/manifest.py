@@ -53,6 +53,10 @@ class BaseEntry:
     context_length: int
 
 
+# "lora": applied to the whole prompt; "alora": activated LoRA, applied from its invocation tokens on.
+MODIFIER_KINDS = ("lora", "alora")
+
+
 @dataclass(frozen=True)
 class ModifierEntry:
     name: str
@@ -64,6 +68,7 @@ class ModifierEntry:
     alpha: float
     description: str = ""
     default_scale: float = 1.0
+    kind: str = "lora"   # one of MODIFIER_KINDS: "alora" applies only from its invocation tokens on
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,11 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
             alpha=float(_require(m, "alpha", (int, float), where)),
             description=_optional(m, "description", str, "", where),
             default_scale=_scale(m, where),
+            kind=_optional(m, "kind", str, "lora", where),
         )
+        if entry.kind not in MODIFIER_KINDS:
+            raise ManifestError(f"manifest {where}.kind must be one of {', '.join(MODIFIER_KINDS)}, "
+                                f"not {entry.kind!r}", hint="fix manifest.json or rebuild the bundle")
         validate_modifier_name(entry.name)
         safe_relpath(bundle_dir, entry.file, what=f"{where}.file")
         modifiers.append(entry)

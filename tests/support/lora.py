@@ -5,6 +5,9 @@ llama.cpp's adapter format: ``general.type = adapter``, ``adapter.type = lora``,
 two tensors ``W.lora_a`` [n_in, rank] and ``W.lora_b`` [rank, n_out] (GGUF order;
 numpy arrays are the reverse). Both are random here (a trained adapter starts
 with lora_b = 0), so the adapter really changes the base's outputs.
+
+An activated LoRA (aLoRA) is the same file plus ``adapter.alora.invocation_tokens``,
+an array of uint32 token ids (the only element type llama.cpp accepts).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_assistant.bundle.ggufmeta import BASE_SHA256_KEY, read_gguf_info
+from edge_assistant.bundle.ggufmeta import ALORA_INVOCATION_KEY, BASE_SHA256_KEY, read_gguf_info
 
 
 def _weight_shapes(base_gguf: Path, targets: Sequence[str]) -> tuple[str, dict[str, tuple[int, int]]]:
@@ -34,11 +37,13 @@ def _weight_shapes(base_gguf: Path, targets: Sequence[str]) -> tuple[str, dict[s
 
 def write_random_lora(path: Path, base_gguf: Path, *, rank: int = 16,
                       targets: Sequence[str] = ("attn_q", "attn_v"), alpha: float = 32.0,
-                      base_sha256: str | None = None, seed: int = 0, scale: float = 0.01) -> Path:
+                      base_sha256: str | None = None, seed: int = 0, scale: float = 0.01,
+                      invocation_tokens: Sequence[int] | None = None) -> Path:
     """Write a random LoRA adapter GGUF for ``base_gguf`` at ``path`` and return ``path``.
 
     ``base_sha256`` (if given) is stored as ``edge_assistant.base_sha256``, the
     binding the bundle tools check; leave it out to make an unbound adapter.
+    ``invocation_tokens`` (if given) makes it an aLoRA that llama.cpp activates on them.
     """
     import gguf
 
@@ -50,6 +55,9 @@ def write_random_lora(path: Path, base_gguf: Path, *, rank: int = 16,
     writer.add_float32("adapter.lora.alpha", float(alpha))
     if base_sha256 is not None:
         writer.add_string(BASE_SHA256_KEY, base_sha256)
+    if invocation_tokens is not None:
+        writer.add_key_value(ALORA_INVOCATION_KEY, [int(t) for t in invocation_tokens], gguf.GGUFValueType.ARRAY,
+                             sub_type=gguf.GGUFValueType.UINT32)
     for name, (n_in, n_out) in sorted(shapes.items()):
         a = (rng.standard_normal((rank, n_in)) * scale).astype(np.float32)   # GGUF [n_in, rank]
         b = (rng.standard_normal((n_out, rank)) * scale).astype(np.float32)  # GGUF [rank, n_out]

@@ -34,11 +34,20 @@ def test_a_valid_manifest_loads(tmp_path):
     assert manifest.modifier("code").default_scale == 1.0 and manifest.router.files == {"router.json": SHA}
 
 
+def test_a_modifier_kind_defaults_to_lora_and_alora_is_read(tmp_path):
+    assert manifest_from_dict(VALID, tmp_path).modifier("code").kind == "lora"
+    alora = manifest_from_dict(with_change(("modifiers", 0, "kind"), "alora"), tmp_path)
+    assert alora.modifier("code").kind == "alora"
+    assert alora.to_dict()["modifiers"][0]["kind"] == "alora"
+
+
 @pytest.mark.parametrize("path, value, fragment", [
     (("modifiers", 0, "default_scale"), "big", "default_scale"),
     (("modifiers", 0, "default_scale"), {}, "default_scale"),
     (("modifiers", 0, "default_scale"), float("nan"), "default_scale"),
     (("modifiers", 0, "description"), ["x"], "description"),
+    (("modifiers", 0, "kind"), "qlora", "kind must be one of lora, alora"),
+    (("modifiers", 0, "kind"), 1, "kind"),
     (("modifiers", 0, "file"), "../x.gguf", "leaves the bundle"),
     (("base", "file"), "/etc/passwd", "absolute"),
     (("router", "files"), {"../../x": SHA}, "leaves the bundle"),

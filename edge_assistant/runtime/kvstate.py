@@ -123,12 +123,14 @@ def last_occurrence(tokens: Sequence[int], pattern: Sequence[int]) -> int | None
 
 
 def reuse_text(kv_state: str, prompt_tokens: int, read_tokens: int) -> str:
-    """The chat app's "why" words for how a turn's prompt was read."""
+    """The chat app's "why" words for how a turn's prompt was read ("" if not recorded)."""
+    if not kv_state or not prompt_tokens:
+        return ""
     if read_tokens < prompt_tokens and kv_state in (KEPT, RESTORED, SHARED):
         what = {KEPT: "reused the kept state", RESTORED: "reused a kept state",
-                SHARED: "reused the base's kept state (aLoRA)"}[kv_state]
-        return f"{what}: read {read_tokens} of {prompt_tokens} prompt tokens"
-    return f"no kept state to reuse: read all {prompt_tokens} prompt tokens"
+                SHARED: "reused the base's kept state"}[kv_state]
+        return f"{what}, read {read_tokens} of {prompt_tokens} tokens"
+    return f"no kept state, read all {prompt_tokens} tokens"
 
 
 def _mb(nbytes: int) -> str:

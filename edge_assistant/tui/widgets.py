@@ -134,7 +134,7 @@ class ReplyView(Vertical):
 
 def _reuse(message: StoredMessage) -> str:
     if message.read_tokens is None or not message.prompt_tokens:
-        return ""
+        return ""   # an older reply, or an engine that does not say
     return reuse_text(message.kv_state or "", message.prompt_tokens, message.read_tokens)
 
 

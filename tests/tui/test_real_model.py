@@ -103,7 +103,7 @@ async def test_the_why_line_says_when_a_turn_reused_a_kept_state_and_how_many_to
             first_why = str(first.query_one(".reply-reason").render())
             back_why = str(back.query_one(".reply-reason").render())
         stored = history.messages(history.conversations()[0].id)
-    assert "no kept state to reuse" in first_why and f"read all {stored[1].prompt_tokens}" in first_why
+    assert f"no kept state, read all {stored[1].prompt_tokens} tokens" in first_why
     last = stored[-1]
     assert last.modifier == "code" and last.kv_state == "restored" and last.read_tokens < last.prompt_tokens
-    assert f"reused a kept state: read {last.read_tokens} of {last.prompt_tokens} prompt tokens" in back_why
+    assert f"reused a kept state, read {last.read_tokens} of {last.prompt_tokens} tokens" in back_why

@@ -9,12 +9,13 @@ assistant turn). For each conversation size one timeline per kind, X and Y its t
     X (first read) -> X (same) -> Y (switch) -> X (switch back) -> X (same) -> Y (switch back) -> Y (same)
 
 and the time to first token of each turn, as a ratio to the median same-modifier turn of that
-kind and size, measured in the same run. The first switch to a LoRA modifier has no kept state
+kind and size, measured in the same run; each timeline once as is and once ("+cu") with
+``engine.catch_up`` after every reply, untimed, as the chat app runs it while the user types. The first switch to a LoRA modifier has no kept state
 and reads the whole conversation: that is what every switch cost before kept states. Also: the
 memory the kept states hold, and what an aLoRA pays for its design (its previous reply is read
 again under the base on the next turn).
 
-Then the two ways to hold states, on one conversation size: snapshots (what the engine does:
+Then the two ways to hold states, on a 500-token conversation: snapshots (what the engine does:
 ``llama_state_seq_get_data``/``set_data``) against one llama.cpp sequence per configuration in
 one context (a prototype here on raw llama.cpp): the time a switch adds, decode speed, memory.
 ``--quick`` runs a ~150-token conversation only, in well under a minute on an idle machine.
@@ -74,21 +75,24 @@ def conversation(engine: LlamaEngine, target: int) -> list[Message]:
 class Timeline:
     """Turns of one conversation on one engine: each appends the reply and a follow-up question."""
 
-    def __init__(self, engine: LlamaEngine, start: list[Message], reply_tokens: int) -> None:
+    def __init__(self, engine: LlamaEngine, start: list[Message], reply_tokens: int, catch_up: bool) -> None:
         self.engine, self.messages, self.reply_tokens, self.n = engine, list(start), reply_tokens, 0
+        self.catch_up = catch_up
 
     def turn(self, modifier: str | None):
         sampling = SamplingParams(max_tokens=self.reply_tokens, temperature=0.0, repeat_penalty=1.1)
         result = self.engine.generate(self.messages, modifier=modifier, sampling=sampling).run()
-        self.messages += [Message("assistant", result.text or "OK."),
-                          Message("user", FOLLOW_UPS[self.n % len(FOLLOW_UPS)])]
+        self.messages.append(Message("assistant", result.text or "OK."))
+        if self.catch_up:   # what the chat app does while the user reads and types: not timed
+            self.engine.catch_up(self.messages)
+        self.messages.append(Message("user", FOLLOW_UPS[self.n % len(FOLLOW_UPS)]))
         self.n += 1
         return result
 
 
-def kind_rows(engine: LlamaEngine, start: list[Message], x: str, y: str, reply_tokens: int):
+def kind_rows(engine: LlamaEngine, start: list[Message], x: str, y: str, reply_tokens: int, catch_up: bool):
     engine.clear_states()
-    line = Timeline(engine, start, reply_tokens)
+    line = Timeline(engine, start, reply_tokens, catch_up)
     plan = [("first read", x), ("same", x), ("switch", y), ("switch back", x), ("same", x),
             ("switch back", y), ("same", y)]
     results = [(what, line.turn(modifier)) for what, modifier in plan]
@@ -97,29 +101,32 @@ def kind_rows(engine: LlamaEngine, start: list[Message], x: str, y: str, reply_t
 
 
 def run_sizes(engine: LlamaEngine, sizes: list[int], reply_tokens: int) -> None:
-    header = (f"{'tokens':>6}  {'kind':<5}  {'turn':<24}  {'read':>5}  {'TTFT ms':>8}  {'ratio':>6}  target")
+    header = (f"{'tokens':>6}  {'kind':<8}  {'turn':<24}  {'read':>5}  {'TTFT ms':>8}  {'ratio':>6}  target")
     print("\nNext turn's time to first token (ratio: to the median same-modifier turn of that kind and size)")
     print(header)
     print("-" * len(header))
     for size in sizes:
         start = conversation(engine, size)
         same_by_kind: dict[str, tuple[float, float]] = {}
-        for kind, x, y in (("LoRA", "lora_x", "lora_y"), ("aLoRA", "alora_x", "alora_y")):
-            results, held = kind_rows(engine, start, x, y, reply_tokens)
+        for kind, x, y, catch_up in (("LoRA", "lora_x", "lora_y", False), ("aLoRA", "alora_x", "alora_y", False),
+                                     ("LoRA", "lora_x", "lora_y", True), ("aLoRA", "alora_x", "alora_y", True)):
+            results, held = kind_rows(engine, start, x, y, reply_tokens, catch_up)
             same = statistics.median(r.ttft_s for what, r in results if what == "same")
             same_read = statistics.median(r.read_tokens for what, r in results if what == "same")
-            same_by_kind[kind] = (same, same_read)
+            name = kind + ("+cu" if catch_up else "")
+            same_by_kind[name] = (same, same_read)
             for what, r in results:
                 label = "switch (first, no state)" if what == "switch" and kind == "LoRA" else what
                 target = ""
                 if size == 1500 and what.startswith("switch") and (kind == "aLoRA" or what == "switch back"):
                     target = "<= 1.5"
-                print(f"{results[0][1].prompt_tokens:>6}  {kind:<5}  {label:<24}  {r.read_tokens:>5}  "
+                print(f"{results[0][1].prompt_tokens:>6}  {name:<8}  {label:<24}  {r.read_tokens:>5}  "
                       f"{r.ttft_s * 1000:>8.0f}  {r.ttft_s / same:>6.2f}  {target}")
-            print(f"{'':>6}  {kind:<5}  memory held by the kept states at the end: {held / MB:.1f} MB")
+            print(f"{'':>6}  {name:<8}  memory held by the kept states at the end: {held / MB:.1f} MB")
         lora, alora = same_by_kind["LoRA"], same_by_kind["aLoRA"]
         print(f"{'':>6}  aLoRA's next-turn re-read of its reply under the base: {alora[1] - lora[1]:+.0f} tokens "
-              f"read, {(alora[0] - lora[0]) * 1000:+.0f} ms TTFT ({alora[0] / lora[0]:.2f}x the LoRA same turn)")
+              f"read, {(alora[0] - lora[0]) * 1000:+.0f} ms TTFT ({alora[0] / lora[0]:.2f}x the LoRA same turn); "
+              f"with catch-up: {same_by_kind['aLoRA+cu'][1] - same_by_kind['LoRA+cu'][1]:+.0f} tokens")
 
 
 class SeqPerConfig:
@@ -260,7 +267,7 @@ def main() -> None:
     with LlamaEngine(gguf, base_sha256=base_sha, modifiers=specs, threads=args.threads, context_length=context,
                      kv_state_mb=1024) as engine:
         run_sizes(engine, sizes, reply)
-        designs(gguf, engine, QUICK_SIZE if args.quick else 1500, args.threads, n_configs=2 if args.quick else 4)
+        designs(gguf, engine, QUICK_SIZE if args.quick else 500, args.threads, n_configs=2 if args.quick else 4)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,8 @@ class LlamaEngine:
         self.states = StateStore(kv_state_mb * MB)
         self._stack.callback(self.states.close)
         self._live: StateKey | None = None            # whose state the working sequence holds
+        self._names: dict[StateKey, str | None] = {}   # configuration -> modifier name (None: the base)
+        self._pending: list[str] = []                 # notices from catch_up, told on the next turn
         self._tail: tuple[str, int] | None = None      # (aLoRA modifier, first position it computed)
 
     # -- EngineProtocol -------------------------------------------------------------
@@ -202,11 +204,14 @@ class LlamaEngine:
 
     def _key(self, modifier: str | None) -> StateKey:
         if modifier is None:
-            return StateKey(self._base_sha256, None, 0.0, "the base")
-        spec = self.adapters.specs[modifier]
-        if modifier not in self._adapter_sha:
-            self._adapter_sha[modifier] = spec.sha256 or sha256_file(spec.path)
-        return StateKey(self._base_sha256, self._adapter_sha[modifier], spec.scale, f"'{modifier}'")
+            key = StateKey(self._base_sha256, None, 0.0, "the base")
+        else:
+            spec = self.adapters.specs[modifier]
+            if modifier not in self._adapter_sha:
+                self._adapter_sha[modifier] = spec.sha256 or sha256_file(spec.path)
+            key = StateKey(self._base_sha256, self._adapter_sha[modifier], spec.scale, f"'{modifier}'")
+        self._names[key] = modifier
+        return key
 
     # -- kept states ----------------------------------------------------------------
 
@@ -270,6 +275,8 @@ class LlamaEngine:
         to its last invocation, under the base; ``generate`` reads the rest under the adapter.
         """
         notices = result.notices
+        notices.extend(self._pending)
+        self._pending.clear()
         split = None
         if modifier is not None:
             invocation = self.adapters.invocation_tokens(modifier)
@@ -306,6 +313,48 @@ class LlamaEngine:
         result.read_tokens += len(tokens) - reuse
         result.kv_state = how if result.read_tokens < len(tokens) else NO_STATE
         return modifier
+
+    def catch_up(self, messages: Sequence[Message], *, max_tokens: int = 1024) -> int:
+        """Bring every kept state up to ``messages``, so that switching back reads only what comes next.
+
+        For idle time: the chat app calls it after a reply, while the user reads and types. Each
+        kept configuration other than the working one reads, under its own adapter, the tokens it
+        lacks (at most ``max_tokens`` each; a longer gap is left for its next turn). A turn that
+        starts meanwhile waits for at most the one reading in progress. Returns tokens read.
+        """
+        with self._lock:
+            if self._closed:
+                return 0
+            tokens, _, _ = self.build_prompt(messages, MIN_REPLY_TOKENS)
+            read = 0
+            if self._tail is not None and self._live is not None:
+                # An aLoRA answered last: its reply goes into the base's state now, not on the next turn.
+                self._truncate(self._tail[1])
+                self._tail = None
+                self.adapters.apply(self._llm.ctx, None)
+                read += self._read_gap(tokens, max_tokens)
+            keys = [s.key for s in self.states.states() if s.key in self._names]
+        for key in keys:   # one state per lock: a turn that starts meanwhile waits for one reading only
+            with self._lock:
+                state = next((s for s in self.states.states() if s.key == key), None)
+                if self._closed or state is None:
+                    continue
+                gap = len(tokens) - common_prefix(state.tokens, tokens)
+                if gap <= 1 or gap > max_tokens:
+                    continue
+                self._make_live(key, self._pending)
+                self.adapters.apply(self._llm.ctx, self._names[key])
+                read += self._read_gap(tokens, max_tokens)
+        return read
+
+    def _read_gap(self, tokens: list[int], max_tokens: int) -> int:
+        """Read what the working sequence lacks of ``tokens`` under the applied adapter (if not too much)."""
+        reuse = common_prefix(self._llm.input_ids[:self._llm.n_tokens], tokens)
+        if not 1 < len(tokens) - reuse <= max_tokens:
+            return 0
+        self._truncate(reuse)
+        self._llm.eval(tokens[reuse:])
+        return len(tokens) - reuse
 
     def clear_states(self) -> None:
         """Forget every kept state, the working one too: the next turn reads its whole prompt."""

@@ -226,3 +226,46 @@ def test_with_kv_state_mb_zero_nothing_is_kept_and_switching_back_reads_everythi
         back = turn(engine, TURN1, "a")
         assert engine.kv_states() == []
     assert back.kv_state == NO_STATE and back.read_tokens == back.prompt_tokens and not back.notices
+
+
+def test_catch_up_extends_the_other_kept_states_exactly_as_if_they_had_read_it_themselves(
+        smollm2_gguf, base_sha, specs):
+    answered = TURN1 + [Message("assistant", REPLY1)]
+    with make_engine(smollm2_gguf, base_sha, specs) as only_a:
+        only_a.next_token_logits(TURN1, modifier="a")
+        only_a.next_token_logits(answered, modifier="a")     # reads the reply in the piece catch-up reads
+        expected = only_a.next_token_logits(TURN2, modifier="a")
+    with make_engine(smollm2_gguf, base_sha, specs) as engine:
+        engine.next_token_logits(TURN1, modifier="a")
+        engine.next_token_logits(TURN1, modifier="b")        # b answered (REPLY1, say): a's state lags
+        (lagging,) = [s for s in engine.states.states() if s.key.label == "'a'"]
+        target, _, _ = engine.build_prompt(answered, 16)
+        read = engine.catch_up(answered)
+        assert read == len(target) - common_prefix(lagging.tokens, target) > 1
+        engine.catch_up(answered)   # now b's state, saved when a's became the working one
+        assert engine.catch_up(answered) == 0, "every kept state has read it: nothing left to read"
+        got = engine.next_token_logits(TURN2, modifier="a")
+    assert np.array_equal(got, expected)
+
+
+def test_after_catch_up_switching_back_reads_only_the_new_question(smollm2_gguf, base_sha, specs):
+    with make_engine(smollm2_gguf, base_sha, specs) as engine:
+        turn(engine, TURN1, "a")
+        b = turn(engine, TURN1, "b")
+        answered = TURN1 + [Message("assistant", b.text)]
+        engine.catch_up(answered)
+        question = [Message("user", "And which one needs the most sun?")]
+        after, _, _ = engine.build_prompt(answered, 16)
+        back = turn(engine, answered + question, "a")
+        full, _, _ = engine.build_prompt(answered + question, GREEDY.max_tokens)
+    assert back.kv_state in (KEPT, RESTORED)   # catch-up may leave a's state the working one
+    assert back.read_tokens == len(full) - common_prefix(after, full)
+
+
+def test_catch_up_leaves_a_gap_longer_than_its_limit_and_does_nothing_once_closed(smollm2_gguf, base_sha, specs):
+    engine = make_engine(smollm2_gguf, base_sha, specs)
+    engine.next_token_logits(TURN1, modifier="a")
+    engine.next_token_logits(TURN1, modifier="b")
+    assert engine.catch_up(TURN2, max_tokens=4) == 0
+    engine.close()
+    assert engine.catch_up(TURN2) == 0

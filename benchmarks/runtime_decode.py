@@ -4,10 +4,10 @@
 
 1. decode tokens/s: our engine (and `ask --json` in a subprocess) vs raw llama-cpp-python
    on the same GGUF, threads and greedy sampling;
-2. modifier switch (llama_set_adapters_lora + cache invalidation, no prefill) vs reloading the
-   model with that adapter;
+2. modifier switch (llama_set_adapters_lora alone; what a switch costs in prompt reading is
+   benchmarks/switch_cost.py) vs reloading the model with that adapter;
 3. decode slowdown with a rank-16 adapter on q/v and on all seven projections;
-4. time to first token: warm prompt cache (follow-up turn) vs cold.
+4. time to first token: warm prompt cache (follow-up turn) vs cold (every kept state forgotten).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main() -> None:
         switches = []
         for i in range(200):
             started = time.perf_counter()
-            engine._select("qv" if i % 2 == 0 else None, [])
+            engine.adapters.apply(engine._llm.ctx, "qv" if i % 2 == 0 else None)
             switches.append((time.perf_counter() - started) * 1000)
         reload_ms = []
         for _ in range(args.repeats):
@@ -147,7 +147,7 @@ def main() -> None:
         for _ in range(args.repeats):
             engine.generate(convo, sampling=greedy).run()   # leaves the conversation in the cache
             warm.append(engine.generate(follow, sampling=SamplingParams(max_tokens=4, temperature=0.0)).run().ttft_s)
-            engine._invalidate_cache()
+            engine.clear_states()
             cold.append(engine.generate(follow, sampling=SamplingParams(max_tokens=4, temperature=0.0)).run().ttft_s)
         rows.append(("TTFT follow-up, cold cache, ms (baseline)", f"{median(cold) * 1000:.1f}", "1.00", ""))
         rows.append(("TTFT follow-up, warm cache, ms", f"{median(warm) * 1000:.1f}",

@@ -154,6 +154,8 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
                 "route": {"modifier": decision.modifier, "confidence": decision.confidence,
                           "reason": decision.reason},
                 "prompt_tokens": result.prompt_tokens,
+                "read_tokens": result.read_tokens,
+                "kv_state": result.kv_state,
                 "completion_tokens": result.completion_tokens,
                 "finish_reason": result.finish_reason,
                 "ttft_s": round(result.ttft_s, 4),

@@ -57,6 +57,12 @@ class Settings:
         default=0,
         metadata={"help": "Layers to offload to a GPU when llama.cpp was built with one (-1: all)."},
     )
+    kv_state_mb: int = field(
+        default=1024,
+        metadata={"help": "Memory in MB for the conversation states kept per modifier, so that switching "
+                          "back to a modifier (or to the base) does not re-read the conversation; the least "
+                          "recently used state is dropped past it. 0 keeps none."},
+    )
     max_tokens: int = field(default=512, metadata={"help": "Most tokens generated per reply."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature; 0 is greedy."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling threshold."})
@@ -157,6 +163,8 @@ def _validate(s: Settings) -> None:
                                 hint=f"use 0 (automatic) or at most {usable_cpus()}, the CPUs this machine has")
     if s.context_length < 256:
         raise SettingsError(f"context_length {s.context_length} is too small", hint="use at least 256")
+    if s.kv_state_mb < 0:
+        raise SettingsError(f"kv_state_mb {s.kv_state_mb} is negative", hint="use 0 to keep no states, or 1024")
     if s.max_tokens < 1:
         raise SettingsError("max_tokens must be at least 1", hint="set max_tokens = 512")
     if not 0 <= s.temperature <= 5:

@@ -62,6 +62,7 @@ class ChatTurn:
         self._stop = threading.Event()
         self._generation: Generation | None = None
         self._lock = threading.Lock()
+        self._answered_by: Assistant | None = None   # set when the reply finished
 
     def stop(self) -> None:
         """Stop generating (from any thread): the engine halts between tokens."""
@@ -141,4 +142,17 @@ class ChatTurn:
             self.observer.reply_finished(final)
             raise
         self.observer.reply_finished(final)
+        self._answered_by = assistant
         return final
+
+    def catch_up(self) -> int:
+        """After a finished reply, bring the engine's other kept states up to this conversation
+        (``LlamaEngine.catch_up``), so that switching back to them reads only the next question.
+        Meant for a background worker while the user reads; tokens read (0 if nothing to do)."""
+        assistant = self._answered_by
+        catch_up = getattr(assistant.engine, "catch_up", None) if assistant is not None else None
+        if catch_up is None or self._stop.is_set():
+            return 0
+        conversation = self.history.conversation(self.request.conversation_id)
+        return int(catch_up(prompt_messages(conversation.system_prompt,
+                                            self.history.messages(self.request.conversation_id))))

@@ -1,9 +1,14 @@
 """The llama.cpp engine: one base model loaded once, modifiers swapped per message.
 
 The model and context are owned here and freed in ``close()`` (idempotent).
-Prompt caching is llama-cpp-python's prefix reuse of the KV cache; it is only
-valid for the adapters it was computed with, so every change of adapter or
-scale clears it.
+
+A KV cache is only valid for the adapter configuration it was computed with.
+The context's one working sequence holds the state of the configuration used
+last; switching saves it as a snapshot and puts back the snapshot of the one
+wanted, if kept (``runtime/kvstate.py``), so a turn reads only the tokens after
+the longest common prefix with that configuration's state. An aLoRA modifier
+has no state of its own: everything before its last invocation is the base's
+state, shared, and the adapter is applied only from the invocation on.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ import numpy as np
 import llama_cpp
 
 from ..bundle.ggufmeta import read_gguf_info
+from ..bundle.manifest import sha256_file
 from ..errors import ModelError, ModifierError
 from .llama_load import load_llama
 from .generation import Generation, GenerationResult, Message, SamplingParams
+from .alora import invocation_start
+from .kvstate import KEPT, MB, NO_STATE, RESTORED, SHARED, KeptState, StateKey, StateStore, common_prefix
 from .modifier import AdapterSet, ModifierSpec
 from .prompt import MIN_REPLY_TOKENS, PromptFitter, Tokenizer, control_token_pattern
 from .template import CHATML, ChatTemplate
@@ -39,7 +47,8 @@ class LlamaEngine:
 
     def __init__(self, base_path: str | Path, *, base_sha256: str | None = None,
                  modifiers: Mapping[str, ModifierSpec] | None = None, context_length: int = 4096,
-                 threads: int = 0, batch_threads: int = 0, gpu_layers: int = 0, name: str = "") -> None:
+                 threads: int = 0, batch_threads: int = 0, gpu_layers: int = 0, name: str = "",
+                 kv_state_mb: int = 1024) -> None:
         self.base_path = Path(base_path)
         self.name = name or self.base_path.stem
         info = read_gguf_info(self.base_path)   # a clear error for a non-GGUF file, before llama.cpp sees it
@@ -83,6 +92,14 @@ class LlamaEngine:
             self._stack.close()  # never leave a loaded model behind a failed constructor
             raise
         self._active: Generation | None = None
+        self._base_sha256 = base_sha256 or f"unhashed:{self.base_path.resolve()}"
+        self._adapter_sha: dict[str, str] = {}
+        self.states = StateStore(kv_state_mb * MB)
+        self._stack.callback(self.states.close)
+        self._live: StateKey | None = None            # whose state the working sequence holds
+        self._names: dict[StateKey, str | None] = {}   # configuration -> modifier name (None: the base)
+        self._pending: list[str] = []                 # notices from catch_up, told on the next turn
+        self._tail: tuple[str, int] | None = None      # (aLoRA modifier, first position it computed)
 
     # -- EngineProtocol -------------------------------------------------------------
 
@@ -137,8 +154,8 @@ class LlamaEngine:
 
     # -- modifiers ------------------------------------------------------------------
 
-    def _select(self, modifier: str | None, notices: list[str]) -> str | None:
-        """Apply ``modifier`` (or none) to the context, invalidating the prompt cache on change."""
+    def _resolve(self, modifier: str | None, notices: list[str]) -> str | None:
+        """The modifier that will answer: ``modifier``, or None (the base) if it is refused."""
         if modifier is not None:
             if modifier not in self.adapters.specs:
                 known = ", ".join(self.adapters.specs) or "none in this bundle"
@@ -146,14 +163,173 @@ class LlamaEngine:
             if modifier in self.adapters.refused:
                 notices.append(self.adapters.refused[modifier])
                 modifier = None
-        if self.adapters.apply(self._llm.ctx, modifier):
-            self._invalidate_cache()
         return modifier
 
-    def _invalidate_cache(self) -> None:
-        # The KV cache and last logits were computed under other adapters.
+    def _key(self, modifier: str | None) -> StateKey:
+        if modifier is None:
+            key = StateKey(self._base_sha256, None, 0.0, "the base")
+        else:
+            spec = self.adapters.specs[modifier]
+            if modifier not in self._adapter_sha:
+                self._adapter_sha[modifier] = spec.sha256 or sha256_file(spec.path)
+            key = StateKey(self._base_sha256, self._adapter_sha[modifier], spec.scale, f"'{modifier}'")
+        self._names[key] = modifier
+        return key
+
+    # -- kept states ----------------------------------------------------------------
+
+    def _truncate(self, n: int) -> None:
+        """Keep only the first ``n`` positions of the working sequence."""
+        if n < self._llm.n_tokens:
+            self._llm._ctx.kv_cache_seq_rm(0, n, -1)
+            self._llm.n_tokens = n
+            self._llm._requires_eval = True   # the last logits are not those of position n - 1
+
+    def _save_live(self, notices: list[str]) -> None:
+        """Snapshot the working sequence's KV cells under its configuration's key.
+
+        llama.cpp's states hold no logits, so a prompt a restored state holds entirely has
+        its last token read again (as llama-cpp-python does for any fully cached prompt).
+        With an adapter applied, llama.cpp's results depend slightly on how a prompt is cut
+        into batches: that replayed token's logits equal those of a reading in the same two
+        pieces, not always those of one reading of the whole prompt.
+        """
+        if self._tail is not None:     # an aLoRA's positions are not the base's state
+            self._truncate(self._tail[1])
+            self._tail = None
+        key, n = self._live, self._llm.n_tokens
+        self._live = None
+        if key is None or n == 0 or self.states.cap_bytes == 0:
+            return
+        ctx = self._llm.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        data = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, data, size, 0)
+        if written == 0:
+            return   # llama.cpp could not save it: the next turn under `key` simply reads again
+        if written < size:
+            data = (ctypes.c_uint8 * written).from_buffer_copy(data)
+        notices.extend(self.states.put(KeptState(key, tuple(self._llm.input_ids[:n].tolist()), data)))
+
+    def _make_live(self, key: StateKey, notices: list[str]) -> str:
+        """Make ``key``'s state the working one; how (KEPT, RESTORED or NO_STATE)."""
+        if self._live == key:
+            return KEPT if self._llm.n_tokens else NO_STATE
+        self._save_live(notices)
         self._llm.reset()
         self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self._live = key
+        kept = self.states.take(key)
+        if kept is None:
+            return NO_STATE
+        if llama_cpp.llama_state_seq_set_data(self._llm.ctx, kept.data, len(kept.data), 0) != len(kept.data):
+            self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            return NO_STATE   # not accepted (cannot happen with our own snapshot): read from the start
+        n = len(kept.tokens)
+        self._llm.input_ids[:n] = kept.tokens
+        self._llm.n_tokens = n   # reset() marked the logits stale: a fully kept prompt replays its last token
+        return RESTORED
+
+    def _prepare(self, modifier: str | None, tokens: list[int], result: GenerationResult) -> str | None:
+        """Put the right state and adapter on the context for ``tokens``; returns who answers.
+
+        Afterwards the working sequence holds the longest prefix of ``tokens`` it may reuse, and
+        ``result`` says how much that was. An aLoRA modifier first gets the base's state read up
+        to its last invocation, under the base; ``generate`` reads the rest under the adapter.
+        """
+        notices = result.notices
+        notices.extend(self._pending)
+        self._pending.clear()
+        split = None
+        if modifier is not None:
+            invocation = self.adapters.invocation_tokens(modifier)
+            if invocation is not None:
+                split = invocation_start(tokens, invocation)
+                if split is None:
+                    notices.append(f"modifier '{modifier}' is an aLoRA and the prompt has no invocation "
+                                   "(the start of an assistant turn) for it: the base answers")
+                    modifier = None
+        key = self._key(None if split is not None else modifier)
+        how = self._make_live(key, notices)
+        if self._tail is not None and self._tail != (modifier, split):
+            self._truncate(self._tail[1])   # computed under another aLoRA, or before another invocation
+            self._tail = None
+        if split is not None and self._tail is None:
+            self.adapters.apply(self._llm.ctx, None)
+            reuse = common_prefix(self._llm.input_ids[:self._llm.n_tokens], tokens[:split])
+            self._truncate(reuse)
+            if reuse < split:
+                self._llm.eval(tokens[reuse:split])
+            self._tail = (modifier, split)  # type: ignore[assignment]
+            how = SHARED if reuse else how
+            result.read_tokens += split - reuse
+            self.adapters.apply(self._llm.ctx, modifier)
+            reuse = split
+        else:
+            self.adapters.apply(self._llm.ctx, modifier)
+            reuse = common_prefix(self._llm.input_ids[:self._llm.n_tokens], tokens)
+            if split is not None and how == KEPT:
+                how = SHARED
+        # generate() replays the last token when the whole prompt is kept, to get its logits.
+        exact = reuse == len(tokens) == self._llm.n_tokens and not self._llm._requires_eval
+        reuse = reuse if exact or reuse < len(tokens) else reuse - 1
+        result.read_tokens += len(tokens) - reuse
+        result.kv_state = how if result.read_tokens < len(tokens) else NO_STATE
+        return modifier
+
+    def catch_up(self, messages: Sequence[Message], *, max_tokens: int = 1024) -> int:
+        """Bring every kept state up to ``messages``, so that switching back reads only what comes next.
+
+        For idle time: the chat app calls it after a reply, while the user reads and types. Each
+        kept configuration other than the working one reads, under its own adapter, the tokens it
+        lacks (at most ``max_tokens`` each; a longer gap is left for its next turn). A turn that
+        starts meanwhile waits for at most the one reading in progress. Returns tokens read.
+        """
+        with self._lock:
+            if self._closed:
+                return 0
+            tokens, _, _ = self.build_prompt(messages, MIN_REPLY_TOKENS)
+            read = 0
+            if self._tail is not None and self._live is not None:
+                # An aLoRA answered last: its reply goes into the base's state now, not on the next turn.
+                self._truncate(self._tail[1])
+                self._tail = None
+                self.adapters.apply(self._llm.ctx, None)
+                read += self._read_gap(tokens, max_tokens)
+            keys = [s.key for s in self.states.states() if s.key in self._names]
+        for key in keys:   # one state per lock: a turn that starts meanwhile waits for one reading only
+            with self._lock:
+                state = next((s for s in self.states.states() if s.key == key), None)
+                if self._closed or state is None:
+                    continue
+                gap = len(tokens) - common_prefix(state.tokens, tokens)
+                if gap <= 1 or gap > max_tokens:
+                    continue
+                self._make_live(key, self._pending)
+                self.adapters.apply(self._llm.ctx, self._names[key])
+                read += self._read_gap(tokens, max_tokens)
+        return read
+
+    def _read_gap(self, tokens: list[int], max_tokens: int) -> int:
+        """Read what the working sequence lacks of ``tokens`` under the applied adapter (if not too much)."""
+        reuse = common_prefix(self._llm.input_ids[:self._llm.n_tokens], tokens)
+        if not 1 < len(tokens) - reuse <= max_tokens:
+            return 0
+        self._truncate(reuse)
+        self._llm.eval(tokens[reuse:])
+        return len(tokens) - reuse
+
+    def clear_states(self) -> None:
+        """Forget every kept state, the working one too: the next turn reads its whole prompt."""
+        with self._lock:
+            self.states.close()
+            self._llm.reset()
+            self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            self._live, self._tail = None, None
+
+    def kv_states(self) -> list[tuple[str, int, int]]:
+        """(configuration, tokens, bytes) of every kept snapshot, least recently used first."""
+        return [(s.key.label, len(s.tokens), s.nbytes) for s in self.states.states()]
 
     # -- generation -----------------------------------------------------------------
 
@@ -164,10 +340,11 @@ class LlamaEngine:
         with self._lock:
             if self._closed:
                 raise ModelError("the engine is closed", hint="restart edge-assistant")
-            result.modifier = self._select(modifier, result.notices)
+            modifier = self._resolve(modifier, result.notices)
             tokens, result.dropped_turns, notices = self.build_prompt(messages, sampling.max_tokens)
             result.notices.extend(notices)
             result.prompt_tokens = len(tokens)
+            result.modifier = self._prepare(modifier, tokens, result)
             limit = min(sampling.max_tokens, self.n_ctx - len(tokens))
             self._llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -216,9 +393,10 @@ class LlamaEngine:
     def next_token_logits(self, messages: Sequence[Message], *, modifier: str | None = None) -> np.ndarray:
         """Logits for the token after the rendered prompt, through the same cached path as generation."""
         with self._lock:
-            notices: list[str] = []
-            self._select(modifier, notices)
+            result = GenerationResult()
+            modifier = self._resolve(modifier, result.notices)
             tokens, _, _ = self.build_prompt(messages, MIN_REPLY_TOKENS)
+            self._prepare(modifier, tokens, result)
             stream = self._llm.generate(tokens, temp=0.0)
             try:
                 next(stream)

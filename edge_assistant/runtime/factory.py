@@ -127,7 +127,7 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: U
         _say_demo_once(notify)
         engine = LlamaEngine(resolved.demo_gguf, context_length=settings.context_length,  # type: ignore[arg-type]
                              threads=settings.threads, batch_threads=settings.batch_threads,
-                             gpu_layers=settings.gpu_layers, name=DEMO_NAME)
+                             gpu_layers=settings.gpu_layers, name=DEMO_NAME, kv_state_mb=settings.kv_state_mb)
         return Assistant(engine, router, DEMO_NAME)
 
     folder, manifest = resolved.path, resolved.manifest
@@ -135,11 +135,11 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: U
     base = unpack_with_progress(folder, manifest, progress, notify)
     modifiers = {
         m.name: ModifierSpec(m.name, safe_relpath(folder, m.file, what=f"modifier {m.name}"),
-                             m.base_sha256, m.default_scale, m.description)
+                             m.base_sha256, m.default_scale, m.description, sha256=m.sha256, kind=m.kind)
         for m in manifest.modifiers
     }
     engine = LlamaEngine(base, base_sha256=manifest.base.sha256, modifiers=modifiers,
                          context_length=settings.context_length, threads=settings.threads,
                          batch_threads=settings.batch_threads, gpu_layers=settings.gpu_layers,
-                         name=manifest.name)
+                         name=manifest.name, kv_state_mb=settings.kv_state_mb)
     return Assistant(engine, router, manifest.name)

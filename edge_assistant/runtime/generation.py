@@ -46,6 +46,8 @@ class GenerationResult:
     ttft_s: float = 0.0                  # request start to the first token
     decode_tok_s: float = 0.0            # tokens/s after the first token
     dropped_turns: int = 0               # older turns left out to fit the context window
+    read_tokens: int = 0                 # prompt tokens computed this turn (the rest came from a kept state)
+    kv_state: str = ""                   # how the prompt was read: kept, restored, shared or none (runtime/kvstate.py)
     notices: list[str] = field(default_factory=list)
 
 

@@ -100,6 +100,12 @@ MIGRATIONS: tuple[Migration, ...] = (
            END""",
         "INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')",
     ), needs_fts5=True),
+    # 3: how a reply's prompt was read, for the chat app's "why" line: the prompt tokens
+    #    computed for it (the rest came from a kept state) and how (runtime/kvstate.py).
+    Migration(3, "prompt tokens read per reply", (
+        "ALTER TABLE messages ADD COLUMN read_tokens INTEGER",
+        "ALTER TABLE messages ADD COLUMN kv_state TEXT",
+    )),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -130,6 +136,8 @@ class StoredMessage:
     decode_tok_s: float | None
     error: str | None
     created_at: float
+    read_tokens: int | None = None   # prompt tokens computed for this reply (None: not recorded)
+    kv_state: str | None = None      # how its prompt was read (runtime/kvstate.py)
 
 
 @dataclass(frozen=True)
@@ -400,10 +408,12 @@ class History:
         with self._write() as conn:
             conn.execute(
                 "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
-                "ttft_s = ?, decode_tok_s = ?, error = ?, updated_at = ? WHERE id = ?",
+                "ttft_s = ?, decode_tok_s = ?, read_tokens = ?, kv_state = ?, error = ?, updated_at = ? "
+                "WHERE id = ?",
                 (content, status, result.prompt_tokens if result else None,
                  result.completion_tokens if result else None, result.ttft_s if result else None,
-                 result.decode_tok_s if result else None, error, time.time(), message_id))
+                 result.decode_tok_s if result else None, result.read_tokens if result else None,
+                 (result.kv_state or None) if result else None, error, time.time(), message_id))
         return self.message(message_id)
 
     def delete_message(self, message_id: int) -> None:
@@ -516,4 +526,5 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         status=row["status"], modifier=row["modifier"], route_confidence=row["route_confidence"],
         route_reason=row["route_reason"], prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"], ttft_s=row["ttft_s"], decode_tok_s=row["decode_tok_s"],
-        error=row["error"], created_at=row["created_at"])
+        error=row["error"], created_at=row["created_at"], read_tokens=row["read_tokens"],
+        kv_state=row["kv_state"])

@@ -4,6 +4,11 @@ Adapters are loaded lazily with ``llama_adapter_lora_init`` the first time they
 are used and kept; switching is ``llama_set_adapters_lora`` (microseconds).
 Each modifier is bound to the sha256 of the base it was trained on: one bound
 to another base is refused, and the base answers instead.
+
+A modifier is a plain LoRA (``kind = "lora"``), applied to the whole prompt, or an
+activated LoRA (``kind = "alora"``), whose GGUF lists the invocation tokens
+(``adapter.alora.invocation_tokens``) from which on it applies; the engine reads
+everything before them under the base alone.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Mapping
 
 import llama_cpp
 
-from ..bundle.ggufmeta import BASE_SHA256_KEY, read_gguf_info
+from ..bundle.ggufmeta import ALORA_INVOCATION_KEY, BASE_SHA256_KEY, read_gguf_info
 from ..errors import BundleError, ModifierError
 
 
@@ -26,6 +31,8 @@ class ModifierSpec:
     base_sha256: str | None      # what the manifest says the adapter was trained on
     scale: float = 1.0
     description: str = ""
+    sha256: str | None = None     # of the adapter GGUF (the manifest's); None: hashed on first use
+    kind: str = "lora"            # "lora" or "alora" (see the module docstring)
 
 
 def binding_problem(spec: ModifierSpec, base_sha256: str | None) -> str | None:
@@ -43,6 +50,9 @@ def binding_problem(spec: ModifierSpec, base_sha256: str | None) -> str | None:
         return f"modifier '{spec.name}' is unreadable ({exc}); the base answers alone"
     if not info.is_adapter:
         return f"modifier '{spec.name}' ({spec.path.name}) is not a GGUF adapter; the base answers alone"
+    if spec.kind == "alora" and not info.array_lengths.get(ALORA_INVOCATION_KEY):
+        return (f"modifier '{spec.name}' is declared an aLoRA but its GGUF has no {ALORA_INVOCATION_KEY}: "
+                "refused, the base answers alone — rebuild it with `edge-assistant build`")
     recorded = info.metadata.get(BASE_SHA256_KEY)
     if recorded is not None and recorded != base_sha256:
         return (f"modifier '{spec.name}' records base {str(recorded)[:12]}… in its own metadata, not this base "
@@ -72,6 +82,15 @@ class AdapterSet:
                                 hint="the adapter does not fit this base; rebuild it or use --modifier none")
         self._handles[name] = handle
         return handle
+
+    def invocation_tokens(self, name: str) -> tuple[int, ...] | None:
+        """The aLoRA invocation tokens of ``name`` as llama.cpp read them; None for a plain LoRA."""
+        handle = self.handle(name)
+        n = llama_cpp.llama_adapter_get_alora_n_invocation_tokens(handle)
+        if not n:
+            return None
+        ptr = llama_cpp.llama_adapter_get_alora_invocation_tokens(handle)
+        return tuple(int(ptr[i]) for i in range(n))
 
     def apply(self, ctx: object, name: str | None) -> bool:
         """Put ``name`` (None: no adapter) on ``ctx``; True if anything changed."""

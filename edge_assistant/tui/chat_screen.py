@@ -282,7 +282,19 @@ class ChatScreen(Screen[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "turn" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
                                                              WorkerState.CANCELLED):
-            self.turn = None
+            finished, self.turn = self.turn, None
+            if finished is not None and event.state == WorkerState.SUCCESS:
+                self._catch_up(finished)
+
+    @work(thread=True, group="catch-up", exit_on_error=False)
+    def _catch_up(self, turn: ChatTurn) -> None:
+        """While the user reads and types: the engine's other kept states read this reply, so a
+        switch back to their modifier reads only the next question. A new turn meanwhile waits
+        at most for the one state being read; a failure here only costs that later read."""
+        try:
+            turn.catch_up()
+        except EdgeAssistantError:
+            pass
             if self.status.state in ("generating…", "waiting for the model…", "stopping…"):
                 self.status.state = ""
 

@@ -12,6 +12,7 @@ from textual.widgets.option_list import Option
 
 from ..router.decision import RouteDecision
 from ..runtime.history import Conversation, StoredMessage
+from ..runtime.kvstate import reuse_text
 
 _STATUS_LABEL = {
     "partial": "unfinished (the app ended mid-reply, or another window is still writing it)",
@@ -43,7 +44,8 @@ class ReplyView(Vertical):
 
     def __init__(self, reply_id: int | None, *, modifier: str | None = None, confidence: float | None = None,
                  reason: str | None = None, text: str = "", status: str = "partial",
-                 tokens: int | None = None, tok_s: float | None = None, error: str | None = None) -> None:
+                 tokens: int | None = None, tok_s: float | None = None, error: str | None = None,
+                 reuse: str = "") -> None:
         super().__init__(classes="reply")
         self.reply_id = reply_id
         self.modifier = modifier
@@ -54,6 +56,7 @@ class ReplyView(Vertical):
         self.tokens = tokens
         self.tok_s = tok_s
         self.error = error
+        self.reuse = reuse    # how the prompt was read: a kept state reused, and how many tokens were read
         self._shown = text
         self.streaming = False
 
@@ -61,7 +64,8 @@ class ReplyView(Vertical):
     def from_stored(cls, message: StoredMessage) -> "ReplyView":
         return cls(message.id, modifier=message.modifier, confidence=message.route_confidence,
                    reason=message.route_reason, text=message.content, status=message.status,
-                   tokens=message.completion_tokens, tok_s=message.decode_tok_s, error=message.error)
+                   tokens=message.completion_tokens, tok_s=message.decode_tok_s, error=message.error,
+                   reuse=_reuse(message))
 
     def compose(self) -> ComposeResult:
         yield Static(self._meta_text(), classes="reply-meta")
@@ -91,7 +95,8 @@ class ReplyView(Vertical):
         return text
 
     def _reason_text(self) -> str:
-        return f"why: {self.reason}" if self.reason else "why: not recorded"
+        text = f"why: {self.reason}" if self.reason else "why: not recorded"
+        return f"{text} · {self.reuse}" if self.reuse else text
 
     def _apply_status_class(self) -> None:
         for status in ("partial", "stopped", "error", "complete"):
@@ -120,10 +125,17 @@ class ReplyView(Vertical):
         self.text, self.status, self.error = message.content, message.status, message.error
         self.tokens = message.completion_tokens or self.tokens
         self.tok_s = message.decode_tok_s or self.tok_s
+        self.reuse = _reuse(message)
         if message.content != self._shown:
             self.query_one(".reply-body", Static).update(_markdown(message.content))
         self._shown = message.content
         self._refresh_meta()
+
+
+def _reuse(message: StoredMessage) -> str:
+    if message.read_tokens is None or not message.prompt_tokens:
+        return ""   # an older reply, or an engine that does not say
+    return reuse_text(message.kv_state or "", message.prompt_tokens, message.read_tokens)
 
 
 def _markdown(text: str) -> RichMarkdown:

@@ -32,6 +32,8 @@ def test_ask_json_on_the_embedded_demo_prints_the_contract_fields():
     assert out["modifier"] is None
     assert out["route"]["modifier"] is None and "base" in out["route"]["reason"]
     assert out["finish_reason"] in ("stop", "length") and out["completion_tokens"] > 0
+    # One question, nothing kept before it: the whole prompt was read.
+    assert out["kv_state"] == "none" and out["read_tokens"] == out["prompt_tokens"] > 0
     assert "embedded demo model" in proc.stderr  # said once...
     again = run_cli("ask", "hi", "--max-tokens", "2", "--json")
     assert again.returncode == 0 and "embedded demo model" not in again.stderr  # ...and only once

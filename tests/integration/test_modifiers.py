@@ -9,6 +9,7 @@ from edge_assistant.bundle.manifest import sha256_file
 from edge_assistant.runtime.engine import LlamaEngine
 from edge_assistant.runtime.generation import Message, SamplingParams
 from edge_assistant.runtime.modifier import ModifierSpec
+from tests.support.llama_ref import reference_logits
 from tests.support.lora import write_random_lora
 
 pytestmark = pytest.mark.real_model
@@ -38,13 +39,18 @@ def engine(smollm2_gguf, base_sha, adapters):
         yield e
 
 
-def test_a_modifier_changes_the_logits_and_switching_back_restores_the_base_exactly(engine):
+def test_a_modifier_changes_the_logits_and_switching_back_restores_the_base_exactly(engine, smollm2_gguf,
+                                                                                   adapters):
     base = engine.next_token_logits(PROMPT)
     with_code = engine.next_token_logits(PROMPT, modifier="code")
     assert not np.allclose(base, with_code, atol=1e-3), "the adapter had no effect"
     again = engine.next_token_logits(PROMPT)
     assert np.array_equal(base, again), "stale cache: logits after switching back differ from the base"
-    assert np.array_equal(with_code, engine.next_token_logits(PROMPT, modifier="code"))
+    # Back to code: its kept state holds the whole prompt, so the last token is read again on it.
+    tokens, _, _ = engine.build_prompt(PROMPT, 16)
+    code = adapters["code"].path
+    expected = reference_logits(smollm2_gguf, [(tokens[:-1], code), (tokens[-1:], code)], n_ctx=engine.n_ctx)
+    assert np.array_equal(expected, engine.next_token_logits(PROMPT, modifier="code"))
 
 
 def test_generation_with_a_modifier_reports_it_and_differs_from_the_base(engine):

@@ -5,6 +5,9 @@ llama.cpp's adapter format: ``general.type = adapter``, ``adapter.type = lora``,
 two tensors ``W.lora_a`` [n_in, rank] and ``W.lora_b`` [rank, n_out] (GGUF order;
 numpy arrays are the reverse). Both are random here (a trained adapter starts
 with lora_b = 0), so the adapter really changes the base's outputs.
+
+An activated LoRA (aLoRA) is the same file plus ``adapter.alora.invocation_tokens``,
+an array of uint32 token ids (the only element type llama.cpp accepts).
 """
 
 from __future__ import annotations

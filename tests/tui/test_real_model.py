@@ -81,3 +81,32 @@ async def test_a_bundle_unpacks_with_progress_and_a_modifier_answers_when_asked(
     # Coalesced on the way (only the newest waiting update is drawn), but never backwards, ending at 100 %.
     assert unpacking and unpacking == sorted(unpacking) and unpacking[-1] == pytest.approx(1.0)
     assert stages[-1] == ("Loading the model…", None)
+
+
+@pytest.mark.real_model
+async def test_the_why_line_says_when_a_turn_reused_a_kept_state_and_how_many_tokens_it_read(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> None:
+    bundle = smollm2_bundle(tmp_path_factory.mktemp("bundles"), smollm2_gguf)  # SmolLM2 + a random LoRA `code`
+    settings = Settings(threads=1, max_tokens=6, temperature=0.0, seed=3, context_length=512)
+    with History(tmp_path / "history.sqlite3") as history:
+        app = make_app(settings, assistant_loader(settings, str(bundle)), history)
+        async with app.run_test() as pilot:
+            await wait_until(pilot, lambda: app.assistant is not None, timeout_s=180)
+            await send(pilot, "/code Say hello.")
+            first = await reply_done(pilot, timeout_s=120)
+            await send(pilot, "/base Say hi.")
+            await reply_done(pilot, timeout_s=120)
+            await send(pilot, "/code Say hello again.")
+            back = await reply_done(pilot, timeout_s=120)
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            first_why = str(first.query_one(".reply-reason").render())
+            back_why = str(back.query_one(".reply-reason").render())
+        stored = history.messages(history.conversations()[0].id)
+    assert f"no kept state, read all {stored[1].prompt_tokens} tokens" in first_why
+    last = stored[-1]
+    # Restored on the switch back, or already the working state if the catch-up after the base's
+    # reply brought code's state up to date last.
+    assert last.modifier == "code" and last.kv_state in ("kept", "restored")
+    assert last.read_tokens is not None and last.read_tokens < last.prompt_tokens
+    assert "reused" in back_why and f"read {last.read_tokens} of {last.prompt_tokens} tokens" in back_why

@@ -49,3 +49,11 @@ def test_paths_follow_edge_assistant_home(edge_home):
     assert paths.settings_file() == edge_home / "config" / "settings.toml"
     assert paths.bases_cache_dir() == edge_home / "cache" / "bases"
     assert all(str(p).startswith(str(edge_home)) for p in paths.all_paths().values())
+
+
+def test_kv_state_mb_comes_from_the_environment_and_must_not_be_negative(tmp_path):
+    missing = tmp_path / "none.toml"
+    assert load_settings(missing, environ={}).kv_state_mb == Settings().kv_state_mb > 0
+    assert load_settings(missing, environ={"EDGE_ASSISTANT_KV_STATE_MB": "0"}).kv_state_mb == 0
+    with pytest.raises(SettingsError, match="kv_state_mb -1 is negative"):
+        load_settings(missing, environ={"EDGE_ASSISTANT_KV_STATE_MB": "-1"})

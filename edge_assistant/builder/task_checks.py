@@ -23,8 +23,9 @@ from .sandbox import run_python
 # -- reasoning ------------------------------------------------------------------
 
 _NUMBER = re.compile(r"(?<![\w.])[-−]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?![\w])")
-_FINAL_MARKERS = re.compile(r"(?:final answer|answer|result|in total|total|therefore|so,|thus|=)\s*(?:is|:|=|of)?",
-                            re.IGNORECASE)
+_ANSWER_MARKER = re.compile(r"\b(?:final answer|answer)\b", re.IGNORECASE)
+_CONCLUSION = re.compile(r"\b(?:so|therefore|thus|hence|in total|total|result|altogether|overall)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 _WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
           "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
           "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20}
@@ -54,20 +55,24 @@ def numbers_in(text: str) -> list[Fraction]:
 
 
 def final_number(text: str) -> Fraction | None:
-    """The number a reply ends on: inside \\boxed{}, else the first after the last answer marker, else the last."""
+    """The number a reply concludes with: \\boxed{}, else after the last "answer", else the end of the last
+    concluding sentence ("so", "therefore", "total"), else the last number of the reply."""
     boxed = re.findall(r"\\boxed\{([^}]*)\}", text)
     if boxed:
         nums = numbers_in(boxed[-1])
         if nums:
             return nums[-1]
     clean = re.sub(r"[*_`]", "", text)
-    markers = list(_FINAL_MARKERS.finditer(clean))
-    for marker in reversed(markers):
-        # the first number after the last marker that has one, read up to the end of its line
-        tail = clean[marker.end():].split("\n", 1)[0]
-        nums = numbers_in(tail)
+    # "the answer is 14 apples, 2 more than ...": the first number after the last "answer"
+    for marker in reversed(list(_ANSWER_MARKER.finditer(clean))):
+        nums = numbers_in(_SENTENCE_END.split(clean[marker.end():], 1)[0])
         if nums:
             return nums[0]
+    # "so she must buy 8 boxes", "so we take 20 - 5 = 15": the last number of the concluding sentence
+    for marker in reversed(list(_CONCLUSION.finditer(clean))):
+        nums = numbers_in(_SENTENCE_END.split(clean[marker.end():], 1)[0])
+        if nums:
+            return nums[-1]
     nums = numbers_in(clean)
     return nums[-1] if nums else None
 

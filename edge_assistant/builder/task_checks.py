@@ -112,9 +112,17 @@ def solution_source(reply: str, entry: str) -> str | None:
                or re.search(rf"^{re.escape(entry)}\s*=\s*lambda", b, re.M)]
     if not defines:
         return None
-    # Keep helper blocks before the defining one, drop examples that call input() or loop forever: the
-    # tests decide, under the sandbox's limits.
-    return "\n\n".join(blocks[: blocks.index(defines[-1]) + 1])
+    # Helper blocks before the defining one count; blocks after it are usage examples. Top-level
+    # statements other than imports, definitions and assignments (print(...) demos, a __main__ block)
+    # are dropped too: a demo call that fails must not sink a correct function.
+    kept = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
+            ast.AnnAssign)
+    parts = []
+    for block in blocks[: blocks.index(defines[-1]) + 1]:
+        tree = ast.parse(block)
+        tree.body = [node for node in tree.body if isinstance(node, kept)]
+        parts.append(ast.unparse(tree))
+    return "\n\n".join(parts)
 
 
 def check_code(reply: str, entry: str, tests: str, *, timeout_s: float = 10.0) -> bool:

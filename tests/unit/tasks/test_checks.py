@@ -49,6 +49,8 @@ TESTS = "assert clamp(5, 0, 10) == 5\nassert clamp(-3, 0, 10) == 0\nassert clamp
     "```python\ndef clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n```",
     "Sure:\n```py\ndef clamp(x, lo, hi):\n    if x < lo:\n        return lo\n    return hi if x > hi else x\n```\nDone.",
     "def clamp(x, lo, hi):\n    return sorted((lo, x, hi))[1]\n",
+    "```python\ndef clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n\nprint(clamp())  # a broken demo call\n"
+    "if __name__ == '__main__':\n    clamp(input())\n```",
     "```python\nimport builtins\n\ndef _low(a, b):\n    return builtins.max(a, b)\n```\nand\n```python\n"
     "def clamp(x, lo, hi):\n    return min(_low(x, lo), hi)\n```",
 ])

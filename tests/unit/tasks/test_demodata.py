@@ -83,3 +83,14 @@ def test_held_out_tasks_and_functions_stay_out_of_the_generators() -> None:
     generated = {r["prompt"].lower() for gen in (automation.generate, code.generate, reasoning.generate, chat.generate)
                  for r in gen(600, 11)}
     assert not {t.prompt.lower() for rows in tasks.values() for t in rows} & generated
+
+
+def test_the_router_eval_prompts_are_not_generator_prompts() -> None:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "data" / "router_eval.jsonl"
+    prompts = {json.loads(line)["prompt"].lower() for line in path.read_text().splitlines() if line.strip()}
+    generated = {r["prompt"].lower() for gen in (automation.generate, code.generate, reasoning.generate, chat.generate)
+                 for r in gen(600, 0)}
+    assert len(prompts) >= 100 and not prompts & generated

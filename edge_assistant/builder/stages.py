@@ -248,7 +248,9 @@ def stage_router(ctx: BuildContext, run: StageRun) -> None:
         examples[m.name] = [prompt_of(x) for x in load_split(ctx, f"modifier-{m.name}").train]
     examples["none"] = [prompt_of(x) for x in read_jsonl(ctx.stage_dir("data") / "router-none.jsonl")]
     # General chat mixed into a modifier's data (demodata.GENERAL_SHARE) belongs to the base, not the modifier.
-    general = set(examples["none"])
+    from .demodata import chat
+
+    general = set(examples["none"]) | chat.all_prompts()
     examples.update({m: [p for p in v if p not in general] for m, v in examples.items() if m != "none"})
     examples = {k: list(dict.fromkeys(v))[: r.max_prompts_per_class] for k, v in examples.items()}
     embedding = None

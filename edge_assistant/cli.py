@@ -579,6 +579,41 @@ def build_eval(model: Path, reference: Path | None, text_file: Path, n_ctx: int,
         click.echo(f"KL divergence {result.kl_divergence:.5f} nats/token, top-1 agreement {result.top1_agreement:.2%}")
 
 
+@build.command(name="evaluate")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--tasks", "tasks_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of held-out task files (default: the packaged hand-written set).")
+@click.option("--domain", "domains", multiple=True, type=click.Choice(["code", "reasoning", "automation"]),
+              help="Only these domains (repeatable; default: those with a modifier, or all for a bare GGUF).")
+@click.option("--max-tasks", type=int, default=0, show_default=True, help="At most this many tasks per domain (0: all).")
+@click.option("--max-tokens", type=int, default=256, show_default=True, help="Most tokens per reply (greedy).")
+@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads.")
+@click.option("--details", "details_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every reply and its verdict to this JSONL file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def build_evaluate(target: Path, tasks_dir: Path | None, domains: tuple[str, ...], max_tasks: int, max_tokens: int,
+                   threads: int, details_file: Path | None, as_json: bool) -> None:
+    """Task success on hand-written held-out tasks: base alone, with each modifier, and through `auto`.
+
+    TARGET is a bundle folder (or installed bundle name) or a bare base GGUF.
+    """
+    from .builder.task_eval import evaluate_target, format_table
+
+    if max_tasks < 0 or max_tokens < 1 or threads < 1:
+        raise UsageError("--max-tasks must be >= 0, --max-tokens and --threads >= 1", hint="e.g. --max-tokens 256")
+    report = evaluate_target(target, tasks_dir=tasks_dir, domains=domains or None, max_tasks=max_tasks,
+                             max_tokens=max_tokens, threads=threads, log=lambda line: click.echo(line, err=True))
+    if details_file is not None:
+        from .builder.dataset import write_jsonl
+
+        write_jsonl(report.details, details_file)
+    if as_json:
+        _print_json(report.summary())
+        return
+    for line in format_table(report):
+        click.echo(line)
+
+
 @build.command(name="compress")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--target-size", "target_size", required=True,

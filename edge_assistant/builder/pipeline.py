@@ -7,7 +7,7 @@
     quantize   GGUF -> llama.cpp quant type
     modifiers  one LoRA per modifier on the *quantized* base, dequantized -> GGUF adapters
     router     fitted from the modifiers' own training prompts
-    evaluate   held-out NLL per modifier vs the base, through llama.cpp on the final files
+    evaluate   task success on hand-written held-out tasks (base, modifier, auto) and held-out NLL
     bundle     zstd pack, manifest quality fields, REPORT.md
 
 Each stage folder ends with ``record.json``; a rerun skips stages whose config
@@ -78,7 +78,11 @@ def _stage_spec(ctx: BuildContext, name: str) -> tuple[Any, dict[str, Path]]:
             inputs[m.name] = data / f"modifier-{m.name}.train.jsonl"
         return as_table(r.router), inputs
     if name == "evaluate":
-        inputs = {"base": quantized_gguf(ctx)}
+        from .stages import task_dir
+
+        inputs = {"base": quantized_gguf(ctx), "tasks": task_dir(ctx)}
+        if ctx.enabled("router"):
+            inputs["router"] = ctx.stage_dir("router") / "router"
         for m in r.modifiers:
             inputs[m.name] = ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf"
             inputs[f"{m.name}.val"] = data / f"modifier-{m.name}.val.jsonl"

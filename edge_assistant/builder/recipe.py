@@ -124,6 +124,11 @@ class EvalConfig:
     n_threads: int = _help("llama.cpp threads for scoring (more than free cores is much slower).", 1)
     min_nll_reduction: float = _help(
         "Warn in REPORT.md when a modifier lowers its domain NLL by less than this share.", 0.10)
+    tasks: str = _help("Folder of hand-written held-out tasks (code/reasoning/automation/chat .jsonl), relative "
+                       "to the recipe; empty: the packaged set.", "")
+    max_tasks: int = _help("Held-out tasks per domain run for task success (0: all).", 0)
+    task_max_tokens: int = _help("Most tokens of each greedy reply scored for task success.", 256)
+    task_timeout_s: float = _help("Seconds a code task's tests may run in the sandbox.", 10.0)
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,8 @@ class Recipe:
     modifier_training: TrainConfig = _help("Phase 3 defaults for every modifier.", factory=TrainConfig)
     modifiers: tuple[ModifierConfig, ...] = _help("Phase 3: LoRA modifiers on the quantized base.", factory=tuple)
     router: RouterConfig = _help("The router.", factory=RouterConfig)
-    eval: EvalConfig = _help("Held-out NLL through llama.cpp on the final GGUF files.", factory=EvalConfig)
+    eval: EvalConfig = _help("Task success on hand-written held-out tasks and held-out NLL, through llama.cpp "
+                             "on the final GGUF files.", factory=EvalConfig)
     demo_data: DemoDataConfig = _help("The built-in offline data generators.", factory=DemoDataConfig)
     bundle_level: int = _help("zstd level of the packed base.", 10)
     path: Path | None = field(default=None, metadata={"help": "(set by the loader) the recipe file."})

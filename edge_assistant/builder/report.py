@@ -8,7 +8,7 @@ from .recipe import Recipe
 
 
 def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The manifest's ``quality`` object: losses per phase, merge check, quantization, held-out NLL."""
+    """The manifest's ``quality`` object: phase losses, merge check, quantization, task success, held-out NLL."""
     quality: dict[str, Any] = {}
     if "phase1" in records:
         m = records["phase1"]["metrics"]
@@ -22,13 +22,24 @@ def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[st
     quality["quantization"] = {"type": q["qtype"], "bits_per_weight": q["bits_per_weight"],
                                "fallback_tensors": len(q["fallbacks"] or []), "awq": bool(awq)}
     if "modifiers" in records:
-        heldout = records.get("evaluate", {}).get("metrics", {}).get("heldout_nll", {})
+        evaluate = records.get("evaluate", {}).get("metrics", {})
+        heldout = evaluate.get("heldout_nll", {})
+        tasks = (evaluate.get("task_success") or {}).get("domains", {})
         quality["modifiers"] = {}
         for m in recipe.modifiers:
             t = records["modifiers"]["metrics"][m.name]
-            quality["modifiers"][m.name] = {
-                "train_loss": t["final_train_loss"], "val_loss_before": t["val_loss_before"],
-                "val_loss_after": t["val_loss_after"], "steps": t["steps"], **heldout.get(m.name, {})}
+            entry: dict[str, Any] = {}
+            if m.name in tasks:  # task success leads; NLL and losses follow
+                d = tasks[m.name]
+                entry["task_success"] = {"tasks": d["tasks"], "base": d["base"], "modifier": d.get("with_modifier"),
+                                         "auto": d.get("auto")}
+            entry.update({**heldout.get(m.name, {}), "train_loss": t["final_train_loss"],
+                          "val_loss_before": t["val_loss_before"], "val_loss_after": t["val_loss_after"],
+                          "steps": t["steps"]})
+            quality["modifiers"][m.name] = entry
+        router = (evaluate.get("task_success") or {}).get("router")
+        if router:
+            quality["router"] = {"heldout_accuracy": router["accuracy"], "heldout_prompts": router["prompts"]}
     return quality
 
 
@@ -72,16 +83,33 @@ def render_report(recipe: Recipe, records: dict[str, dict[str, Any]], quality: d
     if "modifiers" in quality:
         threshold = recipe.eval.min_nll_reduction
         lines += ["## Modifiers (trained on the quantized base)", "",
-                  "Held-out NLL per answer token on each modifier's own domain, measured through llama.cpp "
-                  "on the shipped GGUF files (base alone vs base + adapter).", "",
-                  "| modifier | val loss before -> after (torch) | base NLL | modifier NLL | reduction | tokens |",
-                  "|---|---|---:|---:|---:|---:|"]
+                  "Task success: the share of hand-written held-out tasks of each modifier's domain solved "
+                  "(reasoning: final number right; code: the function passes its tests in a sandbox; automation: "
+                  "a command that does what was asked, nothing destructive), by the base alone, by base + "
+                  "modifier, and with the router choosing (`auto`); greedy replies of the shipped GGUF files "
+                  "through llama.cpp. Then held-out NLL per answer token on rows of the modifier's own data.", "",
+                  "| modifier | tasks | base | with modifier | auto | base NLL | modifier NLL | NLL reduction "
+                  "| val loss before -> after (torch) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         warnings = []
         for name, d in quality["modifiers"].items():
-            lines.append(f"| {name} | {_fmt(d['val_loss_before'])} -> {_fmt(d['val_loss_after'])} | "
+            ts = d.get("task_success") or {}
+            lines.append(f"| {name} | {ts.get('tasks', 'n/a')} | {_fmt(ts.get('base'), '.0%')} | "
+                         f"{_fmt(ts.get('modifier'), '.0%')} | {_fmt(ts.get('auto'), '.0%')} | "
                          f"{_fmt(d.get('base_nll'))} | {_fmt(d.get('modifier_nll'))} | "
-                         f"{_fmt(d.get('nll_reduction'), '.1%')} | {d.get('tokens', 'n/a')} |")
+                         f"{_fmt(d.get('nll_reduction'), '.1%')} | "
+                         f"{_fmt(d['val_loss_before'])} -> {_fmt(d['val_loss_after'])} |")
+            if isinstance(ts.get("modifier"), float) and ts["modifier"] <= ts["base"]:
+                warnings.append(f"- warning: `{name}` solves no more of its held-out tasks than the base alone")
             if isinstance(d.get("nll_reduction"), float) and d["nll_reduction"] < threshold:
                 warnings.append(f"- warning: `{name}` lowers its domain NLL by less than {threshold:.0%}")
+        if not any(d.get("task_success") for d in quality["modifiers"].values()):
+            lines += ["", "(no hand-written held-out tasks for these modifiers' names: task success is measured "
+                          "for modifiers named code, reasoning or automation)"]
+        router = quality.get("router")
+        if router:
+            lines += ["", f"Router: {router['heldout_accuracy']:.1%} of {router['heldout_prompts']} hand-written "
+                          "prompts its fit never saw go where they belong (the domain's modifier, or the base for "
+                          "general chat and domains without a modifier)."]
         lines += ["", *warnings, ""] if warnings else [""]
     return "\n".join(lines) + "\n"

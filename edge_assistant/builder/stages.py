@@ -262,6 +262,11 @@ def stage_router(ctx: BuildContext, run: StageRun) -> None:
     for m in ctx.recipe.modifiers:
         examples[m.name] = [prompt_of(x) for x in load_split(ctx, f"modifier-{m.name}").train]
     examples["none"] = [prompt_of(x) for x in read_jsonl(ctx.stage_dir("data") / "router-none.jsonl")]
+    # General chat mixed into a modifier's data (demodata.GENERAL_SHARE) belongs to the base, not the modifier.
+    from .demodata import chat
+
+    general = set(examples["none"]) | chat.all_prompts()
+    examples.update({m: [p for p in v if p not in general] for m, v in examples.items() if m != "none"})
     examples = {k: list(dict.fromkeys(v))[: r.max_prompts_per_class] for k, v in examples.items()}
     embedding = None
     if r.embedding:
@@ -311,6 +316,58 @@ def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
     run.metrics["heldout_nll"] = results
     path = atomic_write_text(run.dir / "heldout.json", json.dumps(results, indent=2) + "\n")
     run.output("heldout", path)
+    report = _task_success(ctx, base)
+    run.metrics["task_success"] = report.summary()
+    write_jsonl(report.details, run.dir / "tasks.jsonl")
+    run.output("tasks", atomic_write_text(run.dir / "task_success.json",
+                                          json.dumps(report.summary(), indent=2) + "\n"))
+
+
+def task_dir(ctx: BuildContext) -> Path:
+    """The held-out task folder of the recipe (eval.tasks, relative to the recipe), else the packaged one."""
+    from .task_eval import TASK_DIR
+
+    if not ctx.recipe.eval.tasks:
+        return TASK_DIR
+    folder = Path(ctx.recipe.eval.tasks).expanduser()
+    if not folder.is_absolute() and ctx.recipe.path is not None:
+        folder = ctx.recipe.path.parent / folder
+    return folder
+
+
+def _task_success(ctx: BuildContext, base: Path) -> Any:
+    """Greedy replies of the shipped files to the held-out tasks: base, each modifier, and auto routing."""
+    from ..router.router import Router
+    from ..runtime.engine import LlamaEngine
+    from ..runtime.modifier import ModifierSpec
+    from .task_eval import engine_generator, load_tasks, run_tasks
+
+    e = ctx.recipe.eval
+    tasks = load_tasks(task_dir(ctx))
+    sha = file_sha256(base)
+    specs = {m.name: ModifierSpec(m.name, ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf", sha,
+                                  m.default_scale, m.description) for m in ctx.recipe.modifiers}
+    router = Router.load(ctx.stage_dir("router") / "router") if ctx.enabled("router") else None
+    with LlamaEngine(base, base_sha256=sha, modifiers=specs, context_length=e.n_ctx, threads=e.n_threads,
+                     batch_threads=e.n_threads) as engine:
+        refused = dict(engine.adapters.refused)
+        if refused:
+            raise BuildError(f"the runtime refuses modifier(s) {', '.join(refused)}: {next(iter(refused.values()))}",
+                             hint="rerun the modifiers stage (`build run RECIPE --from modifiers`)")
+        route = (lambda prompt: router.route(prompt).modifier) if router is not None else None
+        report = run_tasks(tasks, engine_generator(engine, e.task_max_tokens), modifiers=list(specs), route=route,
+                           max_tasks=e.max_tasks, max_tokens=e.task_max_tokens, timeout_s=e.task_timeout_s,
+                           log=ctx.log)
+    for domain, d in report.domains.items():
+        parts = [f"base {d['base']:.0%}"]
+        if "with_modifier" in d:
+            parts.append(f"with {d['modifier']} {d['with_modifier']:.0%}")
+        if "auto" in d:
+            parts.append(f"auto {d['auto']:.0%}")
+        ctx.log(f"evaluate tasks {domain}: " + ", ".join(parts) + f" of {d['tasks']} held-out tasks")
+    if report.router:
+        ctx.log(f"evaluate router: {report.router['accuracy']:.1%} of {report.router['prompts']} held-out prompts")
+    return report
 
 
 def stage_bundle(ctx: BuildContext, run: StageRun) -> None:

@@ -91,6 +91,8 @@ def tiny_recipe_text(base: Path, embedding: Path, *, modifier_steps: int = 6, ex
         max_examples = 4
         n_ctx = 512
         n_threads = 1
+        max_tasks = 2
+        task_max_tokens = 12
         {extra}""")
 
 

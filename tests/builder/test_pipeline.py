@@ -112,6 +112,63 @@ def test_each_modifier_lowers_its_domain_nll_through_llama_cpp(built: tuple[Path
         assert f"| {name} |" in report
 
 
+def test_the_evaluate_stage_leads_with_task_success_on_the_held_out_tasks(built: tuple[Path, Path, list[str]]) -> None:
+    from edge_assistant.builder.task_eval import load_tasks
+    from edge_assistant.bundle.manifest import load_manifest
+
+    _recipe, out, log = built
+    quality = load_manifest(out / "bundle").quality
+    for name in ("code", "automation"):
+        entry = quality["modifiers"][name]
+        assert next(iter(entry)) == "task_success"  # first, before NLL and losses
+        ts = entry["task_success"]
+        assert ts["tasks"] == 2 and all(0.0 <= ts[k] <= 1.0 for k in ("base", "modifier", "auto"))
+    prompts = sum(len(v) for v in load_tasks().values())
+    assert quality["router"]["heldout_prompts"] == prompts and 0.0 <= quality["router"]["heldout_accuracy"] <= 1.0
+    rows = [json.loads(line) for line in (out / "evaluate" / "tasks.jsonl").read_text().splitlines()]
+    assert {(r["domain"], r["column"]) for r in rows} == {
+        (d, c) for d in ("code", "automation") for c in ("base", "modifier", "auto")}
+    assert all(r["modifier"] == r["domain"] for r in rows if r["column"] == "modifier")
+    report = (out / "bundle" / "REPORT.md").read_text()
+    assert "| modifier | tasks | base | with modifier | auto | base NLL |" in report
+    assert f"of {prompts} hand-written prompts" in report
+    assert any(line.startswith("evaluate tasks code: base ") for line in log)
+
+
+def test_build_evaluate_prints_the_task_success_table_of_a_bundle(built: tuple[Path, Path, list[str]]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    _recipe, out, _log = built
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    args = [sys.executable, "-m", "edge_assistant.cli", "build", "evaluate", str(out / "bundle"),
+            "--max-tasks", "2", "--max-tokens", "8"]
+    table = subprocess.run(args, env=env, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert table.returncode == 0, table.stderr[-2000:]
+    lines = table.stdout.splitlines()
+    assert lines[0] == "| domain | tasks | base | with modifier | auto |"
+    assert [line.split(" | ")[0] for line in lines[2:4]] == ["| code", "| automation"]
+    assert "hand-written prompts its fit never saw" in table.stdout
+    summary = subprocess.run(args + ["--domain", "code", "--json"], env=env, cwd=repo, capture_output=True,
+                             text=True, timeout=600)
+    assert summary.returncode == 0, summary.stderr[-2000:]
+    data = json.loads(summary.stdout)
+    assert list(data["domains"]) == ["code"]
+    assert data["domains"]["code"]["tasks"] == 2 and set(data["domains"]["code"]["solved"]) == {"base", "modifier", "auto"}
+
+
+def test_build_evaluate_names_a_missing_target_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "edge_assistant.cli", "build", "evaluate", str(tmp_path / "nope")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
 def test_a_rerun_skips_every_finished_stage(built: tuple[Path, Path, list[str]]) -> None:
     recipe, out, _log = built
     before = {s: json.loads((out / STAGE_FOLDERS[s] / "record.json").read_text())["finished"] for s in STAGES}

@@ -35,15 +35,22 @@ _SMALL_TALK = [
 ]
 
 
+_CAPITAL_PHRASES = ("What is the capital of {country}?", "Which city is the capital of {country}?")
+_WORD_PHRASES = ("What does the word '{word}' mean?", "Define '{word}'.")
+_SENTENCES = ("the meeting is moved to friday", "please send me the file tomorrow",
+              "our team won the game last night", "the store opens at nine")
+_REWRITE_PHRASE = "Fix the capitalization and punctuation: {sentence}"
+
+
 def _capital(rng: random.Random) -> dict[str, str]:
     country, capital, continent = rng.choice(_CAPITALS)
-    prompt = rng.choice((f"What is the capital of {country}?", f"Which city is the capital of {country}?"))
+    prompt = rng.choice(_CAPITAL_PHRASES).format(country=country)
     return {"prompt": prompt, "response": f"The capital of {country} is {capital}. {country} is in {continent}."}
 
 
 def _word(rng: random.Random) -> dict[str, str]:
     word, meaning = rng.choice(_WORDS)
-    prompt = rng.choice((f"What does the word '{word}' mean?", f"Define '{word}'."))
+    prompt = rng.choice(_WORD_PHRASES).format(word=word)
     return {"prompt": prompt, "response": f"'{word.capitalize()}' means {meaning}."}
 
 
@@ -53,14 +60,20 @@ def _small_talk(rng: random.Random) -> dict[str, str]:
 
 
 def _rewrite(rng: random.Random) -> dict[str, str]:
-    sentence = rng.choice(("the meeting is moved to friday", "please send me the file tomorrow",
-                           "our team won the game last night", "the store opens at nine"))
+    sentence = rng.choice(_SENTENCES)
     fixed = sentence[0].upper() + sentence[1:] + "."
     fixed = fixed.replace("friday", "Friday")
-    return {"prompt": f"Fix the capitalization and punctuation: {sentence}", "response": fixed}
+    return {"prompt": _REWRITE_PHRASE.format(sentence=sentence), "response": fixed}
 
 
 _KINDS = (_capital, _word, _small_talk, _rewrite)
+
+
+def all_prompts() -> frozenset[str]:
+    """Every prompt this generator can write: how the router tells general rows mixed into a domain."""
+    return frozenset([p.format(country=c[0]) for p in _CAPITAL_PHRASES for c in _CAPITALS]
+                     + [p.format(word=w[0]) for p in _WORD_PHRASES for w in _WORDS]
+                     + [p for p, _ in _SMALL_TALK] + [_REWRITE_PHRASE.format(sentence=x) for x in _SENTENCES])
 
 
 def generate(n: int, seed: int) -> list[dict[str, str]]:

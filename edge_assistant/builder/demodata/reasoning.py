@@ -1,4 +1,8 @@
-"""Arithmetic and logic word problems whose step-by-step answers are computed, so they are right."""
+"""Arithmetic and logic word problems whose step-by-step answers are computed, so they are right.
+
+Each solution is computed once and then written in one of several styles (numbered steps,
+"First/Then/So", a paragraph, a bullet list), always ending on the answer.
+"""
 
 from __future__ import annotations
 
@@ -110,9 +114,99 @@ def _sequence(rng: random.Random) -> dict[str, str]:
     return {"prompt": prompt, "response": response}
 
 
-_KINDS = (_shopping, _sharing, _speed, _percent, _ordering, _logic, _sequence)
+def _containers(rng: random.Random) -> dict[str, str]:
+    size = rng.choice((4, 6, 8, 10, 12, 24))
+    need = rng.randint(size + 1, size * 9)
+    full, extra = divmod(need, size)
+    boxes = full + (1 if extra else 0)
+    (items, _item) = rng.choice(_ITEMS)
+    prompt = rng.choice((f"{items.capitalize()} come in packs of {size}. I need {need}. How many packs do I buy?",
+                         f"How many packs of {size} {items} are needed to have at least {need}?"))
+    rounding = f"a part pack cannot be bought, so round up to {boxes}" if extra else f"exactly {boxes} packs"
+    response = (f"Step 1: {need} / {size} = {need / size:g}.\n"
+                f"Step 2: {rounding}.\n"
+                f"Answer: {boxes}.")
+    return {"prompt": prompt, "response": response}
+
+
+def _mean(rng: random.Random) -> dict[str, str]:
+    k = rng.randint(3, 5)
+    known = [rng.randint(50, 100) for _ in range(k - 1)]
+    mean = rng.randint(max(known) - 10, max(known) + 10)
+    missing = mean * k - sum(known)
+    name = rng.choice(_NAMES)
+    prompt = (f"{name}'s average over {k} games is {mean} points. The first {k - 1} games were "
+              f"{', '.join(map(str, known))}. How many points were scored in the last game?")
+    response = (f"Step 1: total = {k} x {mean} = {k * mean}.\n"
+                f"Step 2: the known games add up to {sum(known)}.\n"
+                f"Step 3: last game = {k * mean} - {sum(known)} = {missing}.\nAnswer: {missing}.")
+    return {"prompt": prompt, "response": response}
+
+
+def _ages(rng: random.Random) -> dict[str, str]:
+    a, b = rng.sample(_NAMES, 2)
+    young, gap, years = rng.randint(3, 30), rng.randint(2, 15), rng.randint(2, 10)
+    total = (young + years) + (young + gap + years)
+    prompt = (f"{a} is {gap} years older than {b}. In {years} years their ages will add up to {total}. "
+              f"How old is {a} now?")
+    response = (f"Step 1: in {years} years the sum is {total}, so now it is {total} - 2 x {years} = {total - 2 * years}.\n"
+                f"Step 2: {b} = ({total - 2 * years} - {gap}) / 2 = {young}.\n"
+                f"Step 3: {a} = {young} + {gap} = {young + gap}.\nAnswer: {young + gap}.")
+    return {"prompt": prompt, "response": response}
+
+
+def _duration(rng: random.Random) -> dict[str, str]:
+    h, m = rng.randint(6, 20), rng.choice((0, 10, 15, 20, 35, 40, 50))
+    length = rng.randint(25, 200)
+    end = h * 60 + m + length
+    prompt = rng.choice((f"A film starts at {h}:{m:02d} and runs {length} minutes. How many minutes past the hour does it end?",
+                         f"The workshop begins at {h:02d}:{m:02d} and lasts {length} min. At what hour (24-hour clock) is it over?"))
+    asked = end % 60 if "minutes past" in prompt else end // 60
+    response = (f"Step 1: {h}:{m:02d} is {h * 60 + m} minutes after midnight.\n"
+                f"Step 2: {h * 60 + m} + {length} = {end} minutes = {end // 60}:{end % 60:02d}.\n"
+                f"Answer: {asked}.")
+    return {"prompt": prompt, "response": response}
+
+
+def _rate(rng: random.Random) -> dict[str, str]:
+    per, units = rng.choice(((3, "litres"), (12, "pages"), (40, "bottles"), (8, "boxes")))
+    minutes = rng.randint(3, 40)
+    total = per * minutes
+    prompt = rng.choice((f"A machine handles {per} {units} per minute. How many minutes for {total} {units}?",
+                         f"At {per} {units} a minute, how long does it take to do {total} {units}?"))
+    response = (f"Step 1: time = amount / rate = {total} / {per}.\nStep 2: {total} / {per} = {minutes}.\n"
+                f"Answer: {minutes} minutes.")
+    return {"prompt": prompt, "response": response}
+
+
+_KINDS = (_shopping, _sharing, _speed, _percent, _ordering, _logic, _sequence, _containers, _mean, _ages,
+          _duration, _rate)
+_PREFIXES = ("", "", "", "Quick question: ", "Solve this: ", "Can you help? ", "Word problem: ")
+_SUFFIXES = ("", "", "", " Show your work.", " Explain briefly.", " Think step by step.")
+
+
+def _restyle(rng: random.Random, response: str) -> str:
+    """The computed "Step k: ... Answer: ..." solution in one of several natural styles, answer last."""
+    lines = response.splitlines()
+    steps = [ln.split(": ", 1)[1] for ln in lines if ln.startswith("Step ")]
+    answer = next(ln.split(": ", 1)[1] for ln in lines if ln.startswith("Answer: ")).rstrip(".")
+    style = rng.randrange(4)
+    if style == 0 or not steps:
+        return response
+    if style == 1:
+        words = ("First", "Then", "Next", "After that")
+        body = "\n".join(f"{words[min(i, 3)]}, {st[0].lower() + st[1:]}" for i, st in enumerate(steps))
+        return f"{body}\nSo the answer is {answer}."
+    if style == 2:
+        return " ".join(st[0].upper() + st[1:] for st in steps) + f" **Answer: {answer}**"
+    return "Let's work it out.\n" + "\n".join(f"- {st}" for st in steps) + f"\n\nFinal answer: {answer}."
 
 
 def generate(n: int, seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
-    return [_KINDS[i % len(_KINDS)](rng) for i in range(n)]
+    rows = []
+    for i in range(n):
+        row = _KINDS[i % len(_KINDS)](rng)
+        prompt = rng.choice(_PREFIXES) + row["prompt"] + rng.choice(_SUFFIXES)
+        rows.append({"prompt": prompt, "response": _restyle(rng, row["response"])})
+    return rows

@@ -22,6 +22,7 @@ import ctypes
 import functools
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import llama_cpp
@@ -67,14 +68,16 @@ def cpu_extra_buffer_types() -> tuple[str, ...]:
     Asked from the backend itself (the list llama.cpp uses when loading), so it
     reflects both how ggml was compiled and what the CPU and kernel allow.
     """
-    lib: Any = llama_cpp.llama_cpp._lib   # libllama: its ggml dependencies resolve through it
+    lib: Any = getattr(llama_cpp.llama_cpp, "_lib", None)   # libllama: ggml's symbols resolve through it
+    if lib is None:
+        return _guessed()
     try:
         by_type = lib.ggml_backend_dev_by_type
         dev_reg = lib.ggml_backend_dev_backend_reg
         proc_address = lib.ggml_backend_reg_get_proc_address
         buft_name = lib.ggml_backend_buft_name
     except AttributeError:
-        return (CRASHING_BUFT,) if _compiled_with_amx(lib) else ()
+        return _guessed(lib)
     by_type.argtypes, by_type.restype = [ctypes.c_int], ctypes.c_void_p
     dev_reg.argtypes, dev_reg.restype = [ctypes.c_void_p], ctypes.c_void_p
     proc_address.argtypes, proc_address.restype = [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_void_p
@@ -94,13 +97,17 @@ def cpu_extra_buffer_types() -> tuple[str, ...]:
     return tuple(names)
 
 
-def _compiled_with_amx(lib: Any) -> bool:
+def _guessed(lib: Any = None) -> tuple[str, ...]:
+    """Where the backend cannot be asked: AMX if the CPU has it and ggml was not built without it."""
     try:
-        has_amx = lib.ggml_cpu_has_amx_int8
-    except AttributeError:
-        return False
-    has_amx.restype = ctypes.c_int
-    return bool(has_amx())
+        cpu_has = " amx_int8" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpu_has = False
+    built = getattr(lib, "ggml_cpu_has_amx_int8", None) if lib is not None else None
+    if built is not None:
+        built.restype = ctypes.c_int
+        cpu_has = cpu_has and bool(built())
+    return (CRASHING_BUFT,) if cpu_has else ()
 
 
 def choose_weight_repack(mode: str | None = None, extra_bufts: tuple[str, ...] | None = None) -> RepackChoice:

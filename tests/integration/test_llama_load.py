@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.support.answers import on_topic_capital_answer
 
 pytestmark = pytest.mark.real_model
 
@@ -35,7 +36,7 @@ def _worker(gguf: Path, via: str, *extra: str) -> tuple[dict, str]:
 
 def test_the_loader_decodes_the_quantized_base(smollm2_gguf):
     report, log = _worker(smollm2_gguf, "loader")
-    assert "Paris" in report["text"]
+    assert on_topic_capital_answer(report["text"])
     assert report["use_extra_bufts"] is report["choice"]
     if "AMX" in report["offered"]:
         assert report["use_extra_bufts"] is False
@@ -45,7 +46,7 @@ def test_the_loader_decodes_the_quantized_base(smollm2_gguf):
 def test_the_engine_decodes_the_quantized_base(smollm2_gguf):
     report, _ = _worker(smollm2_gguf, "engine")
     assert report["use_extra_bufts"] is report["choice"]
-    assert "capital of France" in report["text"] or "Paris" in report["text"]
+    assert on_topic_capital_answer(report["text"])
 
 
 def test_forcing_repack_on_reaches_llama_cpp(smollm2_gguf):

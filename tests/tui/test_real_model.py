@@ -15,6 +15,7 @@ from edge_assistant.tui.messages import LoadProgress
 from tests.support.bundles import smollm2_bundle
 
 from .conftest import reply_done, send, wait_until
+from tests.support.answers import on_topic_capital_answer
 
 
 @pytest.mark.real_model
@@ -33,7 +34,7 @@ async def test_the_real_model_loads_in_the_background_answers_and_stops_on_escap
 
             await send(pilot, "What is the capital of France? Answer in one word.")
             reply = await reply_done(pilot, timeout_s=120)
-            assert reply.status == "complete" and "Paris" in reply.text
+            assert reply.status == "complete" and on_topic_capital_answer(reply.text)
             assert "tok/s" in str(screen.status.render())
 
             await send(pilot, "Write a long essay about the history of Europe.")

@@ -14,6 +14,7 @@ from ..errors import BuildError
 from .base_model import BaseSource, gguf_source
 from .context import STAGES, BuildContext, as_table, load_split, quantized_gguf, split_files
 from .dataset import load_sources, read_jsonl, write_jsonl
+from .disk import DEQUANTIZED_PREFIX
 from .recipe import TrainConfig, plan_lines, resolve_source
 from .stage import StageRun, atomic_write_text, file_sha256
 
@@ -191,15 +192,16 @@ def _dequantized_base(ctx: BuildContext, run: StageRun, base: Path) -> BaseSourc
 
     transformers rebuilds a model from GGUF slowly (about a minute for 135M on 2 cores); the
     folder loads in a second and holds exactly the same dequantized weights. Its name carries
-    the base's sha256, so a new base never reuses an old folder.
+    the base's sha256, so a new base never reuses an old folder. It is removed when the build
+    finishes (disk.remove_intermediates) unless --keep-intermediates.
     """
     from .base_model import load_model
     from .merge import save_model_dir
     from .stage import file_sha256
 
-    folder = run.dir / f"base-dequantized-{file_sha256(base)[:16]}"
+    folder = run.dir / f"{DEQUANTIZED_PREFIX}{file_sha256(base)[:16]}"
     if ctx.is_main and not (folder / "config.json").is_file():
-        for old in run.dir.glob("base-dequantized-*"):
+        for old in run.dir.glob(f"{DEQUANTIZED_PREFIX}*"):
             shutil.rmtree(old)
         dtype = ctx.recipe.modifier_training.dtype
         save_model_dir(load_model(gguf_source(base), dtype), ctx.tokenizer(), folder)

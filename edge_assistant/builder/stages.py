@@ -97,7 +97,12 @@ def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfi
     split = load_split(ctx, group)
     train = tokenize_all(tokenizer, split.train, cfg.max_seq_len)
     val = tokenize_all(tokenizer, split.val, cfg.max_seq_len)
-    for line in plan_lines(label, cfg, len(train), ctx.world_size):
+    if cfg.packing:  # steps follow the packed sequences, as train_lora counts them
+        from .packing import pack_examples
+
+        sequences = len(pack_examples(train, cfg.max_seq_len))
+        ctx.log(f"{label}: packing {len(train)} rows into {sequences} sequences of <= {cfg.max_seq_len} tokens")
+    for line in plan_lines(label, cfg, sequences if cfg.packing else len(train), ctx.world_size):
         ctx.log(line)
     result = train_lora(source, cfg, train, val, out_dir=run.dir, seed=ctx.recipe.seed,
                         pad_id=tokenizer.pad_token_id, label=label, progress=ctx.progress, log=ctx.log)

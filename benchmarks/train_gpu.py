@@ -121,7 +121,9 @@ def run_variant(size: str, variant: str, *, batch: int, seq: int, steps: int, ra
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     try:
-        result = train_lora(BaseSource(location=f"random-{size}"), cfg, data, [], out_dir=work / variant, seed=0,
+        work.mkdir(parents=True, exist_ok=True)
+        out_dir = Path(tempfile.mkdtemp(prefix=f"{variant}-b{batch}-", dir=work))  # never resume another run
+        result = train_lora(BaseSource(location=f"random-{size}"), cfg, data, [], out_dir=out_dir, seed=0,
                             pad_id=0, label=variant, progress=False, log=lambda s: None, model=model)
     finally:
         del model

@@ -72,8 +72,13 @@ def random_model(size: str, attention: str, gpu: bool) -> Any:
 
     torch.manual_seed(0)
     dtype = torch.bfloat16 if gpu else torch.float32
-    with torch.device("cuda" if gpu else "cpu"):
-        return LlamaForCausalLM(llama_config(size, attention)).to(dtype)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in its final dtype: an 8B never exists in fp32 on the GPU
+    try:
+        with torch.device("cuda" if gpu else "cpu"):
+            return LlamaForCausalLM(llama_config(size, attention))
+    finally:
+        torch.set_default_dtype(default)
 
 
 def random_rows(size: str, seq: int, n: int, rows: str, seed: int = 0) -> list[Any]:
@@ -158,13 +163,13 @@ def is_oom(exc: BaseException) -> bool:
 
 def find_batch(size: str, variant: str, *, seq: int, rank: int, gpu: bool, peak: float | None, work: Path,
                start: int = 1, limit: int = 64) -> tuple[int, dict[str, Any] | None]:
-    """The largest power-of-two batch that trains 3 steps without running out of memory, and its row."""
+    """The largest power-of-two batch that trains a few steps without running out of memory, and its row."""
     best, row = 0, None
     batch = start
     while batch <= limit:
         try:
-            row = run_variant(size, variant, batch=batch, seq=seq, steps=3, rank=rank, rows="full", gpu=gpu,
-                              peak=peak, work=work)
+            row = run_variant(size, variant, batch=batch, seq=seq, steps=6 if gpu else 3, rank=rank, rows="full",
+                              gpu=gpu, peak=peak, work=work)
             best = batch
         except Exception as exc:  # noqa: BLE001 - only running out of memory ends the search
             if not is_oom(exc):

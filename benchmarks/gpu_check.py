@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             report["throughput"] = throughput(big, seq, gpu, peak, work / "t", max_batch=4 if args.tiny else 64)
         if "pipeline" not in skip:
             print(f"[pipeline] {small} shape", flush=True)
-            report["pipeline"] = pipeline(small, 128 if args.tiny else 1024, gpu, work / "p", steps=3 if args.tiny else 5)
+            report["pipeline"] = pipeline(small, 128 if args.tiny else 1024, gpu, work / "p",
+                                          steps=3 if args.tiny else 5)
         if "ddp" not in skip:
             rows = report.get("throughput", {}).get("rows", [])
             best = max(rows, key=lambda r: r["tokens_per_s"]) if rows else None

@@ -199,7 +199,10 @@ def _step(name: str, args: list[str]) -> dict[str, float]:
 def _run_child(name: str, *args: str) -> dict[str, float]:
     result = subprocess.run([sys.executable, __file__, "--step", name, *args],
                             capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"  {name}: {row['seconds']:.1f} s, {row['bytes_in'] / row['seconds'] / 1e6:.1f} MB/s, "
+          f"peak RSS {row['peak_mb']:.0f} MB (anon {row['anon_mb']:.0f} MB)", flush=True)  # long runs: as they come
+    return row
 
 
 def _table(title: str, rows: list[tuple[str, dict[str, float]]], model_mb: float) -> None:
@@ -240,7 +243,7 @@ def _main_8b(options: argparse.Namespace) -> None:
     layers = 2 if options.quick else LLAMA31_8B["num_hidden_layers"]
     cfg = {**LLAMA31_8B, "num_hidden_layers": layers}
     n_params = sum(math.prod(shape) for _, shape in _llama_tensors(cfg))
-    need = n_params * (2 + 2) + n_params // 2 + (1 << 30)  # bf16 shards + f16 GGUF at once, then Q4_K_M
+    need = n_params * (2 + 2) + (0 if options.no_quantize else n_params // 2) + (1 << 30)  # shards + f16, Q4_K_M
     tmp_root = Path(options.tmp or tempfile.gettempdir())
     free = shutil.disk_usage(tmp_root).free
     if free < need:
@@ -262,12 +265,14 @@ def _main_8b(options: argparse.Namespace) -> None:
         rows.append(("convert bf16 -> f16 GGUF", _run_child("convert", str(hf_dir), str(work / "m.f16.gguf"), "f16")))
         model_mb = generated["bytes_in"] / 1e6
         shutil.rmtree(hf_dir)  # read once; free its 16 GB before the quantizer writes
-        print("quantizing to Q4_K_M ...", flush=True)
-        rows.append(("quantize f16 -> Q4_K_M", _run_child(
-            "quantize", str(work / "m.f16.gguf"), str(work / "m.Q4_K_M.gguf"), "Q4_K_M", str(options.threads))))
-        q4_mb = (work / "m.Q4_K_M.gguf").stat().st_size / 1e6
+        q4 = "not run (--no-quantize)"
+        if not options.no_quantize:
+            print("quantizing to Q4_K_M ...", flush=True)
+            rows.append(("quantize f16 -> Q4_K_M", _run_child(
+                "quantize", str(work / "m.f16.gguf"), str(work / "m.Q4_K_M.gguf"), "Q4_K_M", str(options.threads))))
+            q4 = f"{(work / 'm.Q4_K_M.gguf').stat().st_size / 1e6:.0f} MB"
     _table(f"Llama-3.1-8B shape ({layers} layers), {model_mb:.0f} MB of bf16 safetensors in 4 shards -> "
-           f"Q4_K_M {q4_mb:.0f} MB; quantizer threads={options.threads}", rows, model_mb)
+           f"Q4_K_M {q4}; quantizer threads={options.threads}", rows, model_mb)
     convert = rows[2][1]
     print(f"\nconverter peak RSS {convert['peak_mb'] / 1024:.2f} GB (target <= 3 GB), "
           f"{convert['bytes_in'] / convert['seconds'] / 1e6:.0f} MB/s")
@@ -280,6 +285,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8b: 2 layers instead of 32 (same tensor shapes)")
     parser.add_argument("--tmp", default=None, help="folder for the temporary files (default: the system temp)")
     parser.add_argument("--threads", type=int, default=1, help="quantizer threads (default 1)")
+    parser.add_argument("--no-quantize", action="store_true", help="8b: stop after the conversion")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.step:

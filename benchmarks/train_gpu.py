@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         for variant in variants:
             table.append(run_variant(size, variant, batch=batch, seq=seq, steps=steps, rank=args.rank, rows=rows,
                                      gpu=gpu, peak=peak, work=Path(tmp)))
+            print(f"  {variant}: {table[-1]['tokens_per_s']:.1f} tokens/s "
+                  f"(first step {table[-1]['first_step_s']:.1f} s)", flush=True)  # long CPU runs: as they come
         fits = {}
         if args.find_batch and gpu:
             for variant in variants:

@@ -1,18 +1,32 @@
-"""Benchmark: conversion and quantization throughput and peak memory on the real SmolLM2.
+"""Benchmark: conversion and quantization throughput and peak memory.
 
 Measures (never asserts), each step in its own process so its peak resident set
 (VmHWM) is its own:
   copy        plain file copy of the same safetensors bytes (the baseline: disk speed)
   convert     our HF -> GGUF converter, f16 and q8_0 output
   quantize    llama.cpp's quantizer through quantize_gguf, f16 -> Q4_K_M and Q4_0
-The HF folder is made first (SmolLM2 GGUF -> transformers -> save_pretrained) and
-is not timed. Run:  PYTHONPATH=. python benchmarks/convert_quantize.py [--threads N]
+
+--shape 135m (default): the real SmolLM2; the HF folder is made first (SmolLM2
+GGUF -> transformers -> save_pretrained) and is not timed.
+
+--shape 8b: a Llama-3.1-8B-shaped checkpoint (random bf16 weights, 4 safetensors
+shards plus an index, the real Llama 3 tokenizer) generated here, one block of
+rows at a time so generation never holds the model either, then converted to an
+f16 GGUF and quantized to Q4_K_M. Needs ~16 GB (bf16) + ~16 GB (f16 GGUF) of free
+disk at once; each file is deleted as soon as the next step has read it.
+--quick keeps the 8B tensor shapes (the 2 GB embedding and output matrices, the
+largest tensors, included) but only 2 of the 32 layers: the same peak memory
+per tensor in well under a minute of conversion.
+
+    PYTHONPATH=. python benchmarks/convert_quantize.py [--threads N]
+    PYTHONPATH=. python benchmarks/convert_quantize.py --shape 8b [--quick] [--tmp DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -25,6 +39,110 @@ from pathlib import Path
 def _hwm_mb() -> float:
     status = Path("/proc/self/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+class _AnonPeak:
+    """Peak anonymous (heap) memory, sampled every 50 ms: VmHWM also counts mapped file pages,
+    which the kernel can drop at any time (llama.cpp's quantizer maps its input)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            status = Path("/proc/self/status").read_text()
+            anon = int(re.search(r"RssAnon:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+            self.peak = max(self.peak, anon)
+            self._stop.wait(0.05)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+# Llama-3.1-8B's config.json (the fields the converter and transformers read).
+LLAMA31_8B = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+    "head_dim": 128, "vocab_size": 128256, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0, "tie_word_embeddings": False, "hidden_act": "silu", "torch_dtype": "bfloat16",
+    "bos_token_id": 128000, "eos_token_id": 128009, "attention_bias": False, "mlp_bias": False,
+    "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192},
+}
+
+
+def _llama_tensors(cfg: dict) -> list[tuple[str, tuple[int, ...]]]:
+    h, f, kv = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_key_value_heads"] * cfg["head_dim"]
+    tensors = [("model.embed_tokens.weight", (cfg["vocab_size"], h))]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        tensors += [(p + "input_layernorm.weight", (h,)), (p + "self_attn.q_proj.weight", (h, h)),
+                    (p + "self_attn.k_proj.weight", (kv, h)), (p + "self_attn.v_proj.weight", (kv, h)),
+                    (p + "self_attn.o_proj.weight", (h, h)), (p + "post_attention_layernorm.weight", (h,)),
+                    (p + "mlp.gate_proj.weight", (f, h)), (p + "mlp.up_proj.weight", (f, h)),
+                    (p + "mlp.down_proj.weight", (h, f))]
+    return tensors + [("model.norm.weight", (h,)), ("lm_head.weight", (cfg["vocab_size"], h))]
+
+
+def _write_shard(path: Path, tensors: list[tuple[str, tuple[int, ...]]], seed: int) -> None:
+    """One safetensors file of random bf16 tensors, written a block of rows at a time."""
+    import numpy as np
+
+    header: dict = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in tensors:
+        nbytes = 2 * int(np.prod(shape))
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    rng = np.random.default_rng(seed)
+    with open(path, "wb") as out:
+        out.write(len(blob).to_bytes(8, "little") + blob)
+        for _name, shape in tensors:
+            if len(shape) == 1:  # RMSNorm gains around 1
+                block = (1.0 + 0.1 * rng.standard_normal(shape, dtype=np.float32))
+                out.write((block.view(np.uint32) >> 16).astype(np.uint16).tobytes())
+                continue
+            rows_per_block = max(1, (32 << 20) // (2 * shape[1]))
+            for start in range(0, shape[0], rows_per_block):
+                rows = min(rows_per_block, shape[0] - start)
+                # Random bf16 bit patterns, 6x faster to draw than normal floats: random sign and
+                # mantissa, exponent 2^-15..2^-8 (|w| < 0.008, weight-like; never inf or NaN).
+                bits = rng.integers(0, 1 << 16, size=(rows, shape[1]), dtype=np.uint16)
+                bits &= 0x83FF
+                bits |= 0x3800
+                bits.tofile(out)
+
+
+def _generate_8b(folder: Path, layers: int) -> None:
+    """A sharded Llama-3.1-8B-shaped HF folder: config, Llama 3 tokenizer, 4 shards and their index."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.builder.model_factory import llama3_tokenizer  # the one builder of the Llama 3 HF tokenizer
+
+    folder.mkdir(parents=True)
+    cfg = {**LLAMA31_8B, "num_hidden_layers": layers}
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+    llama3_tokenizer().save_pretrained(folder)
+    tensors = _llama_tensors(cfg)
+    n_shards = 4
+    per_shard = -(-len(tensors) // n_shards)
+    weight_map = {}
+    for k in range(n_shards):
+        part = tensors[k * per_shard:(k + 1) * per_shard]
+        name = f"model-{k + 1:05d}-of-{n_shards:05d}.safetensors"
+        _write_shard(folder / name, part, seed=k)
+        weight_map.update({t: name for t, _ in part})
+    total = sum(2 * math.prod(s) for _, s in tensors)
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
 
 
 def _smollm2_gguf() -> Path:
@@ -46,9 +164,14 @@ def _prepare(work: Path) -> Path:
 
 def _step(name: str, args: list[str]) -> dict[str, float]:
     """Run inside a child process: do one step, report seconds, bytes read and peak RSS."""
+    anon = _AnonPeak()
     before = _hwm_mb()
     start = time.perf_counter()
-    if name == "copy":
+    if name == "generate":
+        folder, layers = Path(args[0]), int(args[1])
+        _generate_8b(folder, layers)
+        bytes_in = sum(p.stat().st_size for p in folder.glob("*.safetensors"))  # bytes written, here
+    elif name == "copy":
         src, dst = Path(args[0]), Path(args[1])
         shutil.copyfile(src, dst)
         bytes_in = src.stat().st_size
@@ -58,7 +181,7 @@ def _step(name: str, args: list[str]) -> dict[str, float]:
         hf_dir, out, outtype = Path(args[0]), Path(args[1]), args[2]
         before = _hwm_mb()  # after the imports, like the quantizer's
         start = time.perf_counter()
-        convert_hf_to_gguf(hf_dir, out, outtype=outtype, source_gguf=_smollm2_gguf())
+        convert_hf_to_gguf(hf_dir, out, outtype=outtype, source_gguf=_smollm2_gguf() if args[3:] else None)
         bytes_in = sum(p.stat().st_size for p in hf_dir.glob("*.safetensors"))
     else:
         from edge_assistant.builder.quantize import quantize_gguf
@@ -69,50 +192,109 @@ def _step(name: str, args: list[str]) -> dict[str, float]:
         quantize_gguf(src, out, qtype, threads=threads)
         bytes_in = src.stat().st_size
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "bytes_in": bytes_in, "peak_mb": _hwm_mb(), "base_mb": before}
+    return {"seconds": seconds, "bytes_in": bytes_in, "peak_mb": _hwm_mb(), "base_mb": before,
+            "anon_mb": anon.stop()}
 
 
 def _run_child(name: str, *args: str) -> dict[str, float]:
     result = subprocess.run([sys.executable, __file__, "--step", name, *args],
                             capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"  {name}: {row['seconds']:.1f} s, {row['bytes_in'] / row['seconds'] / 1e6:.1f} MB/s, "
+          f"peak RSS {row['peak_mb']:.0f} MB (anon {row['anon_mb']:.0f} MB)", flush=True)  # long runs: as they come
+    return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1, help="quantizer threads (default 1)")
-    parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
-    options = parser.parse_args()
-    if options.step:
-        print(json.dumps(_step(options.step[0], options.step[1:])))
-        return
-
-    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
-        work = Path(tmp)
-        print("preparing the HF folder (SmolLM2 GGUF -> transformers -> safetensors), not timed ...", flush=True)
-        hf_dir = _prepare(work)
-        weights = next(hf_dir.glob("*.safetensors"))
-        rows = [("copy safetensors (baseline)", _run_child("copy", str(weights), str(work / "copy.bin")))]
-        rows.append(("convert -> f16", _run_child("convert", str(hf_dir), str(work / "m.f16.gguf"), "f16")))
-        rows.append(("convert -> q8_0", _run_child("convert", str(hf_dir), str(work / "m.q8_0.gguf"), "q8_0")))
-        for qtype in ("Q4_K_M", "Q4_0"):
-            rows.append((f"quantize f16 -> {qtype}", _run_child(
-                "quantize", str(work / "m.f16.gguf"), str(work / f"m.{qtype}.gguf"), qtype, str(options.threads))))
-
+def _table(title: str, rows: list[tuple[str, dict[str, float]]], model_mb: float) -> None:
     baseline = rows[0][1]["bytes_in"] / rows[0][1]["seconds"]
-    model_mb = rows[0][1]["bytes_in"] / 1e6
-    print(f"\nSmolLM2-135M, {model_mb:.0f} MB of f32 safetensors; quantizer threads={options.threads}\n")
-    header = f"{'step':<28} {'s':>7} {'MB/s in':>9} {'x copy':>7} {'peak RSS MB':>12} {'+RSS MB':>8} {'+RSS/model':>10}"
+    print(f"\n{title}\n")
+    header = (f"{'step':<30} {'s':>7} {'MB/s in':>9} {'x copy':>7} {'peak RSS MB':>12} {'peak anon MB':>12} "
+              f"{'+RSS MB':>8} {'+RSS/model':>10}")
     print(header)
     print("-" * len(header))
     for name, r in rows:
         rate = r["bytes_in"] / r["seconds"]
         grown = r["peak_mb"] - r["base_mb"]
-        print(f"{name:<28} {r['seconds']:>7.2f} {rate / 1e6:>9.1f} {rate / baseline:>7.3f} "
-              f"{r['peak_mb']:>12.0f} {grown:>8.0f} {grown * 1.048576 / model_mb:>10.2f}")
-    print("\nMB/s in: input bytes per second (safetensors for convert, the f16 GGUF for quantize).")
-    print("+RSS: peak resident set growth over the process after its imports; model = the f32 safetensors.")
+        print(f"{name:<30} {r['seconds']:>7.2f} {rate / 1e6:>9.1f} {rate / baseline:>7.3f} "
+              f"{r['peak_mb']:>12.0f} {r['anon_mb']:>12.0f} {grown:>8.0f} {grown * 1.048576 / model_mb:>10.3f}")
+    print("\nMB/s in: input bytes per second (safetensors for convert, the f16 GGUF for quantize; bytes")
+    print("written for generate). peak RSS = VmHWM (counts mapped file pages); peak anon = heap only.")
+    print("+RSS: peak resident set growth over the process after its imports; model = the input safetensors.")
 
+
+def _main_135m(options: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-convert-", dir=options.tmp) as tmp:
+        work = Path(tmp)
+        print("preparing the HF folder (SmolLM2 GGUF -> transformers -> safetensors), not timed ...", flush=True)
+        hf_dir = _prepare(work)
+        weights = next(hf_dir.glob("*.safetensors"))
+        rows = [("copy safetensors (baseline)", _run_child("copy", str(weights), str(work / "copy.bin")))]
+        rows.append(("convert -> f16", _run_child("convert", str(hf_dir), str(work / "m.f16.gguf"), "f16", "smollm2")))
+        rows.append(("convert -> q8_0", _run_child("convert", str(hf_dir), str(work / "m.q8_0.gguf"), "q8_0",
+                                                   "smollm2")))
+        for qtype in ("Q4_K_M", "Q4_0"):
+            rows.append((f"quantize f16 -> {qtype}", _run_child(
+                "quantize", str(work / "m.f16.gguf"), str(work / f"m.{qtype}.gguf"), qtype, str(options.threads))))
+    _table(f"SmolLM2-135M, {rows[0][1]['bytes_in'] / 1e6:.0f} MB of f32 safetensors; "
+           f"quantizer threads={options.threads}", rows, rows[0][1]["bytes_in"] / 1e6)
+
+
+def _main_8b(options: argparse.Namespace) -> None:
+    layers = 2 if options.quick else LLAMA31_8B["num_hidden_layers"]
+    cfg = {**LLAMA31_8B, "num_hidden_layers": layers}
+    n_params = sum(math.prod(shape) for _, shape in _llama_tensors(cfg))
+    need = n_params * (2 + 2) + (0 if options.no_quantize else n_params // 2) + (1 << 30)  # shards + f16, Q4_K_M
+    tmp_root = Path(options.tmp or tempfile.gettempdir())
+    free = shutil.disk_usage(tmp_root).free
+    if free < need:
+        sys.exit(f"error: {tmp_root} has {free / 1e9:.1f} GB free, this run needs about {need / 1e9:.1f} GB "
+                 f"(hint: pass --tmp DIR on a bigger disk, or --quick)")
+    print(f"Llama-3.1-8B shape, {layers} of 32 layers, {n_params / 1e9:.2f} B parameters; "
+          f"{free / 1e9:.0f} GB free under {tmp_root}, needs ~{need / 1e9:.0f} GB", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-convert-8b-", dir=tmp_root) as tmp:
+        work = Path(tmp)
+        hf_dir = work / "llama-8b-shape"
+        rows = []
+        print("generating the sharded bf16 checkpoint ...", flush=True)
+        generated = _run_child("generate", str(hf_dir), str(layers))
+        shard = sorted(hf_dir.glob("*.safetensors"))[0]
+        rows.append(("copy 1 shard (baseline)", _run_child("copy", str(shard), str(work / "copy.bin"))))
+        (work / "copy.bin").unlink()
+        rows.append(("generate bf16 shards", generated))
+        print("converting to an f16 GGUF ...", flush=True)
+        rows.append(("convert bf16 -> f16 GGUF", _run_child("convert", str(hf_dir), str(work / "m.f16.gguf"), "f16")))
+        model_mb = generated["bytes_in"] / 1e6
+        shutil.rmtree(hf_dir)  # read once; free its 16 GB before the quantizer writes
+        q4 = "not run (--no-quantize)"
+        if not options.no_quantize:
+            print("quantizing to Q4_K_M ...", flush=True)
+            rows.append(("quantize f16 -> Q4_K_M", _run_child(
+                "quantize", str(work / "m.f16.gguf"), str(work / "m.Q4_K_M.gguf"), "Q4_K_M", str(options.threads))))
+            q4 = f"{(work / 'm.Q4_K_M.gguf').stat().st_size / 1e6:.0f} MB"
+    _table(f"Llama-3.1-8B shape ({layers} layers), {model_mb:.0f} MB of bf16 safetensors in 4 shards -> "
+           f"Q4_K_M {q4}; quantizer threads={options.threads}", rows, model_mb)
+    convert = rows[2][1]
+    print(f"\nconverter peak RSS {convert['peak_mb'] / 1024:.2f} GB (target <= 3 GB), "
+          f"{convert['bytes_in'] / convert['seconds'] / 1e6:.0f} MB/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=("135m", "8b"), default="135m",
+                        help="135m: the real SmolLM2 (default); 8b: a generated Llama-3.1-8B-shaped checkpoint")
+    parser.add_argument("--quick", action="store_true", help="8b: 2 layers instead of 32 (same tensor shapes)")
+    parser.add_argument("--tmp", default=None, help="folder for the temporary files (default: the system temp)")
+    parser.add_argument("--threads", type=int, default=1, help="quantizer threads (default 1)")
+    parser.add_argument("--no-quantize", action="store_true", help="8b: stop after the conversion")
+    parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.step:
+        print(json.dumps(_step(options.step[0], options.step[1:])))
+        return
+    if options.shape == "8b":
+        _main_8b(options)
+    else:
+        _main_135m(options)
 
 if __name__ == "__main__":
     main()

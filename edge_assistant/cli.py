@@ -462,15 +462,17 @@ def build() -> None:
 @click.option("--until", "until_stage", default=None, help="Stop after this stage.")
 @click.option("--no-awq", is_flag=True, help="Skip AWQ scaling even if the recipe enables it.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
+@click.option("--keep-intermediates", is_flag=True,
+              help="Keep the modifiers' dequantized base copy (the base's full size) after the build.")
 def build_run(recipe: Path, out: Path | None, from_stage: str | None, until_stage: str | None,
-              no_awq: bool, no_progress: bool) -> None:
+              no_awq: bool, no_progress: bool, keep_intermediates: bool) -> None:
     """Run a build recipe: data, phase1, merge, convert, quantize, modifiers, router, evaluate, bundle."""
     from .builder.pipeline import run_build
     from .builder.recipe import load_recipe
 
     result = run_build(load_recipe(recipe), out, from_stage=from_stage, until_stage=until_stage,
                        awq=False if no_awq else None, progress=not no_progress,
-                       log=lambda line: click.echo(line, err=True))
+                       keep_intermediates=keep_intermediates, log=lambda line: click.echo(line, err=True))
     click.echo(str(result))
 
 

@@ -132,12 +132,16 @@ def load_tokenizer(source: BaseSource) -> Any:
     return tokenizer
 
 
-def load_model(source: BaseSource, dtype: str, device: Any = None) -> Any:
-    """The base as a float causal LM (never 4-bit: LoRA on a quantized base is phase 3's job, dequantized)."""
+def load_model(source: BaseSource, dtype: str, device: Any = None, attention: str | None = None) -> Any:
+    """The base as a float causal LM (never 4-bit: LoRA on a quantized base is phase 3's job, dequantized).
+
+    ``attention``: transformers' attn_implementation (sdpa, flash_attention_2, eager); None: its default.
+    """
     from transformers import AutoModelForCausalLM
 
+    extra = {"attn_implementation": attention} if attention else {}
     model = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch_dtype(dtype),
-                                                 **source.from_pretrained_kwargs())
+                                                 **source.from_pretrained_kwargs(), **extra)
     if source.gguf_file:
         # transformers dequantizes GGUF weights to plain float tensors on load but still tags the
         # model as "quantized with gguf", which blocks save_pretrained. The weights are ordinary

@@ -3,7 +3,10 @@
 Written on the `gguf` library's writer in its streaming mode: all tensor infos are
 declared from the shard headers first, then each tensor is read, fixed up
 (rope row layout) and encoded one at a time, so memory stays near one tensor.
-The output appears under its final name only when complete.
+Tensors larger than ``CHUNK_BYTES`` (as float32) are read, encoded and written a
+block of rows at a time (a Llama-3 8B embedding is 2 GB as float32), so peak
+memory stays near one chunk, not one whole tensor. The output appears under its
+final name only when complete.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -139,6 +143,10 @@ def _encode(data: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
     return gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), qtype)
 
 
+# Largest float32 slice of a tensor held at once; bigger AS_IS tensors are streamed in row blocks.
+CHUNK_BYTES = 64 << 20
+
+
 def _tensor_data(item: PlannedTensor, source: SafetensorsSource, hp: LlamaHParams) -> np.ndarray:
     if item.hf_name is None:
         return llama3_rope_factors(hp)
@@ -148,6 +156,34 @@ def _tensor_data(item: PlannedTensor, source: SafetensorsSource, hp: LlamaHParam
     elif item.layout is RowLayout.ROPE_K:
         data = interleave_rope_rows(data, hp.n_head_kv)
     return data
+
+
+class _RowBlocks:
+    """A tensor the writer streams: ``tofile`` reads, encodes and writes one block of rows at a time.
+
+    GGUFWriter.write_tensor_data only needs ``nbytes`` and ``tofile`` (the file is
+    little-endian, so it never byte-swaps), which lets a tensor far larger than
+    the chunk go out without ever being whole in memory.
+    """
+
+    def __init__(self, item: PlannedTensor, source: SafetensorsSource, rows_per_block: int) -> None:
+        self.item, self.source, self.rows_per_block = item, source, rows_per_block
+        self.nbytes = item.nbytes
+
+    def tofile(self, handle: Any) -> None:
+        rows = self.item.shape[0]
+        for start in range(0, rows, self.rows_per_block):
+            block = self.source.load_rows(self.item.hf_name, start, min(rows, start + self.rows_per_block))
+            _encode(block, self.item.qtype).tofile(handle)
+
+
+def _writable(item: PlannedTensor, source: SafetensorsSource, hp: LlamaHParams) -> Any:
+    """The tensor's encoded data, or a streamed stand-in when it is larger than CHUNK_BYTES."""
+    if item.hf_name is not None and item.layout is RowLayout.AS_IS and len(item.shape) >= 2:
+        rows_per_block = max(1, CHUNK_BYTES // source.row_bytes(item.hf_name))
+        if rows_per_block < item.shape[0]:
+            return _RowBlocks(item, source, rows_per_block)
+    return _encode(_tensor_data(item, source, hp), item.qtype)
 
 
 def convert_hf_to_gguf(hf_dir: Path, out: Path, *, outtype: str = "f16", source_gguf: Path | None = None,
@@ -186,7 +222,7 @@ def convert_hf_to_gguf(hf_dir: Path, out: Path, *, outtype: str = "f16", source_
             writer.write_kv_data_to_file()
             writer.write_ti_data_to_file()
             for index, item in enumerate(plan, 1):
-                writer.write_tensor_data(_encode(_tensor_data(item, source, hp), item.qtype))
+                writer.write_tensor_data(_writable(item, source, hp))
                 if progress is not None:
                     progress(index, len(plan), item.gguf_name)
         finally:

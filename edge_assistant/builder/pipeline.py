@@ -26,6 +26,7 @@ from typing import Any, Callable
 from ..errors import RecipeError, UsageError
 from . import demodata
 from .base_model import check_llama_family, resolve_base
+from .disk import check_free_space, remove_intermediates
 from .context import STAGE_FOLDERS, STAGES, TRAINING_STAGES, BuildContext, as_table, quantized_gguf
 from .recipe import Recipe, resolve_source
 from .stage import StageRun
@@ -122,8 +123,13 @@ def default_out_dir(recipe: Recipe) -> Path:
 
 def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None = None,
               until_stage: str | None = None, awq: bool | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) a recipe; returns the bundle folder, or the output folder with --until."""
+              keep_intermediates: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) a recipe; returns the bundle folder, or the output folder with --until.
+
+    Before each stage that runs, its estimated disk footprint is checked against the free
+    space under ``out`` (disk.check_free_space). When the build finishes, the modifiers'
+    dequantized base copy is deleted unless ``keep_intermediates``.
+    """
     _check_stage_name(from_stage, "--from")
     _check_stage_name(until_stage, "--until")
     out = Path(out) if out is not None else default_out_dir(recipe)
@@ -164,6 +170,7 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
         if skip:
             log(f"[{name}] unchanged since the last run: skipped")
             continue
+        check_free_space(ctx, name)  # every rank: they all stop, none waits for a stage that never runs
         if ctx.is_main:
             run.invalidate()
             run.dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +185,12 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
             record = run.finish()
             log(f"[{name}] done in {record['seconds']:.1f} s")
         ctx.wait()
+    if ctx.is_main and not keep_intermediates:
+        freed = remove_intermediates(ctx)
+        if freed:
+            log(f"removed the modifiers' dequantized base copy ({freed / 1e9:.2f} GB); "
+                "--keep-intermediates keeps it")
+    ctx.wait()
     log(f"build finished in {time.time() - build_started:.0f} s: {out}")
     bundle = out / "bundle"
     return bundle if bundle.is_dir() and last == len(STAGES) - 1 else out

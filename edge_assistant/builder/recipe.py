@@ -63,7 +63,18 @@ class TrainConfig:
     target_modules: tuple[str, ...] = _help(
         "Projections that get a LoRA. q/v only costs 3-6% decode speed at runtime; all seven costs "
         "24-29% (measured on 135M/360M shapes).", factory=lambda: ("q_proj", "v_proj"))
-    gradient_checkpointing: bool = _help("Recompute activations in the backward pass (less memory, ~30% slower).", False)
+    gradient_checkpointing: bool | str = _help(
+        "Recompute activations in the backward pass (less memory, ~30% slower): true, false, or \"auto\" "
+        "(on only when the estimated activations of one micro-batch do not fit the device's free memory).",
+        "auto")
+    packing: bool = _help(
+        "Pack several short rows into each max_seq_len sequence (attention masked per row, positions "
+        "restarting per row): fewer padding tokens, same loss. batch_size then counts packed sequences.", False)
+    attention: str = _help(
+        "Attention kernel: auto (flash_attention_2 when installed on a GPU, else sdpa), sdpa, "
+        "flash_attention_2 or eager.", "auto")
+    compile: bool = _help("torch.compile the model (worth it on GPU for long runs; see benchmarks/train_gpu.py).",
+                          False)
     dtype: str = _help("auto (bf16 on GPU, fp32 on CPU), bf16 or fp32. Never a 4-bit base.", "auto")
     checkpoint_every: int = _help("Save a resumable checkpoint every N optimizer steps (and at the end).", 50)
     eval_every: int = _help("Validation loss every N optimizer steps; 0: only at the end.", 0)
@@ -262,6 +273,13 @@ def _validate(recipe: Recipe) -> None:
         if dtype not in ("auto", "bf16", "fp32"):
             raise RecipeError(f"{path}: dtype {dtype!r} is not auto, bf16 or fp32",
                               hint="4-bit or 8-bit training bases are not supported by design")
+    for cfg in (recipe.phase1, *(recipe.modifier_train(m) for m in recipe.modifiers)):
+        if cfg.gradient_checkpointing not in (True, False, "auto"):
+            raise RecipeError(f"{path}: gradient_checkpointing {cfg.gradient_checkpointing!r} is not true, false "
+                              "or \"auto\"", hint="auto turns it on only when memory needs it")
+        if cfg.attention not in ("auto", "sdpa", "flash_attention_2", "eager"):
+            raise RecipeError(f"{path}: attention {cfg.attention!r} is not auto, sdpa, flash_attention_2 or eager",
+                              hint="auto picks the fastest available")
     if recipe.quantize.outtype not in ("f32", "f16", "bf16"):
         raise RecipeError(f"{path}: quantize.outtype {recipe.quantize.outtype!r} is not f32, f16 or bf16",
                           hint="pick one of those")

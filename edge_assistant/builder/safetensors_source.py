@@ -105,19 +105,34 @@ class SafetensorsSource:
 
     def load(self, name: str) -> np.ndarray:
         """The tensor as float32 numpy (f16/bf16 widened exactly)."""
+        return self.load_rows(name, 0, self._entries[name].shape[0] if self._entries[name].shape else 1)
+
+    def row_bytes(self, name: str) -> int:
+        """Bytes of one float32 row (the tensor's first axis) once loaded."""
+        shape = self._entries[name].shape
+        return 4 * int(np.prod(shape[1:])) if shape else 4
+
+    def load_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (first axis) of the tensor as float32, reading only their bytes."""
         entry = self._entries[name]
         if entry.dtype not in _DTYPES:
             raise ConversionError(f"{name} in {entry.path} has dtype {entry.dtype}",
                                   hint="only float checkpoints (F32, F16, BF16) can be converted")
         stored, widen = _DTYPES[entry.dtype]
-        data = np.empty(entry.nbytes // np.dtype(stored).itemsize, dtype=stored)
+        itemsize = np.dtype(stored).itemsize
+        row = int(np.prod(entry.shape[1:])) if entry.shape else 1
+        data = np.empty((stop - start) * row, dtype=stored)
         with open(entry.path, "rb") as handle:
-            handle.seek(entry.start)
-            if handle.readinto(memoryview(data).cast("B")) != entry.nbytes:
+            handle.seek(entry.start + start * row * itemsize)
+            if handle.readinto(memoryview(data).cast("B")) != data.nbytes:
                 raise ConversionError(f"{entry.path} is truncated", hint="copy the complete file")
         if widen == "bf16":
-            data = (data.astype(np.uint32) << 16).view(np.float32)
-        return data.astype(np.float32, copy=False).reshape(entry.shape)
+            wide = data.astype(np.uint32)
+            del data
+            wide <<= 16
+            data = wide.view(np.float32)
+        shape = (stop - start, *entry.shape[1:]) if entry.shape else ()
+        return data.astype(np.float32, copy=False).reshape(shape)
 
     def close(self) -> None:
         """Nothing stays open between reads; kept so callers can use a with-block."""

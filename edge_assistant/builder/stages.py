@@ -14,6 +14,7 @@ from ..errors import BuildError
 from .base_model import BaseSource, gguf_source
 from .context import STAGES, BuildContext, as_table, load_split, quantized_gguf, split_files
 from .dataset import load_sources, read_jsonl, write_jsonl
+from .disk import DEQUANTIZED_PREFIX
 from .recipe import TrainConfig, plan_lines, resolve_source
 from .stage import StageRun, atomic_write_text, file_sha256
 
@@ -109,7 +110,16 @@ def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfi
         if dropped_train or dropped_val:
             ctx.log(f"{label}: {dropped_train} training and {dropped_val} validation rows have no answer after "
                     f"the last opener (cut by max_seq_len?) and were left out")
-    for line in plan_lines(label, cfg, len(train), ctx.world_size):
+    if cfg.packing and invocation is not None:
+        # peft activates an aLoRA from the last opener of each sequence: packed rows would share one.
+        cfg = dataclasses.replace(cfg, packing=False)
+        ctx.log(f"{label}: packing is off for an aLoRA modifier (each row needs its own activation point)")
+    if cfg.packing:  # steps follow the packed sequences, as train_lora counts them
+        from .packing import pack_examples
+
+        sequences = len(pack_examples(train, cfg.max_seq_len))
+        ctx.log(f"{label}: packing {len(train)} rows into {sequences} sequences of <= {cfg.max_seq_len} tokens")
+    for line in plan_lines(label, cfg, sequences if cfg.packing else len(train), ctx.world_size):
         ctx.log(line)
     result = train_lora(source, cfg, train, val, out_dir=run.dir, seed=ctx.recipe.seed,
                         pad_id=tokenizer.pad_token_id, label=label, progress=ctx.progress, log=ctx.log,
@@ -205,15 +215,16 @@ def _dequantized_base(ctx: BuildContext, run: StageRun, base: Path) -> BaseSourc
 
     transformers rebuilds a model from GGUF slowly (about a minute for 135M on 2 cores); the
     folder loads in a second and holds exactly the same dequantized weights. Its name carries
-    the base's sha256, so a new base never reuses an old folder.
+    the base's sha256, so a new base never reuses an old folder. It is removed when the build
+    finishes (disk.remove_intermediates) unless --keep-intermediates.
     """
     from .base_model import load_model
     from .merge import save_model_dir
     from .stage import file_sha256
 
-    folder = run.dir / f"base-dequantized-{file_sha256(base)[:16]}"
+    folder = run.dir / f"{DEQUANTIZED_PREFIX}{file_sha256(base)[:16]}"
     if ctx.is_main and not (folder / "config.json").is_file():
-        for old in run.dir.glob("base-dequantized-*"):
+        for old in run.dir.glob(f"{DEQUANTIZED_PREFIX}*"):
             shutil.rmtree(old)
         dtype = ctx.recipe.modifier_training.dtype
         save_model_dir(load_model(gguf_source(base), dtype), ctx.tokenizer(), folder)

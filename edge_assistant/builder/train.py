@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 from ..errors import BuildError
 from .base_model import BaseSource, load_model, torch_dtype
 from .dataset import IGNORE_INDEX, Example
+from .memory import choose_checkpointing, free_memory
+from .packing import collate_packed, pack_examples
 from .recipe import TrainConfig, steps_for
 
 CHECKPOINT_DIR = "checkpoints"
@@ -168,14 +170,26 @@ def _save_checkpoint(out_dir: Path, step: int, state: dict[str, Any]) -> Path:
     return path
 
 
+def attention_kernel(setting: str, on_gpu: bool) -> str:
+    """The transformers ``attn_implementation`` for a recipe's ``attention`` setting."""
+    if setting != "auto":
+        return setting
+    import importlib.util
+
+    return "flash_attention_2" if on_gpu and importlib.util.find_spec("flash_attn") else "sdpa"
+
+
 def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], val: Sequence[Example], *,
                out_dir: Path, seed: int, pad_id: int, label: str, progress: bool = True,
-               log: Callable[[str], None] = print,
+               log: Callable[[str], None] = print, model: Any = None,
                alora_invocation_tokens: Sequence[int] | None = None) -> TrainResult:
     """Train a LoRA on ``source``; checkpoints and the final adapter go under ``out_dir``.
 
     With ``alora_invocation_tokens`` it is an activated LoRA: peft finds the last
-    invocation in each row and applies the adapter from there on only.
+    invocation in each row and applies the adapter from there on only (rows are then
+    never packed: each needs its own activation point).
+    ``model``: an already built base model to train instead of loading ``source`` (the GPU
+    benchmark initialises a random 8B directly on the device); it is changed in place.
     """
     import torch
     from accelerate import Accelerator
@@ -187,17 +201,35 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
                          hint="raise max_seq_len or check the data's assistant turns")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())  # cpu=True: multi-process CPU runs use gloo
     set_seed(seed)
-    dtype = torch_dtype(cfg.dtype if cfg.dtype != "auto" else ("bf16" if accelerator.device.type == "cuda" else "fp32"))
-    model = load_model(source, "bf16" if dtype == torch.bfloat16 else "fp32")
+    on_gpu = accelerator.device.type == "cuda"
+    dtype = torch_dtype(cfg.dtype if cfg.dtype != "auto" else ("bf16" if on_gpu else "fp32"))
+    attention = attention_kernel(cfg.attention, on_gpu)
+    if model is None:
+        model = load_model(source, "bf16" if dtype == torch.bfloat16 else "fp32", attention=attention)
+    elif hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(attention)
+    model.to(accelerator.device)
     model.config.use_cache = False
-    if cfg.gradient_checkpointing:
+    rows: Sequence[Any] = train
+    packing = cfg.packing and not alora_invocation_tokens
+    if packing:
+        rows = pack_examples(train, cfg.max_seq_len)
+        if accelerator.is_main_process:
+            log(f"{label}: packed {len(train)} rows into {len(rows)} sequences of <= {cfg.max_seq_len} tokens")
+    checkpointing = choose_checkpointing(cfg.gradient_checkpointing, model.config, cfg.batch_size * cfg.max_seq_len,
+                                         2 if dtype == torch.bfloat16 else 4, free_memory(accelerator.device))
+    if checkpointing.enabled:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
+    if cfg.gradient_checkpointing == "auto" and accelerator.is_main_process:
+        log(f"{label}: gradient checkpointing {'on' if checkpointing.enabled else 'off'} ({checkpointing.reason})")
     model = get_peft_model(model, lora_config(cfg, alora_invocation_tokens))  # LoRA weights stay fp32 even on a bf16 base
+    if cfg.compile:
+        model.compile(dynamic=True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     world = accelerator.num_processes
-    per_epoch, total_steps = steps_for(cfg, len(train), world)
+    per_epoch, total_steps = steps_for(cfg, len(rows), world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_steps, total_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
 
@@ -217,30 +249,35 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
 
     started = time.time()
     batch_rows = cfg.batch_size * world
-    stream = micro_batches(len(train), batch_rows, seed, state["step"] * cfg.grad_accum)
+    stream = micro_batches(len(rows), batch_rows, seed, state["step"] * cfg.grad_accum)
+    batch_of = collate_packed if packing else collate
     bar = None
     if progress and accelerator.is_main_process:
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=state["step"], desc=label, unit="step", dynamic_ncols=True)
     model.train()
+    step_times: list[tuple[float, int]] = []  # (seconds, tokens) per optimizer step of this run
     while state["step"] < total_steps:
+        step_started = time.perf_counter()
         step_loss, step_tokens = 0.0, 0
         for _micro in range(cfg.grad_accum):
             global_rows = next(stream)
             # The last batch of an epoch may have fewer rows than processes: repeat one rather than hang DDP.
-            rows = global_rows[accelerator.process_index::world] or global_rows[:1]
-            batch = {k: v.to(accelerator.device) for k, v in collate([train[i] for i in rows], pad_id).items()}
+            mine = global_rows[accelerator.process_index::world] or global_rows[:1]
+            picked = [rows[i] for i in mine]
+            batch = {k: v.to(accelerator.device) for k, v in batch_of(picked, pad_id).items()}
             out = model(**batch)
             accelerator.backward(out.loss / cfg.grad_accum)
             step_loss += float(out.loss.detach()) / cfg.grad_accum
-            step_tokens += int(batch["attention_mask"].sum())
+            step_tokens += sum(len(e.input_ids) for e in picked)
         accelerator.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
         state["tokens"] += step_tokens * world
+        step_times.append((time.perf_counter() - step_started, step_tokens * world))
         state["train_loss"].append((state["step"], round(step_loss, 5)))
         if bar is not None:
             bar.update(1)
@@ -271,4 +308,8 @@ def train_lora(source: BaseSource, cfg: TrainConfig, train: Sequence[Example], v
                        plan={"steps_per_epoch": per_epoch, "total_steps": total_steps, "world_size": world,
                              "rows_per_step": batch_rows * cfg.grad_accum,
                              "max_tokens_per_step": batch_rows * cfg.grad_accum * cfg.max_seq_len,
-                             "dtype": str(dtype).replace("torch.", "")})
+                             "dtype": str(dtype).replace("torch.", ""), "attention": attention,
+                             "gradient_checkpointing": checkpointing.enabled, "packing": packing,
+                             "sequences": len(rows), "compile": cfg.compile, "step_times": step_times,
+                             "peak_gpu_mb": (torch.cuda.max_memory_allocated(accelerator.device) / 2**20
+                                             if on_gpu else None)})

@@ -79,6 +79,9 @@ class Phase1Config(TrainConfig):
 
 @dataclass(frozen=True)
 class QuantizeConfig:
+    enabled: bool = _help(
+        "Convert and re-quantize the (merged) base. false: use a GGUF base as it is (needs phase 1 off); "
+        "the modifiers train on it dequantized and bind to that file's sha256.", True)
     outtype: str = _help("Float type of the intermediate GGUF: f32, f16 or bf16.", "f16")
     qtype: str = _help(
         "llama.cpp quantization type of the bundled base, e.g. Q4_0, Q8_0, Q4_K_M. Block-32 types "
@@ -140,6 +143,9 @@ class Recipe:
     eval: EvalConfig = _help("Held-out NLL through llama.cpp on the final GGUF files.", factory=EvalConfig)
     demo_data: DemoDataConfig = _help("The built-in offline data generators.", factory=DemoDataConfig)
     bundle_level: int = _help("zstd level of the packed base.", 10)
+    external_base: bool = _help(
+        "The bundle refers to the base by the Python package that ships it (sha256, size, path) instead "
+        "of packing a copy; needs base.model = package:NAME and [quantize] enabled = false.", False)
     path: Path | None = field(default=None, metadata={"help": "(set by the loader) the recipe file."})
 
     def modifier_train(self, modifier: ModifierConfig) -> TrainConfig:
@@ -248,6 +254,13 @@ def _validate(recipe: Recipe) -> None:
         if dtype not in ("auto", "bf16", "fp32"):
             raise RecipeError(f"{path}: dtype {dtype!r} is not auto, bf16 or fp32",
                               hint="4-bit or 8-bit training bases are not supported by design")
+    if not recipe.quantize.enabled and recipe.phase1.enabled:
+        raise RecipeError(f"{path}: [quantize] enabled = false uses the base as it is, but [phase1] is on",
+                          hint="set [phase1] enabled = false, or turn quantization back on")
+    if recipe.external_base and (not recipe.base.model.startswith(PACKAGE_PREFIX) or recipe.quantize.enabled):
+        raise RecipeError(f"{path}: external_base = true needs base.model = \"package:NAME\" and "
+                          "[quantize] enabled = false",
+                          hint="the bundle can only refer to a base file that an installed package ships unchanged")
     if recipe.quantize.outtype not in ("f32", "f16", "bf16"):
         raise RecipeError(f"{path}: quantize.outtype {recipe.quantize.outtype!r} is not f32, f16 or bf16",
                           hint="pick one of those")

@@ -409,8 +409,25 @@ def serve(host: str, port: int, bundle: str | None, threads: int | None, quiet: 
         assistant.close()
 
 
+# Top-level modules of the `build` extra (pyproject.toml): missing one means the extra is not installed.
+BUILD_EXTRA_MODULES = {"torch", "transformers", "peft", "accelerate", "safetensors", "gguf", "sentencepiece",
+                       "tiktoken", "model2vec", "skeletoken", "tqdm"}
+BUILD_EXTRA_HINT = ("install it: `pipx install --force 'edge-assistant[build]'` (or `pip install "
+                    "'edge-assistant[build]'`; install torch first, see docs/build.md)")
+
+
 class _BuildGroup(click.Group):
     """`build RECIPE.toml` runs a recipe; `build <tool> ...` runs one builder tool."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").split(".")[0]
+            if missing not in BUILD_EXTRA_MODULES:
+                raise
+            raise UsageError(f"the builder needs the `build` extra, and {missing} is not installed",
+                             hint=BUILD_EXTRA_HINT) from None
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         if args and args[0] not in self.commands and not args[0].startswith("-"):

@@ -254,7 +254,7 @@ def stage_router(ctx: BuildContext, run: StageRun) -> None:
         if not embedding.is_absolute() and ctx.recipe.path is not None:
             embedding = ctx.recipe.path.parent / embedding
     out = fit_router(examples, run.dir / "router", keyword_rules=r.keyword_rules or None,
-                     embedding_source=embedding, seed=ctx.recipe.seed)
+                     embedding_source=embedding, seed=ctx.recipe.seed, embedding_dims=r.embedding_dims)
     run.output("router", Path(out))
     run.metrics["prompts_per_class"] = {k: len(v) for k, v in examples.items()}
 

@@ -20,7 +20,8 @@ from .conftest import reply_done, send, wait_until
 @pytest.mark.real_model
 async def test_the_real_model_loads_in_the_background_answers_and_stops_on_escape(
         tmp_path: Path, smollm2_gguf: Path) -> None:
-    settings = Settings(threads=1, max_tokens=160, temperature=0.0, seed=7, context_length=1024)
+    # starter=False: the embedded demo model alone (the shipped starter is tested in test_shipped_starter.py).
+    settings = Settings(threads=1, max_tokens=160, temperature=0.0, seed=7, context_length=1024, starter=False)
     with History(tmp_path / "history.sqlite3") as history:
         # The CLI's loader: no bundle installed in this test's home, so the embedded demo model.
         app = make_app(settings, assistant_loader(settings, None), history)

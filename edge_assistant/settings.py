@@ -31,7 +31,12 @@ class Settings:
     bundle: str | None = field(
         default=None,
         metadata={"help": "Bundle folder or installed bundle name. Unset: the newest installed bundle, "
-                          "else the embedded demo model."},
+                          "else the shipped starter bundle on the embedded demo model."},
+    )
+    starter: bool = field(
+        default=True,
+        metadata={"help": "With no bundle set or installed, use the starter bundle shipped with edge-assistant "
+                          "(modifiers and a router for the demo model); false: the demo model alone."},
     )
     threads: int = field(
         default=0,

@@ -85,6 +85,8 @@ class BuildContext:
             return self.recipe.router.enabled and bool(self.recipe.modifiers)
         if name in ("modifiers", "evaluate"):
             return bool(self.recipe.modifiers)
+        if name in ("merge", "convert", "quantize"):
+            return self.recipe.quantize.enabled
         return True
 
 
@@ -104,5 +106,9 @@ def load_split(ctx: BuildContext, group: str) -> Split:
 
 
 def quantized_gguf(ctx: BuildContext) -> Path:
+    """The base the modifiers train on and bind to: the quantize stage's output, or the GGUF base as it is."""
     q = ctx.recipe.quantize
+    if not q.enabled:
+        assert ctx.source.gguf_path is not None  # run_build checks it
+        return ctx.source.gguf_path
     return ctx.stage_dir("quantize") / f"model-{q.qtype}.gguf"

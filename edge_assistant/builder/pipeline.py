@@ -5,6 +5,8 @@
     merge      merge_and_unload + logit equivalence check -> safetensors
     convert    (AWQ scales, when enabled) -> GGUF float
     quantize   GGUF -> llama.cpp quant type
+               (merge, convert and quantize are skipped with `[quantize] enabled = false`: a GGUF
+               base is then used as it is)
     modifiers  one LoRA per modifier on the *quantized* base, dequantized -> GGUF adapters
     router     fitted from the modifiers' own training prompts
     evaluate   task success on hand-written held-out tasks (base, modifier, auto) and held-out NLL
@@ -97,7 +99,7 @@ def _stage_spec(ctx: BuildContext, name: str) -> tuple[Any, dict[str, Path]]:
         for prior in ("phase1", "merge", "quantize"):
             if ctx.enabled(prior):
                 inputs[f"{prior}.record"] = ctx.stage_dir(prior) / "record.json"
-        return {"name": r.name, "level": r.bundle_level,
+        return {"name": r.name, "level": r.bundle_level, "external_base": r.external_base,
                 "modifiers": [[m.name, m.description, m.default_scale] for m in r.modifiers]}, inputs
     raise AssertionError(name)
 
@@ -135,6 +137,9 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
     out = Path(out) if out is not None else default_out_dir(recipe)
     source = resolve_base(recipe)
     check_llama_family(source, f"{recipe.path}: base.model")  # before any data is written or trained on
+    if not recipe.quantize.enabled and source.gguf_path is None:
+        raise RecipeError(f"{recipe.path}: [quantize] enabled = false needs a GGUF base, not {recipe.base.model}",
+                          hint="point base.model at a .gguf file or package:NAME, or turn quantization on")
     ctx = BuildContext(recipe=recipe, out=out, source=source,
                        awq=recipe.quantize.awq if awq is None else awq, progress=progress, log=log)
     out.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,9 @@ class Phase1Config(TrainConfig):
 
 @dataclass(frozen=True)
 class QuantizeConfig:
+    enabled: bool = _help(
+        "Convert and re-quantize the (merged) base. false: use a GGUF base as it is (needs phase 1 off); "
+        "the modifiers train on it dequantized and bind to that file's sha256.", True)
     outtype: str = _help("Float type of the intermediate GGUF: f32, f16 or bf16.", "f16")
     qtype: str = _help(
         "llama.cpp quantization type of the bundled base, e.g. Q4_0, Q8_0, Q4_K_M. Block-32 types "
@@ -126,6 +129,9 @@ class RouterConfig:
     embedding: str = _help(
         "Sentence-transformers folder to distil (or an already distilled one), relative to the recipe; "
         "empty: the offline all-MiniLM-L6-v2, distilled once and cached.", "")
+    embedding_dims: int = _help(
+        "Dimensions the distilled embedding keeps (PCA); 0: the default (256). Its vectors are a "
+        "vocabulary x dims float16 table: 128 halves the router's size (about 7.8 MB instead of 15.6).", 0)
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,9 @@ class Recipe:
                              "on the final GGUF files.", factory=EvalConfig)
     demo_data: DemoDataConfig = _help("The built-in offline data generators.", factory=DemoDataConfig)
     bundle_level: int = _help("zstd level of the packed base.", 10)
+    external_base: bool = _help(
+        "The bundle refers to the base by the Python package that ships it (sha256, size, path) instead "
+        "of packing a copy; needs base.model = package:NAME and [quantize] enabled = false.", False)
     path: Path | None = field(default=None, metadata={"help": "(set by the loader) the recipe file."})
 
     def modifier_train(self, modifier: ModifierConfig) -> TrainConfig:
@@ -280,6 +289,13 @@ def _validate(recipe: Recipe) -> None:
         if cfg.attention not in ("auto", "sdpa", "flash_attention_2", "eager"):
             raise RecipeError(f"{path}: attention {cfg.attention!r} is not auto, sdpa, flash_attention_2 or eager",
                               hint="auto picks the fastest available")
+    if not recipe.quantize.enabled and recipe.phase1.enabled:
+        raise RecipeError(f"{path}: [quantize] enabled = false uses the base as it is, but [phase1] is on",
+                          hint="set [phase1] enabled = false, or turn quantization back on")
+    if recipe.external_base and (not recipe.base.model.startswith(PACKAGE_PREFIX) or recipe.quantize.enabled):
+        raise RecipeError(f"{path}: external_base = true needs base.model = \"package:NAME\" and "
+                          "[quantize] enabled = false",
+                          hint="the bundle can only refer to a base file that an installed package ships unchanged")
     if recipe.quantize.outtype not in ("f32", "f16", "bf16"):
         raise RecipeError(f"{path}: quantize.outtype {recipe.quantize.outtype!r} is not f32, f16 or bf16",
                           hint="pick one of those")

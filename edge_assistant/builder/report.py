@@ -14,13 +14,16 @@ def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[st
         m = records["phase1"]["metrics"]
         quality["phase1"] = {"train_loss": m["final_train_loss"], "val_loss_before": m["val_loss_before"],
                              "val_loss_after": m["val_loss_after"], "steps": m["steps"]}
-    merge = records["merge"]["metrics"]
-    quality["merge"] = {"max_abs_logit_diff": merge["max_abs_logit_diff"],
-                        "mean_abs_logit_diff": merge["mean_abs_logit_diff"], "tolerance": merge["tolerance"]}
-    q = records["quantize"]["metrics"]
-    awq = records.get("convert", {}).get("metrics", {}).get("awq")
-    quality["quantization"] = {"type": q["qtype"], "bits_per_weight": q["bits_per_weight"],
-                               "fallback_tensors": len(q["fallbacks"] or []), "awq": bool(awq)}
+    if "quantize" not in records:  # `[quantize] enabled = false`: the base GGUF is used as it is
+        quality["quantization"] = {"requantized": False, "base": recipe.base.model}
+    else:
+        merge = records["merge"]["metrics"]
+        quality["merge"] = {"max_abs_logit_diff": merge["max_abs_logit_diff"],
+                            "mean_abs_logit_diff": merge["mean_abs_logit_diff"], "tolerance": merge["tolerance"]}
+        q = records["quantize"]["metrics"]
+        awq = records.get("convert", {}).get("metrics", {}).get("awq")
+        quality["quantization"] = {"type": q["qtype"], "bits_per_weight": q["bits_per_weight"],
+                                   "fallback_tensors": len(q["fallbacks"] or []), "awq": bool(awq)}
     if "modifiers" in records:
         evaluate = records.get("evaluate", {}).get("metrics", {})
         heldout = evaluate.get("heldout_nll", {})
@@ -47,21 +50,9 @@ def _fmt(x: Any, spec: str = ".4f") -> str:
     return format(x, spec) if isinstance(x, (int, float)) else "n/a"
 
 
-def render_report(recipe: Recipe, records: dict[str, dict[str, Any]], quality: dict[str, Any]) -> str:
-    lines = [f"# Build report: {recipe.name}", "",
-             f"Base model: `{recipe.base.model}`  ", f"Recipe: `{recipe.path.name if recipe.path else ''}`", ""]
-    lines += ["## Stages", "", "| stage | seconds |", "|---|---:|"]
-    lines += [f"| {name} | {rec['seconds']:.1f} |" for name, rec in records.items()]
-    total = sum(rec["seconds"] for rec in records.values())
-    lines += [f"| **total** | {total:.1f} |", ""]
-    if "phase1" in quality:
-        p = quality["phase1"]
-        plan = records["phase1"]["metrics"]["plan"]
-        lines += ["## Phase 1 (LoRA on the full-precision base, merged)", "",
-                  f"- {plan['rows_per_step']} rows/step, at most {plan['max_tokens_per_step']} tokens/step, "
-                  f"{plan['steps_per_epoch']} steps/epoch, {p['steps']} steps, {plan['dtype']}",
-                  f"- validation loss {_fmt(p['val_loss_before'])} -> {_fmt(p['val_loss_after'])}; "
-                  f"last train loss {_fmt(p['train_loss'])}", ""]
+def _compression_lines(records: dict[str, dict[str, Any]], quality: dict[str, Any]) -> list[str]:
+    """Phase 2's sections: the merge check and the quantization (with AWQ)."""
+    lines: list[str] = []
     m = quality["merge"]
     lines += ["## Merge check", "",
               f"- max |logit difference| adapter model vs merged model: {m['max_abs_logit_diff']:.3g} "
@@ -80,6 +71,29 @@ def render_report(recipe: Recipe, records: dict[str, dict[str, Any]], quality: d
     for fb in q["fallbacks"] or []:
         lines.append(f"- fallback: `{fb['tensor']}` wanted {fb['wanted']}, got {fb['got']}")
     lines.append("")
+    return lines
+
+
+def render_report(recipe: Recipe, records: dict[str, dict[str, Any]], quality: dict[str, Any]) -> str:
+    lines = [f"# Build report: {recipe.name}", "",
+             f"Base model: `{recipe.base.model}`  ", f"Recipe: `{recipe.path.name if recipe.path else ''}`", ""]
+    lines += ["## Stages", "", "| stage | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {rec['seconds']:.1f} |" for name, rec in records.items()]
+    total = sum(rec["seconds"] for rec in records.values())
+    lines += [f"| **total** | {total:.1f} |", ""]
+    if "phase1" in quality:
+        p = quality["phase1"]
+        plan = records["phase1"]["metrics"]["plan"]
+        lines += ["## Phase 1 (LoRA on the full-precision base, merged)", "",
+                  f"- {plan['rows_per_step']} rows/step, at most {plan['max_tokens_per_step']} tokens/step, "
+                  f"{plan['steps_per_epoch']} steps/epoch, {p['steps']} steps, {plan['dtype']}",
+                  f"- validation loss {_fmt(p['val_loss_before'])} -> {_fmt(p['val_loss_after'])}; "
+                  f"last train loss {_fmt(p['train_loss'])}", ""]
+    if "quantize" not in records:
+        lines += ["## Base", "", f"- `{recipe.base.model}` used as it is: no phase 1, no conversion, no "
+                  "re-quantization; the modifiers were trained on it dequantized and bind to its sha256", ""]
+    else:
+        lines += _compression_lines(records, quality)
     if "modifiers" in quality:
         threshold = recipe.eval.min_nll_reduction
         lines += ["## Modifiers (trained on the quantized base)", "",

@@ -151,7 +151,7 @@ def _write_json(path: Path, data: Any) -> None:
 def fit_router(examples: Mapping[str, Sequence[str]], out_dir: Path, *,
                keyword_rules: Mapping[str, Sequence[Any]] | None = None,
                embedding_source: Path | None = None, seed: int = 0,
-               embedding_cache: Path | None = None) -> Path:
+               embedding_cache: Path | None = None, embedding_dims: int = 0) -> Path:
     """Fit a router and write it to ``out_dir`` (replaced atomically); returns ``out_dir``.
 
     ``examples``: route name -> training prompts; must include "none" (general
@@ -177,7 +177,8 @@ def fit_router(examples: Mapping[str, Sequence[str]], out_dir: Path, *,
                               hint="add training prompts for them or remove their rules")
     scorer = KeywordScorer(rules)
 
-    embedding_dir = router_embedding.prepare(embedding_source, embedding_cache)
+    embedding_dir = router_embedding.prepare(embedding_source, embedding_cache,
+                                             pca_dims=embedding_dims or router_embedding.PCA_DIMS)
     embedding = StaticEmbedding.load(embedding_dir)
     texts = [p for r in routes for p in cleaned[r]]
     labels = np.array([i for i, r in enumerate(routes) for _ in cleaned[r]], dtype=np.int64)

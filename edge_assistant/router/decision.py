@@ -9,7 +9,9 @@ from typing import Any
 @dataclass(frozen=True)
 class RouteDecision:
     modifier: str | None      # None: the base alone answers
-    confidence: float         # calibrated probability of the chosen class, 0..1
+    # Calibrated probability of the chosen class, 0..1; None where nothing was decided (a user
+    # override, or no router): showing "100% sure" there would claim a certainty no one measured.
+    confidence: float | None
     reason: str               # human-readable: the keywords and similarities that decided
     latency_ms: float = 0.0
 
@@ -24,4 +26,4 @@ class BaseOnly:
     reason: str
 
     def route(self, prompt: str, *, previous: str | None = None) -> RouteDecision:
-        return RouteDecision(None, 1.0, self.reason, 0.0)
+        return RouteDecision(None, None, self.reason, 0.0)

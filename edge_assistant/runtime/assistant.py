@@ -37,7 +37,7 @@ class Assistant:
         """Which modifier answers ``prompt``: the override if given, else the router."""
         started = time.perf_counter()
         if override == NONE:
-            return RouteDecision(None, 1.0, "user chose the base (--modifier none)",
+            return RouteDecision(None, None, "user chose the base (--modifier none)",
                                  (time.perf_counter() - started) * 1000)
         if override != AUTO:
             if override not in self.engine.modifier_names:
@@ -45,7 +45,7 @@ class Assistant:
                 raise ModifierError(f"unknown modifier '{override}'",
                                     hint=f"choose auto, none or one of: {known}" if known else
                                     "this bundle has no modifiers: use --modifier auto or none")
-            return RouteDecision(override, 1.0, f"user chose '{override}'",
+            return RouteDecision(override, None, f"user chose '{override}'",
                                  (time.perf_counter() - started) * 1000)
         assert self.router is not None
         decision = self.router.route(prompt, previous=previous)

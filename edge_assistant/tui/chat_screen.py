@@ -31,6 +31,7 @@ from ..errors import EdgeAssistantError
 from ..router.decision import RouteDecision
 from ..runtime.assistant import AUTO, NONE
 from ..runtime.chat_turn import ChatTurn, TurnRequest
+from ..runtime.firstrun import WELCOME, first_time
 from ..runtime.generation import SamplingParams
 from ..runtime.history import StoredMessage
 from . import clipboard
@@ -38,7 +39,7 @@ from .commands import COMMAND_NAMES, MODIFIER_COMMANDS, describe_mode, parse
 from .messages import (AssistantReady, LoadFailed, LoadNotice, LoadProgress, ReplyFinished, ReplyProgress,
                        ReplyStarted, TurnFailed, UserCommitted)
 from .screens import Confirm, ModifierPicker, SearchScreen, TextPrompt
-from .widgets import ConversationList, LoadPanel, ReplyView, StatusLine, UserTurn
+from .widgets import ConversationList, LoadPanel, ReplyView, StatusLine, UserTurn, Welcome
 
 if TYPE_CHECKING:
     from .app import ChatApp
@@ -178,6 +179,9 @@ class ChatScreen(Screen[None]):
             await self.open_conversation(conversations[0].id)
         else:
             await self.new_conversation()
+            # The very first run: an empty history and no welcome shown before.
+            if first_time(WELCOME):
+                await self.transcript.mount(Welcome())
         self.prompt.focus()
 
     def _refresh_sidebar(self) -> None:

@@ -11,6 +11,7 @@ from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from ..router.decision import RouteDecision
+from ..runtime.danger import danger_warning, find_dangers
 from ..runtime.history import Conversation, StoredMessage
 from ..runtime.kvstate import reuse_text
 
@@ -71,10 +72,22 @@ class ReplyView(Vertical):
         yield Static(self._meta_text(), classes="reply-meta")
         yield Static(self._reason_text(), classes="reply-reason", markup=False)
         yield _settled_body(self.text)
+        warning = Static("", classes="reply-warning", markup=False)
+        warning.display = False
+        yield warning
 
     def on_mount(self) -> None:
         self.border_title = self.modifier or "base"
         self._apply_status_class()
+        self.call_after_refresh(self._show_dangers)
+
+    def _show_dangers(self) -> None:
+        """A warning under a reply that contains a destructive command (runtime/danger.py)."""
+        dangers = [] if self.streaming else find_dangers(self.text)
+        warning = self.query_one(".reply-warning", Static)
+        warning.update(f"⚠ {danger_warning(dangers)}" if dangers else "")
+        warning.display = bool(dangers)
+        self.set_class(bool(dangers), "-dangerous")
 
     def _meta_text(self) -> Text:
         parts = [self.modifier or "base"]
@@ -130,6 +143,7 @@ class ReplyView(Vertical):
             self.query_one(".reply-body", Static).update(_markdown(message.content))
         self._shown = message.content
         self._refresh_meta()
+        self._show_dangers()
 
 
 def _reuse(message: StoredMessage) -> str:
@@ -144,6 +158,27 @@ def _markdown(text: str) -> RichMarkdown:
 
 def _settled_body(text: str) -> Static:
     return Static(_markdown(text), classes="reply-body")
+
+
+WELCOME_TEXT = """\
+Welcome to edge-assistant: everything runs on this computer, offline.
+
+• Modifiers are small add-ons (LoRA adapters) that make the base model better at one kind of task, \
+such as code, reasoning or shell automation.
+• The router reads each message and picks the modifier that answers it, or the base model alone. \
+Each reply says who answered; Ctrl+T shows why. Ctrl+O lets you choose yourself.
+• The demo model (SmolLM2-135M, used when no bigger bundle is installed) has only 135M parameters: \
+its answers are often wrong. Check them, and never run a command you have not read.
+
+This message is shown once. F1 lists the keys; /help lists the commands."""
+
+
+class Welcome(Static):
+    """Shown once, on the very first run: what modifiers and the router are, and how far to trust the demo."""
+
+    def __init__(self) -> None:
+        super().__init__(WELCOME_TEXT, markup=False, id="welcome")
+        self.border_title = "Welcome"
 
 
 class StatusLine(Static):

@@ -14,6 +14,8 @@ from tests.support.answers import on_topic_capital_answer
 pytestmark = pytest.mark.real_model
 
 CLI = [sys.executable, "-m", "edge_assistant.cli"]
+# The embedded demo base alone, without the shipped starter bundle that a fresh install uses.
+DEMO_ALONE = {"EDGE_ASSISTANT_STARTER": "0"}
 
 
 def run_cli(*args: str, env_extra: dict[str, str] | None = None, prefix: list[str] | None = None,
@@ -24,7 +26,7 @@ def run_cli(*args: str, env_extra: dict[str, str] | None = None, prefix: list[st
 
 def test_ask_json_on_the_embedded_demo_prints_the_contract_fields():
     proc = run_cli("ask", "Which city is the capital of France?", "--temperature", "0", "--max-tokens", "40",
-                   "--json")
+                   "--json", env_extra=DEMO_ALONE)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert {"text", "modifier", "route", "prompt_tokens", "completion_tokens", "finish_reason", "ttft_s",
@@ -36,7 +38,7 @@ def test_ask_json_on_the_embedded_demo_prints_the_contract_fields():
     # One question, nothing kept before it: the whole prompt was read.
     assert out["kv_state"] == "none" and out["read_tokens"] == out["prompt_tokens"] > 0
     assert "embedded demo model" in proc.stderr  # said once...
-    again = run_cli("ask", "hi", "--max-tokens", "2", "--json")
+    again = run_cli("ask", "hi", "--max-tokens", "2", "--json", env_extra=DEMO_ALONE)
     assert again.returncode == 0 and "embedded demo model" not in again.stderr  # ...and only once
 
 
@@ -52,7 +54,7 @@ def test_ask_streams_plain_text_without_json():
 
 
 def test_an_unknown_modifier_is_one_line_on_stderr_and_a_non_zero_exit():
-    proc = run_cli("ask", "hi", "--modifier", "code")
+    proc = run_cli("ask", "hi", "--modifier", "code", env_extra=DEMO_ALONE)  # the demo base has no modifiers
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("edge-assistant: error: unknown modifier 'code'")
     assert "Traceback" not in proc.stderr

@@ -108,7 +108,8 @@ def test_a_bundle_whose_router_folder_is_missing_gets_a_clear_message(router_bun
     assert "no router.json" in result.stderr
 
 
-def test_with_no_bundle_installed_every_prompt_goes_to_the_demo_base():
+def test_with_no_bundle_installed_every_prompt_goes_to_the_demo_base(monkeypatch):
+    monkeypatch.setenv("EDGE_ASSISTANT_STARTER", "0")  # the demo base alone, not the shipped starter
     result = _run("route", "--jsonl", "-", input='{"prompt": "fix my python code"}\n{"prompt": "hi"}\n')
     assert result.exit_code == 0, result.stderr
     decisions = [json.loads(line) for line in result.stdout.splitlines()]

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BuildError, UsageError
+from .importance import Importance, chat_calibration_texts, observe_block
 from .quantsim import FORMATS, fake_quantize, tensor_type
 
 # Shrink factors tried for weight clipping (1.0 = no clipping).
@@ -315,6 +316,8 @@ def apply_awq(
     progress: Callable[[int, int, float], None] | None = None,
     seq_len: int = 256,
     search_tokens: int = 1024,
+    importance: Importance | None = None,
+    chat: bool = True,
 ) -> AwqReport:
     """Scale (and optionally clip) `model`'s weights in place for `qtype` quantization.
 
@@ -324,6 +327,11 @@ def apply_awq(
     activation statistics and the error the search minimises. `progress(block,
     n_blocks, seconds)` is called after each block. With `clip=False` the float
     model computes the same function as before.
+
+    With `chat` (the default) the texts go through the tokenizer's chat template
+    first, as the model is used. When `importance` is given, the same pass adds
+    every block linear's input (as the final scaled, clipped model computes it)
+    to it: the importance statistics cost no second pass.
     """
     tensor_type(qtype, 256)  # validate the type name before any work
     if n_grid < 1:
@@ -334,6 +342,8 @@ def apply_awq(
     model.float()
     model.eval()
     layers = _layers(model)
+    if chat:
+        calib_texts = chat_calibration_texts(tokenizer, calib_texts)
     ids = _calibration_ids(tokenizer, calib_texts, seq_len, search_tokens)
     report = AwqReport(qtype=qtype.upper(), n_layers=len(layers), calib_tokens=int(ids.numel()),
                        n_grid=n_grid, clip=clip)
@@ -352,7 +362,11 @@ def apply_awq(
                                  (mlp.up_proj, "mlp_in"), (mlp.down_proj, "mlp_out")):
                     c, t = _clip(lin, feats[key], qtype)
                     clipped, total = clipped + c, total + t
-            x = _run_block(layer, x, kwargs)  # the next block sees this block's new weights
+            # The next block sees this block's new weights; the same forward feeds the importance.
+            if importance is not None:
+                x = observe_block(importance, layer, index, lambda: _run_block(layer, x, kwargs))  # noqa: B023
+            else:
+                x = _run_block(layer, x, kwargs)
             seconds = time.perf_counter() - t0
             report.seconds_per_block.append(seconds)
             if progress is not None:

@@ -27,8 +27,10 @@ import torch
 from ..errors import UsageError
 from . import ggml_quant
 
-# Candidate types, cheapest first; a tensor takes those whose block divides its rows.
-LADDER = ("Q3_K", "IQ4_XS", "IQ4_NL", "Q4_K", "Q5_K", "Q5_0", "Q6_K", "Q8_0")
+# Candidate types, cheapest first; a group takes those whose block divides its rows and,
+# of types with the same bits per weight, only the first that fits (IQ4_NL over Q4_K
+# and Q4_0, Q5_K over Q5_0): fewer measurements, no loss.
+LADDER = ("Q3_K", "IQ4_XS", "IQ4_NL", "Q4_K", "Q4_0", "Q5_K", "Q5_0", "Q6_K", "Q8_0")
 GROUPS = {"attn_in": ("attn_q", "attn_k", "attn_v"), "attn_out": ("attn_output",),
           "mlp_in": ("ffn_gate", "ffn_up"), "mlp_out": ("ffn_down",)}
 
@@ -101,7 +103,9 @@ def _hf_groups(model: Any, ladder: Sequence[str]) -> list[Group]:
         g = Group(name, [m[0] for m in mapped if m], hf_names, shapes)  # type: ignore[misc]
         for qtype in ladder:
             if all(ggml_quant.fits(qtype, s[1]) for s in shapes):
-                g.options[qtype] = sum(s[0] * ggml_quant.row_size(qtype, s[1]) for s in shapes)
+                size = sum(s[0] * ggml_quant.row_size(qtype, s[1]) for s in shapes)
+                if size not in g.options.values():
+                    g.options[qtype] = size
         if not g.options:
             raise UsageError(f"no candidate type fits the rows of {name} ({shapes[0][1]} wide)",
                              hint="add Q8_0 or another block-32 type to the candidates")
@@ -125,26 +129,45 @@ def _fake_quantize(w: torch.Tensor, qtype: str, importance: np.ndarray | None) -
     return torch.from_numpy(ggml_quant.dequantize(qtype, q, rows.shape).astype(np.float32))
 
 
-def _kl(logits: torch.Tensor, ref_logp: torch.Tensor) -> float:
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return float((ref_logp.exp() * (ref_logp - logp)).sum(-1).mean())
+def _tail_logits(model: Any, x: torch.Tensor, kwargs: dict[str, Any], first: int) -> torch.Tensor:
+    """Logits from the hidden states entering block `first`, through the remaining blocks and the head."""
+    from .awq import _run_block
+
+    for layer in model.model.layers[first:]:
+        x = _run_block(layer, x, kwargs)
+    return model.lm_head(model.model.norm(x))
 
 
 def measure_sensitivity(model: Any, windows: torch.Tensor, *, importance: Mapping[str, np.ndarray] | None = None,
                         ladder: Sequence[str] = LADDER,
                         progress: Callable[[int, int, str], None] | None = None) -> list[Group]:
-    """Every group's KL, alone, at every type it can take; the model is left as it was."""
+    """Every group's KL, alone, at every type it can take; the model is left as it was.
+
+    The float hidden states entering each block are computed once, so a group in
+    block i costs a forward of blocks i.. and the head only.
+    """
+    from .awq import _block_inputs, _run_block
+
     importance = importance or {}
     model.float().eval()
     params = dict(model.named_parameters())
     groups = _hf_groups(model, ladder)
     with torch.no_grad():
-        ref = [torch.log_softmax(model(input_ids=w.unsqueeze(0), use_cache=False).logits[0].float(), dim=-1)
-               for w in windows]
+        x, kwargs = _block_inputs(model, windows)
+        entering = []
+        for layer in model.model.layers:
+            entering.append(x)
+            x = _run_block(layer, x, kwargs)
+        ref = torch.log_softmax(model.lm_head(model.model.norm(x)).float(), dim=-1)
 
-        def kl_now() -> float:
-            return sum(_kl(model(input_ids=w.unsqueeze(0), use_cache=False).logits[0], r)
-                       for w, r in zip(windows, ref)) / len(windows)
+        def kl_from(group: Group) -> float:
+            if group.name.startswith("blk."):
+                first = int(group.name.split(".")[1])
+                logits = _tail_logits(model, entering[first], kwargs, first)
+            else:  # the embeddings (tied: also the output matrix) or the output matrix: the whole model
+                logits = model(input_ids=windows, use_cache=False).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            return max(0.0, float((ref.exp() * (ref - logp)).sum(-1).mean()))
 
         for gi, g in enumerate(groups):
             originals = [params[n].data.clone() for n in g.modules]
@@ -152,7 +175,7 @@ def measure_sensitivity(model: Any, windows: torch.Tensor, *, importance: Mappin
                 for qtype in g.options:
                     for n, t, orig in zip(g.modules, g.tensors, originals):
                         params[n].data = _fake_quantize(orig, qtype, importance.get(t))
-                    g.kl[qtype] = max(0.0, kl_now())
+                    g.kl[qtype] = kl_from(g)
             finally:
                 for n, orig in zip(g.modules, originals):
                     params[n].data = orig

@@ -68,7 +68,7 @@ def _tiny_hf(out: Path) -> Path:
 
     if (out / "hf" / "config.json").is_file():
         return out / "hf"
-    return _save_wide(out / "hf", tied=True, seed=7)
+    return _save_wide(out / "hf", tied=True, seed=7, n_layers=2)
 
 
 def _tensor_bytes(path: Path) -> dict[str, bytes]:
@@ -127,6 +127,9 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=10)
     parser.add_argument("--eval-tokens", type=int, default=None, help="default: the whole held-out text")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-tools", action="store_true",
+                        help="skip building llama-imatrix/llama-quantize: llama.cpp rows through llama_model_quantize "
+                             "(the same library code), without the llama-imatrix rows")
     parser.add_argument("--repack", action="store_true",
                         help="let llama.cpp repack weights for this CPU (crashes on some AMX machines)")
     args = parser.parse_args()
@@ -153,6 +156,9 @@ def main() -> None:
     eval_tokens = 512 if args.quick and args.eval_tokens is None else args.eval_tokens
     if args.quick:
         hf = _tiny_hf(out)
+        tools = None
+    elif args.no_tools:
+        hf, _source = _smollm2_hf(out)
         tools = None
     else:
         hf, _source = _smollm2_hf(out)
@@ -192,6 +198,9 @@ def main() -> None:
             plain = llama.quantize(f16, out / f"llama-{mix}.gguf", mix)
             rows.append({"point": mixes[0], "what": f"llama.cpp {mix}", **score(plain)})
             print(rows[-1], flush=True)
+            if tools is None and not args.quick:
+                sized.append(plain.stat().st_size)
+                continue
             if args.quick:
                 from edge_assistant.builder.importance import write_imatrix
 

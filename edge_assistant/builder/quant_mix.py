@@ -244,8 +244,11 @@ def _mix_type(t: TensorSpec, new: str, mix: str, m: ModelShape, c: _Counters, n_
 
 
 def plan_mix(tensors: Sequence[TensorSpec], mix: str, model: ModelShape, *,
-             has_importance: bool = False) -> dict[str, str]:
-    """Tensor name -> ggml type name that `llama_model_quantize` gives it for `mix`."""
+             has_importance: bool = False, fit_rows: bool = True) -> dict[str, str]:
+    """Tensor name -> ggml type name that `llama_model_quantize` gives it for `mix`.
+
+    With `fit_rows=False`, the type the rules want before the row-length fallback.
+    """
     key = mix_key(mix)
     if model.n_expert > 1:
         raise ConversionError(f"{model.n_expert}-expert models are not supported by our quantizer",
@@ -264,7 +267,9 @@ def plan_mix(tensors: Sequence[TensorSpec], mix: str, model: ModelShape, *,
             continue
         new = default
         if default not in ("F32", "F16", "BF16"):
-            new = fallback(_mix_type(t, default, key, model, counters, n_attn_v, tied, has_importance), t.n_per_row)
+            new = _mix_type(t, default, key, model, counters, n_attn_v, tied, has_importance)
+            if fit_rows:
+                new = fallback(new, t.n_per_row)
         plan[name] = new
     return plan
 
@@ -276,3 +281,14 @@ def requires_importance(name: str, qtype: str, mix: str | None = None) -> bool:
     if qtype == "Q2_K":
         return mix is not None and mix.upper() == "Q2_K_S"
     return qtype in ("IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_M", "IQ1_S")
+
+
+def needs_importance(mix: str) -> bool:
+    """Whether llama.cpp's `mix` puts a type that needs importance on some block tensor."""
+    key = mix_key(mix)
+    if key == "Q2_K_S":
+        return True
+    default = DEFAULT_TYPE[key]
+    if default in ("IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_M", "IQ1_S"):
+        return True
+    return key == "IQ3_XS"  # attn_q/attn_k go to IQ3_XXS

@@ -79,10 +79,10 @@ def tensor_specs(reader: Any) -> list[TensorSpec]:
             for t in reader.tensors]
 
 
-def mix_plan(src: Path | str, mix: str, *, has_importance: bool = False) -> dict[str, str]:
-    """The per-tensor types llama.cpp's `mix` gives the model in `src`."""
+def mix_plan(src: Path | str, mix: str, *, has_importance: bool = False, fit_rows: bool = True) -> dict[str, str]:
+    """The per-tensor types llama.cpp's `mix` gives the model in `src` (see quant_mix.plan_mix)."""
     reader = _reader(Path(src))
-    return plan_mix(tensor_specs(reader), mix, model_shape(reader), has_importance=has_importance)
+    return plan_mix(tensor_specs(reader), mix, model_shape(reader), has_importance=has_importance, fit_rows=fit_rows)
 
 
 def _copy_metadata(reader: Any, writer: Any, file_type: int) -> None:

@@ -28,14 +28,14 @@ IMPORTANCE_MIXES = ("IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", 
                     "Q4_0", "Q5_0", "Q4_K_M", "IQ4_NL")
 
 
-def _save_wide(folder: Path, *, tied: bool, seed: int) -> Path:
+def _save_wide(folder: Path, *, tied: bool, seed: int, n_layers: int = 8) -> Path:
     from transformers import LlamaConfig
 
     from .model_factory import _save, sentencepiece_tokenizer, smollm_tokenizer
 
     tokenizer = smollm_tokenizer() if tied else sentencepiece_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=8,
+        vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=n_layers,
         num_attention_heads=8, num_key_value_heads=8 if tied else 2, max_position_embeddings=1024,
         rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=tied,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)

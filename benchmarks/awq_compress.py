@@ -236,7 +236,7 @@ def main() -> None:
             a, b = _tensor_bytes(theirs), _tensor_bytes(mine)
             same = sum(1 for n in a if a[n] == b.get(n))
             equal_checks.append({"mix": mix, "tensors": len(a), "equal": same, "names_equal": set(a) == set(b)})
-            rows.append({"point": mixes[0], "what": f"AWQ + same importance, {mix} (llama-quantize --imatrix)",
+            rows.append({"point": mixes[0], "what": f"AWQ + same importance, {mix}, by llama.cpp (--imatrix)",
                          **score(theirs)})
             print(rows[-1], equal_checks[-1], flush=True)
 

@@ -208,10 +208,13 @@ def quantize_with_plan(
             ti = writer.tensors[0].pop(name)
             writer.write_padding(fout, fout.tell())
             written = 0
-            if qtype == t.tensor_type.name:
-                chunk = np.ascontiguousarray(t.data).view(np.uint8).reshape(-1)
-                fout.write(chunk.tobytes())
-                written = chunk.nbytes
+            if qtype == t.tensor_type.name:  # copied as it is, in slabs of rows
+                raw = t.data.reshape(-1, t.data.shape[-1]) if t.data.ndim > 1 else t.data.reshape(1, -1)
+                step = max(1, _SLAB_BYTES // max(1, raw[:1].nbytes))
+                for start in range(0, raw.shape[0], step):
+                    part = np.ascontiguousarray(raw[start:start + step])
+                    fout.write(part.tobytes())
+                    written += part.nbytes
             else:
                 vec = importance.get(name)
                 used += vec is not None and qtype not in _FLOAT_TYPES

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from edge_assistant.builder import ggml_quant
+from edge_assistant.builder.quant_mix import requires_importance
 from edge_assistant.builder.quantizer import mix_plan, quantize_mix, quantize_with_plan
 from edge_assistant.errors import ConversionError
 
@@ -161,8 +162,9 @@ def test_importance_lowers_the_weighted_error_for_every_type(wide_models, import
     vectors = importance["untied"]
     plan = {name: qtype for name in vectors}
     uniform = {name: np.ones_like(v) for name, v in vectors.items()}
-    without = quantize_with_plan(f16, tmp_path / "plain.gguf", plan,
-                                 importance=uniform if ggml_quant.requires_importance(qtype) else None)
+    # Types that cannot go without importance (ggml's or llama.cpp's rule) get uniform importance instead.
+    must = ggml_quant.requires_importance(qtype) or requires_importance("blk.0.attn_q.weight", qtype)
+    without = quantize_with_plan(f16, tmp_path / "plain.gguf", plan, importance=uniform if must else None)
     weighted = quantize_with_plan(f16, tmp_path / "weighted.gguf", plan, importance=vectors)
     assert weighted.with_importance == len(vectors)
     e_plain = _weighted_error(f16, without.path, vectors)

@@ -658,16 +658,37 @@ def build_evaluate(target: Path, tasks_dir: Path | None, domains: tuple[str, ...
 @click.option("--target-size", "target_size", required=True,
               help="Bytes (95000000, 95MB, 90MiB) or bits per weight (4.5bpw).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .gguf file.")
-@click.option("--types", default=None, help="Comma-separated candidate types (default: Q8_0 down to Q2_K).")
+@click.option("--calib", "calib", type=click.Path(path_type=Path), default=None,
+              help="Calibration text: importance-weighted quantization with per-tensor types planned to the "
+                   "target (SRC may then be an HF folder: AWQ first).")
+@click.option("--no-awq", is_flag=True, help="With --calib and an HF folder: skip AWQ (importance only).")
+@click.option("--types", default=None, help="Without --calib: comma-separated candidate types (default: Q8_0 down to Q2_K).")
 @click.option("--text", "text_file", type=click.Path(path_type=Path), default=None,
-              help="Held-out text: choose the fitting type by measured perplexity instead of bits per weight.")
+              help="Without --calib: held-out text; choose the fitting type by measured perplexity.")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help="llama.cpp threads.")
-def build_compress(src: Path, target_size: str, out: Path, types: str | None, text_file: Path | None,
-                   threads: int) -> None:
-    """Quantize an f16 GGUF to the best type that fits a size target; print the trade-off table."""
+def build_compress(src: Path, target_size: str, out: Path, calib: Path | None, no_awq: bool, types: str | None,
+                   text_file: Path | None, threads: int) -> None:
+    """Make the best GGUF that fits a size target; print the plan or the trade-off table."""
     from .builder.size_target import CANDIDATES, choose_type, parse_target
 
     target = parse_target(target_size)
+    if calib is not None:
+        from .builder.planned_compress import compress_planned
+
+        if not calib.is_file():
+            raise UsageError(f"calibration text {calib} not found",
+                             hint="pass --calib with a text file (the builder ships data/calibration.txt)")
+        if types or text_file:
+            raise UsageError("--types and --text choose one type for the whole file; --calib plans per tensor",
+                             hint="drop --types/--text, or drop --calib")
+        result = compress_planned(src, target, out, calib_text=calib.read_text(encoding="utf-8"), awq=not no_awq,
+                                  say=lambda m: click.echo(m, err=True))
+        click.echo(result.plan.table())
+        click.echo(result.summary())
+        return
+    if src.is_dir():
+        raise UsageError(f"{src} is a folder: without --calib `build compress` takes an f16 GGUF",
+                         hint="add --calib TEXT to AWQ, weight and plan an HF folder in one go")
     if text_file is not None and not text_file.is_file():
         raise UsageError(f"text file {text_file} not found", hint="pass --text with a held-out text file")
     candidates = tuple(t.strip().upper() for t in types.split(",") if t.strip()) if types else CANDIDATES

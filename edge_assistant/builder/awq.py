@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BuildError, UsageError
-from .quantsim import FORMATS, fake_quantize, tensor_type
+from .importance import Importance, chat_calibration_texts, observe_block
+from .quantsim import FILE_TYPES, FORMATS, fake_quantize, tensor_type
 
 # Shrink factors tried for weight clipping (1.0 = no clipping).
 CLIP_RATIOS = tuple(1.0 - 0.05 * i for i in range(10))
@@ -304,6 +305,20 @@ def _attn_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in ("position_embeddings", "attention_mask", "cache_position", "position_ids")}
 
 
+def _awq_type(qtype: str) -> str:
+    """The file type AWQ simulates for `qtype`: itself, or for IQ/ternary mixes the nearest legacy/k shape."""
+    key = qtype.upper()
+    if key in FILE_TYPES:
+        return key
+    if key.startswith("IQ4"):
+        return "Q4_0"
+    if key.startswith("IQ3"):
+        return "Q3_K_M"
+    if key.startswith(("IQ2", "IQ1", "TQ")) or key == "Q2_K_S":
+        return "Q2_K"
+    return key
+
+
 def apply_awq(
     model: Any,
     tokenizer: Any,
@@ -315,6 +330,8 @@ def apply_awq(
     progress: Callable[[int, int, float], None] | None = None,
     seq_len: int = 256,
     search_tokens: int = 1024,
+    importance: Importance | None = None,
+    chat: bool = True,
 ) -> AwqReport:
     """Scale (and optionally clip) `model`'s weights in place for `qtype` quantization.
 
@@ -324,8 +341,14 @@ def apply_awq(
     activation statistics and the error the search minimises. `progress(block,
     n_blocks, seconds)` is called after each block. With `clip=False` the float
     model computes the same function as before.
+
+    With `chat` (the default) the texts go through the tokenizer's chat template
+    first, as the model is used. When `importance` is given, the same pass adds
+    every block linear's input (as the final scaled, clipped model computes it)
+    to it: the importance statistics cost no second pass.
     """
-    tensor_type(qtype, 256)  # validate the type name before any work
+    tensor_type(_awq_type(qtype), 256)  # validate the type name before any work
+    qtype = _awq_type(qtype)
     if n_grid < 1:
         raise UsageError("n_grid must be at least 1", hint="use the default of 20")
     if isinstance(calib_texts, str):
@@ -334,6 +357,8 @@ def apply_awq(
     model.float()
     model.eval()
     layers = _layers(model)
+    if chat:
+        calib_texts = chat_calibration_texts(tokenizer, calib_texts)
     ids = _calibration_ids(tokenizer, calib_texts, seq_len, search_tokens)
     report = AwqReport(qtype=qtype.upper(), n_layers=len(layers), calib_tokens=int(ids.numel()),
                        n_grid=n_grid, clip=clip)
@@ -352,7 +377,11 @@ def apply_awq(
                                  (mlp.up_proj, "mlp_in"), (mlp.down_proj, "mlp_out")):
                     c, t = _clip(lin, feats[key], qtype)
                     clipped, total = clipped + c, total + t
-            x = _run_block(layer, x, kwargs)  # the next block sees this block's new weights
+            # The next block sees this block's new weights; the same forward feeds the importance.
+            if importance is not None:
+                x = observe_block(importance, layer, index, lambda: _run_block(layer, x, kwargs))  # noqa: B023
+            else:
+                x = _run_block(layer, x, kwargs)
             seconds = time.perf_counter() - t0
             report.seconds_per_block.append(seconds)
             if progress is not None:
@@ -364,11 +393,13 @@ def apply_awq(
 
 def awq_hf_dir(hf_dir: Path | str, calib_file: Path | str, qtype: str, out_dir: Path | str, *,
                n_grid: int = 20, clip: bool = True,
-               progress: Callable[[int, int, float], None] | None = None) -> Path:
+               progress: Callable[[int, int, float], None] | None = None,
+               importance: Importance | None = None) -> Path:
     """Load an HF model folder, apply AWQ for `qtype`, write the scaled model to `out_dir`.
 
     The folder is written next to `out_dir` and renamed into place only when
-    complete; `awq.json` inside it records the report.
+    complete; `awq.json` inside it records the report. `importance`, when given,
+    is filled in the same calibration pass (see `apply_awq`).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -386,7 +417,8 @@ def awq_hf_dir(hf_dir: Path | str, calib_file: Path | str, qtype: str, out_dir: 
     except (OSError, ValueError) as exc:
         raise BuildError(f"cannot load the model in {hf_dir}: {exc}",
                          hint="check the folder holds a complete transformers model") from exc
-    report = apply_awq(model, tokenizer, [text], qtype=qtype, n_grid=n_grid, clip=clip, progress=progress)
+    report = apply_awq(model, tokenizer, [text], qtype=qtype, n_grid=n_grid, clip=clip, progress=progress,
+                       importance=importance)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

@@ -30,7 +30,7 @@ from . import demodata
 from .base_model import check_llama_family, resolve_base
 from .disk import check_free_space, remove_intermediates
 from .context import STAGE_FOLDERS, STAGES, TRAINING_STAGES, BuildContext, as_table, quantized_gguf
-from .recipe import Recipe, resolve_source
+from .recipe import Recipe, check_quantize, resolve_source
 from .stage import StageRun
 from .stages import RUNNERS
 
@@ -66,9 +66,11 @@ def _stage_spec(ctx: BuildContext, name: str) -> tuple[Any, dict[str, Path]]:
         inputs = {"model": ctx.stage_dir("merge") / "model"}
         if ctx.source.gguf_path:
             inputs["source_gguf"] = ctx.source.gguf_path
-        return {"outtype": r.quantize.outtype, "awq": ctx.awq, "awq_calib_rows": r.quantize.awq_calib_rows}, inputs
+        return ({"outtype": r.quantize.outtype, "awq": ctx.awq, "awq_calib_rows": r.quantize.awq_calib_rows,
+                 "importance": r.quantize.importance}, inputs)
     if name == "quantize":
-        return ({"qtype": r.quantize.qtype},
+        return ({"qtype": r.quantize.qtype, "importance": r.quantize.importance and ctx.awq,
+                 "target_size": r.quantize.target_size},
                 {"gguf": ctx.stage_dir("convert") / f"model-{r.quantize.outtype}.gguf"})
     if name == "modifiers":
         inputs = {"base": quantized_gguf(ctx)}
@@ -134,6 +136,8 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
     """
     _check_stage_name(from_stage, "--from")
     _check_stage_name(until_stage, "--until")
+    # e.g. IQ2_XS with --no-awq (no calibration pass, so no importance): fail before any work
+    check_quantize(recipe.quantize, recipe.path, awq=recipe.quantize.awq if awq is None else awq)
     out = Path(out) if out is not None else default_out_dir(recipe)
     source = resolve_base(recipe)
     check_llama_family(source, f"{recipe.path}: base.model")  # before any data is written or trained on

@@ -100,6 +100,13 @@ class QuantizeConfig:
     awq: bool = _help("Apply AWQ activation-aware scales before conversion (`--no-awq` to compare without).",
                       True)
     awq_calib_rows: int = _help("Rows of phase 1 training text used as AWQ calibration data.", 64)
+    importance: bool = _help(
+        "Collect importance statistics (mean squared activation per input channel) in the AWQ pass and "
+        "quantize with our importance-weighted quantizer on ggml's kernels. Needs awq = true.", True)
+    target_size: str = _help(
+        "Size of the base: bytes (\"105MB\") or bits per weight (\"5.5bpw\"). When set, the types are chosen per "
+        "tensor group by measured sensitivity to fit it (qtype is then the type AWQ is searched for); "
+        "empty: qtype for the whole file, by llama.cpp's rules.", "")
     threads: int = _help("Quantizer threads; 0: all cores.", 0)
 
 
@@ -296,11 +303,40 @@ def _validate(recipe: Recipe) -> None:
         raise RecipeError(f"{path}: external_base = true needs base.model = \"package:NAME\" and "
                           "[quantize] enabled = false",
                           hint="the bundle can only refer to a base file that an installed package ships unchanged")
+    if recipe.quantize.enabled:
+        check_quantize(recipe.quantize, path, awq=recipe.quantize.awq)
     if recipe.quantize.outtype not in ("f32", "f16", "bf16"):
         raise RecipeError(f"{path}: quantize.outtype {recipe.quantize.outtype!r} is not f32, f16 or bf16",
                           hint="pick one of those")
     for source in all_data_sources(recipe):
         resolve_source(recipe, source)
+
+
+def check_quantize(q: QuantizeConfig, path: Any, *, awq: bool) -> None:
+    """The [quantize] settings that would fail late, failed now: before any data is read or trained on."""
+    from .quant_mix import FTYPES, needs_importance
+
+    if q.qtype.upper() not in FTYPES:
+        raise RecipeError(f"{path}: quantize.qtype {q.qtype!r} is not a quantization type",
+                          hint=f"choose one of {', '.join(FTYPES)}")
+    if needs_importance(q.qtype) and not (awq and q.importance):
+        off = "quantize.importance = false" if not q.importance else "AWQ is off (quantize.awq = false or --no-awq)"
+        raise RecipeError(f"{path}: quantize.qtype {q.qtype.upper()} needs importance statistics from calibration "
+                          f"data, but {off}",
+                          hint="set quantize.awq = true and quantize.importance = true, or choose a type of 4 bits "
+                               "or more (Q4_0, IQ4_NL, Q4_K_M)")
+    if q.target_size:
+        from .size_target import parse_target
+
+        try:
+            parse_target(q.target_size)
+        except Exception as exc:
+            raise RecipeError(f"{path}: quantize.target_size {q.target_size!r} cannot be read",
+                              hint="write bytes (105MB, 100MiB) or bits per weight (5.5bpw)") from exc
+        if not (awq and q.importance):
+            raise RecipeError(f"{path}: quantize.target_size plans types from calibration data, but AWQ or "
+                              "importance is off", hint="set quantize.awq = true and quantize.importance = true, "
+                                                        "or leave target_size empty")
 
 
 def all_data_sources(recipe: Recipe) -> list[str]:

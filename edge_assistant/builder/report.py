@@ -23,7 +23,9 @@ def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[st
         q = records["quantize"]["metrics"]
         awq = records.get("convert", {}).get("metrics", {}).get("awq")
         quality["quantization"] = {"type": q["qtype"], "bits_per_weight": q["bits_per_weight"],
-                                   "fallback_tensors": len(q["fallbacks"] or []), "awq": bool(awq)}
+                                   "fallback_tensors": len(q["fallbacks"] or []), "awq": bool(awq),
+                                   "importance_tensors": q.get("importance_tensors", 0),
+                                   "target_size": q.get("target_size")}
     if "modifiers" in records:
         evaluate = records.get("evaluate", {}).get("metrics", {})
         heldout = evaluate.get("heldout_nll", {})
@@ -68,9 +70,14 @@ def _compression_lines(records: dict[str, dict[str, Any]], quality: dict[str, An
                      f"clipping {'on' if awq.get('clip') else 'off'}, {_fmt(awq.get('seconds', 0.0), '.0f')} s")
     else:
         lines.append("- AWQ: off (`quantize.awq = false` or `--no-awq`)")
+    if q.get("quantizer"):
+        lines.append(f"- quantizer: {q['quantizer']} ({q.get('importance_tensors', 0)} tensors weighted by importance "
+                     "from the AWQ calibration pass)")
     for fb in q["fallbacks"] or []:
         lines.append(f"- fallback: `{fb['tensor']}` wanted {fb['wanted']}, got {fb['got']}")
     lines.append("")
+    if q.get("plan"):
+        lines += [f"### Per-tensor types planned to {q.get('target_size')}", "", q["plan"]]
     return lines
 
 

@@ -181,19 +181,66 @@ def stage_convert(ctx: BuildContext, run: StageRun) -> None:
     hf_dir = ctx.stage_dir("merge") / "model"
     if ctx.awq:
         from .awq import awq_hf_dir
+        from .importance import Importance, write_imatrix
 
         calib = run.dir / "awq-calib.txt"
         rows = load_split(ctx, "phase1").train[: q.awq_calib_rows] if ctx.recipe.phase1.enabled else []
         if rows:
-            atomic_write_text(calib, "\n\n".join(m["content"] for r in rows for m in r) + "\n")
+            text = "\n\n".join(m["content"] for r in rows for m in r) + "\n"
         else:  # no phase 1 data: the packaged calibration text (never used for evaluation)
-            calib = Path(__file__).parent / "data" / "calibration.txt"
-        hf_dir = Path(awq_hf_dir(hf_dir, calib, q.qtype, run.dir / "awq-model"))
+            text = (Path(__file__).parent / "data" / "calibration.txt").read_text(encoding="utf-8")
+        atomic_write_text(calib, text)  # kept: the quantize stage plans types on the same text
+        stats = Importance() if q.importance else None
+        hf_dir = Path(awq_hf_dir(hf_dir, calib, q.qtype, run.dir / "awq-model", importance=stats))
         awq_report = hf_dir / "awq.json"
         run.metrics["awq"] = json.loads(awq_report.read_text()) if awq_report.is_file() else True
+        if stats is not None:
+            run.output("importance", write_imatrix(run.dir / "importance.gguf", stats.vectors()))
+            run.metrics["importance_tensors"] = len(stats)
     gguf = convert_hf_to_gguf(hf_dir, run.dir / f"model-{q.outtype}.gguf", outtype=q.outtype,
                               source_gguf=ctx.source.gguf_path, progress=_tensor_bar(ctx, "convert"))
     run.output("gguf", Path(gguf))
+
+
+def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: Path) -> None:
+    """Importance-weighted quantization on ggml's kernels: llama.cpp's mix, or types planned to a size."""
+    from .gguf_index import read_tensor_index
+    from .importance import read_imatrix
+    from .quantizer import mix_plan, quantize_with_plan
+
+    q = ctx.recipe.quantize
+    vectors = read_imatrix(importance_file)
+    out = run.dir / f"model-{q.qtype}.gguf"
+    plan_text = None
+    fallbacks: list[dict[str, str]] = []
+    if q.target_size:
+        import torch
+        from gguf import GGUFReader
+
+        from .planned_compress import _load_hf, _windows
+        from .size_plan import plan_to_size
+        from .size_target import parse_target
+
+        convert_dir = ctx.stage_dir("convert")
+        model, tokenizer = _load_hf(convert_dir / "awq-model")
+        windows = _windows(tokenizer, (convert_dir / "awq-calib.txt").read_text(encoding="utf-8"), 256, 256)
+        with torch.no_grad():
+            plan = plan_to_size(model, windows, GGUFReader(src), parse_target(q.target_size), importance=vectors)
+        types, plan_text = plan.types, plan.table()
+        ctx.log(plan_text)
+    else:
+        types = mix_plan(src, q.qtype, has_importance=True)
+        wished = mix_plan(src, q.qtype, has_importance=True, fit_rows=False)
+        fallbacks = [{"tensor": n, "wanted": w, "got": types[n]} for n, w in wished.items() if types[n] != w]
+    result = quantize_with_plan(src, out, types, importance=vectors, file_type=q.qtype, mix=q.qtype)
+    counts: dict[str, int] = {}
+    for t in read_tensor_index(out):
+        counts[t.qtype.name] = counts.get(t.qtype.name, 0) + 1
+    run.output("gguf", out)
+    run.metrics.update({"qtype": q.qtype.upper(), "bits_per_weight": result.bits_per_weight, "size": result.size,
+                        "fallbacks": fallbacks, "tensor_types": counts, "source_size": src.stat().st_size,
+                        "quantizer": "ggml kernels, importance-weighted", "importance_tensors": result.with_importance,
+                        "target_size": q.target_size or None, "plan": plan_text})
 
 
 def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
@@ -201,6 +248,10 @@ def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
 
     q = ctx.recipe.quantize
     src = ctx.stage_dir("convert") / f"model-{q.outtype}.gguf"
+    importance_file = ctx.stage_dir("convert") / "importance.gguf"
+    if q.importance and ctx.awq and importance_file.is_file():
+        _our_quantize(ctx, run, src, importance_file)
+        return
     report = quantize_gguf(src, run.dir / f"model-{q.qtype}.gguf", q.qtype, threads=q.threads)
     run.output("gguf", Path(report.path))
     run.metrics.update({"qtype": report.qtype, "bits_per_weight": report.bits_per_weight, "size": report.size,

@@ -1,0 +1,242 @@
+"""Our GGUF quantizer: ggml's kernels, our per-tensor types, importance weights, one tensor at a time.
+
+`quantize_with_plan(src, out, types)` reads a float GGUF (f32/f16/bf16 tensors)
+through a memory map, quantizes each tensor to the type the plan gives it with
+`ggml_quantize_chunk` (weighted by that tensor's importance vector when one is
+given) and streams it into the output with the `gguf` writer: at most one
+tensor's float rows (in slabs of rows) are in memory, whatever the model size.
+
+The output is laid out like `llama_model_quantize`'s: the same metadata in the
+same order (general.quantization_version and general.file_type moved to the
+end), tensors in llama.cpp's storage order, 32-byte alignment. With the plan
+of a mix and no importance the file is byte for byte llama.cpp's (tested).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError
+from . import ggml_quant
+from .artifact import atomic_output
+from .quant_mix import FTYPES, ModelShape, TensorSpec, plan_mix, requires_importance, storage_order
+
+GGML_QNT_VERSION = 2
+_SLAB_BYTES = 256 * 2**20  # float rows quantized at once: bounds memory on 8B-sized tensors
+_FLOAT_TYPES = ("F32", "F16", "BF16")
+_DROPPED_KEYS = ("split.no", "split.count", "split.tensors.count")
+
+
+@dataclass
+class QuantizedFile:
+    path: Path
+    size: int
+    bits_per_weight: float
+    types: dict[str, str] = field(default_factory=dict)  # tensor -> ggml type written
+    seconds: float = 0.0
+    with_importance: int = 0  # tensors quantized with an importance vector
+
+    def type_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.types.values():
+            counts[t] = counts.get(t, 0) + 1
+        return counts
+
+
+def _reader(src: Path) -> Any:
+    from gguf import GGUFReader
+
+    from ..bundle.ggufmeta import read_gguf_info
+
+    info = read_gguf_info(src)  # a clear error when it is not GGUF at all
+    if info.is_adapter:
+        raise ConversionError(f"{src} is a LoRA adapter, not a model", hint="quantize the base model GGUF")
+    return GGUFReader(src)
+
+
+def _field_int(reader: Any, key: str) -> int | None:
+    f = reader.fields.get(key)
+    return None if f is None else int(f.contents())
+
+
+def model_shape(reader: Any) -> ModelShape:
+    arch = str(reader.fields["general.architecture"].contents())
+    n_layer = _field_int(reader, f"{arch}.block_count") or 0
+    n_head = _field_int(reader, f"{arch}.attention.head_count") or 0
+    n_head_kv = _field_int(reader, f"{arch}.attention.head_count_kv") or n_head
+    return ModelShape(n_layer=n_layer, n_head=n_head, n_head_kv=n_head_kv,
+                      n_expert=_field_int(reader, f"{arch}.expert_count") or 0, arch=arch)
+
+
+def tensor_specs(reader: Any) -> list[TensorSpec]:
+    return [TensorSpec(t.name, tuple(int(x) for x in reversed(t.shape.tolist())), t.tensor_type.name)
+            for t in reader.tensors]
+
+
+def mix_plan(src: Path | str, mix: str, *, has_importance: bool = False, fit_rows: bool = True) -> dict[str, str]:
+    """The per-tensor types llama.cpp's `mix` gives the model in `src` (see quant_mix.plan_mix)."""
+    reader = _reader(Path(src))
+    return plan_mix(tensor_specs(reader), mix, model_shape(reader), has_importance=has_importance, fit_rows=fit_rows)
+
+
+def _copy_metadata(reader: Any, writer: Any, file_type: int) -> None:
+    from gguf import GGUFValueType
+
+    writer.kv_data[0].clear()  # the writer pre-fills general.architecture; keep the source's order instead
+    for name, f in reader.fields.items():
+        if name.startswith("GGUF.") or name in _DROPPED_KEYS or name in ("general.quantization_version",
+                                                                            "general.file_type"):
+            continue
+        vtype = f.types[0]
+        if vtype == GGUFValueType.ARRAY:
+            sub = f.types[-1]
+            if len(f.types) > 2:
+                raise ConversionError(f"metadata {name} is a nested array", hint="re-run `build convert`")
+            if sub == GGUFValueType.STRING:
+                value: Any = [bytes(f.parts[i].tobytes()) for i in f.data]
+            else:
+                value = [f.parts[i].tolist()[0] for i in f.data]
+            if not value:
+                raise ConversionError(f"metadata {name} is an empty array", hint="re-run `build convert`")
+            writer.add_key_value(name, value, vtype, sub_type=sub)
+        elif vtype == GGUFValueType.STRING:
+            writer.add_key_value(name, bytes(f.parts[f.data[0]].tobytes()), vtype)
+        else:
+            writer.add_key_value(name, f.parts[f.data[0]].tolist()[0], vtype)
+    writer.add_uint32("general.quantization_version", GGML_QNT_VERSION)
+    writer.add_uint32("general.file_type", file_type)
+
+
+def _float_rows(tensor: Any, start: int, stop: int) -> np.ndarray:
+    data = tensor.data
+    rows = data.reshape(-1, data.shape[-1])[start:stop]
+    if tensor.tensor_type.name == "BF16":
+        return (rows.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    return rows.astype(np.float32)
+
+
+def _encode(tensor: Any, qtype: str, importance: np.ndarray | None) -> Any:
+    """Yield the output bytes of one tensor, slab of rows by slab."""
+    n_per_row = int(tensor.shape[0])
+    n_rows = int(tensor.n_elements) // n_per_row
+    per_slab = max(1, _SLAB_BYTES // (4 * n_per_row))
+    for start in range(0, n_rows, per_slab):
+        rows = _float_rows(tensor, start, min(n_rows, start + per_slab))
+        if qtype == "F32":
+            yield rows
+        elif qtype == "F16":
+            yield rows.astype(np.float16)
+        elif qtype == "BF16":
+            yield ggml_quant.quantize_rows("BF16", rows)
+        else:
+            yield ggml_quant.quantize_rows(qtype, rows, importance)
+
+
+def quantize_with_plan(
+    src: Path | str,
+    out: Path | str,
+    types: Mapping[str, str],
+    *,
+    importance: Mapping[str, np.ndarray] | None = None,
+    file_type: str = "Q8_0",
+    mix: str | None = None,
+    progress: Callable[[int, int, str, str], None] | None = None,
+) -> QuantizedFile:
+    """Write `out`: every tensor of `src` as `types[name]` (missing names keep their type).
+
+    `importance[name]` is that tensor's per-input-column weight vector. `file_type`
+    names the llama_ftype recorded in the header. A tensor whose type needs
+    importance and has none is refused before anything is written.
+    """
+    from gguf import GGMLQuantizationType, GGUFWriter
+
+    started = time.perf_counter()
+    src, out = Path(src), Path(out)
+    reader = _reader(src)
+    importance = importance or {}
+    by_name = {t.name: t for t in reader.tensors}
+    order = storage_order(list(by_name))
+    plan: dict[str, str] = {}
+    for name in order:
+        t = by_name[name]
+        want = types.get(name, t.tensor_type.name).upper()
+        ggml_quant.type_id(want)
+        cur = t.tensor_type.name
+        if want != cur and cur not in _FLOAT_TYPES:
+            raise ConversionError(f"{name} is already {cur}; requantizing is not supported",
+                                  hint="quantize from the f16 GGUF that `build convert` writes")
+        if want != cur and not ggml_quant.fits(want, int(t.shape[0])):
+            raise ConversionError(f"{name}: rows of {int(t.shape[0])} do not split into {want} blocks",
+                                  hint="choose a type whose block size divides the row length")
+        if want != cur and name not in importance and (
+                ggml_quant.requires_importance(want) or requires_importance(name, want, mix)):
+            raise ConversionError(f"{name} -> {want} needs importance statistics and none were given",
+                                  hint="pass calibration text (--calib) or choose a type of 4 bits or more")
+        if name in importance and np.asarray(importance[name]).size != int(t.shape[0]):
+            raise ConversionError(f"importance for {name} has {np.asarray(importance[name]).size} values, "
+                                  f"the tensor's rows {int(t.shape[0])}", hint="collect importance on this model")
+        plan[name] = want
+
+    arch = str(reader.fields["general.architecture"].contents())
+    n_bytes = n_weights = used = 0
+    with atomic_output(out) as temp:
+        writer = GGUFWriter(temp, arch)
+        align = _field_int(reader, "general.alignment")
+        if align:
+            writer.data_alignment = align
+        _copy_metadata(reader, writer, FTYPES.get(file_type.upper(), FTYPES["Q8_0"]))
+        for name in order:
+            t = by_name[name]
+            qtype = plan[name]
+            shape = tuple(int(x) for x in reversed(t.shape.tolist()))
+            nbytes = (int(t.n_elements) // shape[-1]) * ggml_quant.row_size(qtype, shape[-1]) \
+                if qtype != t.tensor_type.name else int(t.n_bytes)
+            writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=GGMLQuantizationType[qtype])
+        writer.write_header_to_file(temp)
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        fout = writer.fout[0]
+        for i, name in enumerate(order):
+            t = by_name[name]
+            qtype = plan[name]
+            ti = writer.tensors[0].pop(name)
+            writer.write_padding(fout, fout.tell())
+            written = 0
+            if qtype == t.tensor_type.name:  # copied as it is, in slabs of rows
+                raw = t.data.reshape(-1, t.data.shape[-1]) if t.data.ndim > 1 else t.data.reshape(1, -1)
+                step = max(1, _SLAB_BYTES // max(1, raw[:1].nbytes))
+                for start in range(0, raw.shape[0], step):
+                    part = np.ascontiguousarray(raw[start:start + step])
+                    fout.write(part.tobytes())
+                    written += part.nbytes
+            else:
+                vec = importance.get(name)
+                used += vec is not None and qtype not in _FLOAT_TYPES
+                for part in _encode(t, qtype, None if vec is None else np.asarray(vec, dtype=np.float32)):
+                    fout.write(np.ascontiguousarray(part).tobytes())
+                    written += part.nbytes
+            if written != ti.nbytes:
+                raise ConversionError(f"{name}: wrote {written} bytes, expected {ti.nbytes}",
+                                      hint="this is a bug in the quantizer; please report it")
+            writer.write_padding(fout, written)
+            n_bytes += written
+            n_weights += int(t.n_elements)
+            if progress is not None:
+                progress(i + 1, len(order), name, qtype)
+        writer.state = type(writer.state).WEIGHTS
+        writer.close()
+    return QuantizedFile(out, out.stat().st_size, 8.0 * n_bytes / max(1, n_weights), plan,
+                         time.perf_counter() - started, used)
+
+
+def quantize_mix(src: Path | str, out: Path | str, mix: str, *, importance: Mapping[str, np.ndarray] | None = None,
+                 progress: Callable[[int, int, str, str], None] | None = None) -> QuantizedFile:
+    """llama.cpp's `mix` (Q4_K_M, Q5_0, IQ2_XS, ...) through our quantizer, optionally importance-weighted."""
+    plan = mix_plan(src, mix, has_importance=bool(importance))
+    return quantize_with_plan(src, out, plan, importance=importance, file_type=mix, mix=mix, progress=progress)

@@ -25,34 +25,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from edge_assistant.runtime.llama_load import set_weight_repack
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 DATA = ROOT / "edge_assistant" / "builder" / "data"
-
-
-def _without_repacking() -> None:
-    """Load every llama.cpp model without extra CPU buffer types (weight repacking).
-
-    On some CPUs (seen with AMX_INT8 + AVX512 builds of llama-cpp-python 0.3.36)
-    decoding a quantized model through the repacked weights segfaults; plain CPU
-    buffers give the same logits through the reference kernels.
-    """
-    import llama_cpp.llama_cpp as low
-
-    original = low.llama_model_default_params
-    if getattr(original, "_no_repack", False):
-        return
-
-    def params():  # type: ignore[no-untyped-def]
-        p = original()
-        p.use_extra_bufts = False
-        return p
-
-    params._no_repack = True  # type: ignore[attr-defined]
-    low.llama_model_default_params = params
 
 
 def _smollm2_hf(out: Path) -> tuple[Path, Path]:
@@ -131,7 +110,7 @@ def main() -> None:
                         help="skip building llama-imatrix/llama-quantize: llama.cpp rows through llama_model_quantize "
                              "(the same library code), without the llama-imatrix rows")
     parser.add_argument("--repack", action="store_true",
-                        help="let llama.cpp repack weights for this CPU (crashes on some AMX machines)")
+                        help="force llama.cpp's weight repacking on (default: the runtime's auto choice; on crashes on AMX CPUs)")
     args = parser.parse_args()
 
     import torch
@@ -144,8 +123,8 @@ def main() -> None:
     from edge_assistant.builder.size_target import SizeTarget
 
     torch.set_num_threads(args.threads)
-    if not args.repack:
-        _without_repacking()
+    # Every model this benchmark loads goes through the project's loader (runtime/llama_load.py).
+    set_weight_repack("on" if args.repack else "auto")
     out = args.out / ("quick" if args.quick else "smollm2")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()

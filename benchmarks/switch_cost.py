@@ -45,6 +45,7 @@ from edge_assistant.runtime.generation import Message, SamplingParams  # noqa: E
 from edge_assistant.runtime.kvstate import MB  # noqa: E402
 from edge_assistant.runtime.modifier import ModifierSpec  # noqa: E402
 from tests.support.lora import write_random_lora  # noqa: E402
+from edge_assistant.runtime.llama_load import model_params
 
 QUICK_SIZE = 150
 SYSTEM = Message("system", "You are a helpful assistant.")
@@ -134,7 +135,7 @@ class SeqPerConfig:
     context (non-unified KV: each sequence attends over its own cells)."""
 
     def __init__(self, gguf: Path, n_seq: int, n_ctx_seq: int, threads: int, unified: bool = False) -> None:
-        self.model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), llama_cpp.llama_model_default_params())
+        self.model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), model_params())
         params = llama_cpp.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = n_seq * n_ctx_seq, 512, 512
         params.n_seq_max, params.kv_unified = n_seq, unified

@@ -57,14 +57,14 @@ def inspect_adapter(path: Path, base: GGUFInfo, *, label: str | None = None) -> 
         if not _fits(target, w.shape, a.shape, b.shape):
             raise ModifierError(f"{where}: {target} shapes a={list(a.shape)} b={list(b.shape)} do not fit "
                                 f"the base's {list(w.shape)}", hint="use an adapter trained on this base")
-    info.check_complete()
-    binding = info.metadata.get(BASE_SHA256_KEY)
-    if binding is not None and not (isinstance(binding, str) and SHA256_RE.fullmatch(binding)):
-        raise ModifierError(f"{where} has a malformed {BASE_SHA256_KEY}", hint=_RECONVERT)
     invocation = info.array_lengths.get(ALORA_INVOCATION_KEY)
     if ALORA_INVOCATION_KEY in info.metadata or invocation == 0:
         raise ModifierError(f"{where} has a malformed {ALORA_INVOCATION_KEY} (it must be a non-empty token list)",
                             hint=_RECONVERT)
+    info.check_complete()
+    binding = info.metadata.get(BASE_SHA256_KEY)
+    if binding is not None and not (isinstance(binding, str) and SHA256_RE.fullmatch(binding)):
+        raise ModifierError(f"{where} has a malformed {BASE_SHA256_KEY}", hint=_RECONVERT)
     rank = max(ranks.values())
     alpha = info.metadata.get("adapter.lora.alpha")
     if isinstance(alpha, float) and not (math.isfinite(alpha) and alpha >= 0):

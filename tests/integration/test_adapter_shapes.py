@@ -16,6 +16,7 @@ import llama_cpp
 from edge_assistant.bundle.adapter import inspect_adapter
 from edge_assistant.bundle.ggufmeta import read_gguf_info
 from edge_assistant.errors import EdgeAssistantError
+from edge_assistant.runtime.llama_load import load_llama
 
 N_EMBD, N_VOCAB, RANK = 576, 49152, 4
 Q = "blk.0.attn_q.weight"      # GGUF [576, 576]
@@ -55,7 +56,7 @@ def _write(path: Path, targets: dict[str, tuple[tuple[int, int], tuple[int, int]
 
 @pytest.fixture(scope="module")
 def model(smollm2_gguf: Path):
-    llm = llama_cpp.Llama(model_path=str(smollm2_gguf), n_ctx=64, n_threads=1, verbose=False)
+    llm = load_llama(str(smollm2_gguf), n_ctx=64, n_threads=1, verbose=False)
     yield llm
     llm.close()
 

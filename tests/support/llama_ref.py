@@ -15,12 +15,13 @@ from typing import Sequence
 import numpy as np
 
 import llama_cpp
+from edge_assistant.runtime.llama_load import load_llama
 
 
 def reference_logits(base_gguf: Path, pieces: Sequence[tuple[Sequence[int], Path | None]], *,
                      n_ctx: int = 4096, scale: float = 1.0) -> np.ndarray:
     """Logits for the token after all ``pieces`` (token lists, each with its adapter or None)."""
-    llm = llama_cpp.Llama(model_path=str(base_gguf), n_ctx=n_ctx, n_threads=1, n_threads_batch=1,
+    llm = load_llama(str(base_gguf), n_ctx=n_ctx, n_threads=1, n_threads_batch=1,
                           logits_all=False, verbose=False)
     try:
         handles: dict[Path, object] = {}

@@ -83,8 +83,11 @@ class ReplyView(Vertical):
 
     def _show_dangers(self) -> None:
         """A warning under a reply that contains a destructive command (runtime/danger.py)."""
+        found = self.query(".reply-warning").results(Static)
+        warning = next(found, None)
+        if warning is None:   # called after a refresh that came when this view was already gone
+            return
         dangers = [] if self.streaming else find_dangers(self.text)
-        warning = self.query_one(".reply-warning", Static)
         warning.update(f"⚠ {danger_warning(dangers)}" if dangers else "")
         warning.display = bool(dangers)
         self.set_class(bool(dangers), "-dangerous")

@@ -126,6 +126,7 @@ def bench_startup(repeats: int, threads: int) -> list[tuple[str, float]]:
 
 
 async def _through_app(assistant, settings, history, draw: bool = True) -> float:  # type: ignore[no-untyped-def]
+    from edge_assistant.runtime.assistant_handle import AssistantHandle
     from edge_assistant.tui import chat_screen
     from edge_assistant.tui.app import make_app
 
@@ -135,7 +136,7 @@ async def _through_app(assistant, settings, history, draw: bool = True) -> float
     if not draw:
         chat_screen.RENDER_EVERY_S = chat_screen.MAX_RENDER_EVERY_S = 3600.0
 
-    app = make_app(settings, assistant, history)
+    app = make_app(settings, AssistantHandle.loaded(assistant), history)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("ctrl+n")
         app.chat_screen.prompt.value = PROMPT

@@ -5,25 +5,25 @@ it reports through typed messages (``messages.py``) and this screen changes
 widgets only in their handlers. Every ``EdgeAssistantError`` raised by an action
 becomes a notification (``surfaces_errors``), never a crash.
 
-The screen is given the history, the settings and a handle on the model (which
-may still be loading); it owns sending, streaming and who answers. What else the
-user does lives next to it: ``conversation_actions.py`` (rename, system prompt,
-delete, search, export), ``clipboard.py`` (copying), ``command_dispatch.py``
-(slash commands) and ``transcript.py`` (the views of the messages).
+The screen is given the settings, the history and a handle on the model (which
+may still be loading); it owns sending and stopping a turn, which conversation is
+open, and who answers. The rest lives next to it, and none of it imports the
+screen: ``reply_stream.py`` (drawing a reply as it streams), ``transcript.py``
+(the views of the messages), ``conversation_actions.py`` (rename, system prompt,
+delete, search, export), ``clipboard.py`` (copying) and ``command_dispatch.py``
+(slash commands).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, OptionList
 from textual.worker import Worker, WorkerState
 
@@ -43,6 +43,7 @@ from .conversation_actions import ConversationActions
 from .error_notice import surfaces_errors
 from .messages import (AssistantReady, LoadFailed, LoadNotice, LoadProgress, ReplyFinished, ReplyProgress,
                        ReplyStarted, TurnFailed, UserCommitted)
+from .reply_stream import ReplyStream
 from .screens import ModifierPicker
 from .transcript import Transcript
 from .widgets import ConversationList, LoadPanel, ReplyView, StatusLine, UserTurn, Welcome
@@ -86,12 +87,6 @@ CHAT_BINDINGS = [
 ]
 
 
-# Streaming text is drawn at most this often (seconds): ten frames a second reads as live.
-# Slow frames stretch the interval, up to the maximum.
-RENDER_EVERY_S = 0.1
-MAX_RENDER_EVERY_S = 0.5
-
-
 class ChatScreen(Screen[None]):
     BINDINGS = CHAT_BINDINGS
 
@@ -105,11 +100,7 @@ class ChatScreen(Screen[None]):
         self.turn: ChatTurn | None = None
         self._turn_done = threading.Event()
         self._turn_done.set()
-        self._replies: dict[int, ReplyView] = {}
-        self._pending_progress: dict[int, ReplyProgress] = {}
-        self._render_timer: Timer | None = None
-        self._last_render = 0.0
-        self._render_interval = RENDER_EVERY_S
+        self.stream = ReplyStream(self, self._show_speed)
         self.mode = settings.modifier
         self.pending_system_prompt = settings.system_prompt
 
@@ -281,7 +272,7 @@ class ChatScreen(Screen[None]):
 
     async def on_reply_started(self, event: ReplyStarted) -> None:
         view = ReplyView(event.reply_id)
-        self._replies[event.reply_id] = view
+        self.stream.add(view, event.reply_id)
         await self.transcript.mount(view)
         view.start(event.decision)
         self._show_route(event.decision.modifier if event.decision else None,
@@ -290,39 +281,13 @@ class ChatScreen(Screen[None]):
             self.status.state = "generating…"
 
     async def on_reply_progress(self, event: ReplyProgress) -> None:
-        # Every token arrives here (a backlog collapses to the newest); drawing happens at
-        # most every RENDER_EVERY_S, since each frame lays out the screen and takes CPU
-        # (and the GIL) that decoding on the worker thread could use.
-        self._pending_progress[event.reply_id] = event
-        if self._render_timer is None:
-            delay = self._last_render + self._render_interval - time.monotonic()
-            if delay <= 0:
-                await self._render_progress()
-            else:
-                self._render_timer = self.set_timer(delay, self._render_progress)
+        await self.stream.progress(event)
 
-    async def _render_progress(self) -> None:
-        self._render_timer = None
-        started = time.monotonic()
-        pending, self._pending_progress = self._pending_progress, {}
-        for event in pending.values():
-            view = self._replies.get(event.reply_id)
-            if view is None or not view.is_attached:
-                continue  # the user switched conversations; the worker still saves it
-            await view.show_text(event.text, event.tokens, event.tok_s)
-            self.status.tok_s = event.tok_s
-        self._last_render = time.monotonic()
-        self.call_after_refresh(self._frame_drawn, started)
-
-    def _frame_drawn(self, started: float) -> None:
-        # Back off when frames are slow (a long reply, a busy machine): drawing may
-        # take at most about a fifth of the time, the rest is left to decoding.
-        cost = time.monotonic() - started
-        self._render_interval = min(MAX_RENDER_EVERY_S, max(RENDER_EVERY_S, 4 * cost))
+    def _show_speed(self, tok_s: float) -> None:
+        self.status.tok_s = tok_s
 
     async def on_reply_finished(self, event: ReplyFinished) -> None:
-        self._pending_progress.pop(event.message.id, None)  # the final text supersedes it
-        view = self._replies.pop(event.message.id, None)
+        view = self.stream.finish(event.message.id)
         if view is not None and view.is_attached:
             await view.finish(event.message)
         if event.message.decode_tok_s:

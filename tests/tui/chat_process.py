@@ -23,7 +23,6 @@ from edge_assistant.runtime.assistant_handle import AssistantHandle
 from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
 from edge_assistant.tui.app import make_app
-
 from tests.support.fakes import ScriptedEngine
 
 

@@ -17,8 +17,8 @@ from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
 from edge_assistant.tui.app import ChatApp, make_app
 from edge_assistant.tui.widgets import ReplyView
-
 from tests.support.fakes import FixedRouter, ScriptedEngine
+
 
 SYSTEM = "You are a test assistant."
 

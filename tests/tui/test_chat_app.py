@@ -22,9 +22,9 @@ from edge_assistant.tui.app import ChatApp, make_app
 from edge_assistant.tui.commands import COMMANDS
 from edge_assistant.tui.screens import HelpScreen, SearchScreen, TextPrompt
 from edge_assistant.tui.widgets import ConversationList, ReplyView, UserTurn
+from tests.support.fakes import FixedRouter, ScriptedEngine
 
 from .conftest import SYSTEM, last_reply, reply_done, send, wait_until
-from tests.support.fakes import FixedRouter, ScriptedEngine
 
 CODE_REPLY = ["Use", " slicing", ":\n\n", "```python\n", "def rev(s):\n", "    return s[::-1]\n", "```\n",
               "\nDone", "."]

@@ -16,10 +16,10 @@ from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
 from edge_assistant.tui.app import make_app
 from edge_assistant.tui.widgets import ConversationList, UserTurn
+from tests.support.fakes import ScriptedEngine
 
 from .chat_process import script
 from .conftest import last_reply, reply_done, send
-from tests.support.fakes import ScriptedEngine
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -39,8 +39,8 @@ async def test_the_real_model_loads_in_the_background_answers_and_stops_on_escap
             assert "tok/s" in str(screen.status.render())
 
             await send(pilot, "Write a long essay about the history of Europe.")
-            await wait_until(pilot, lambda: bool(screen._replies) and
-                             any(v.tokens and v.tokens >= 3 for v in screen._replies.values()), timeout_s=120)
+            await wait_until(pilot, lambda: bool(screen.stream.views) and
+                             any(v.tokens and v.tokens >= 3 for v in screen.stream.views.values()), timeout_s=120)
             await pilot.press("escape")
             stopped = await reply_done(pilot, timeout_s=60)
             assert stopped.status == "stopped"

@@ -20,8 +20,8 @@ from edge_assistant.runtime.generation import GenerationResult
 from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
 from edge_assistant.tui.app import ChatApp, make_app
-
 from tests.support.fakes import ScriptedEngine
+
 
 SIZE = (100, 32)
 

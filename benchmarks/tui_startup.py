@@ -126,16 +126,17 @@ def bench_startup(repeats: int, threads: int) -> list[tuple[str, float]]:
 
 
 async def _through_app(assistant, settings, history, draw: bool = True) -> float:  # type: ignore[no-untyped-def]
-    from edge_assistant.tui import chat_screen
+    from edge_assistant.runtime.assistant_handle import AssistantHandle
+    from edge_assistant.tui import reply_stream
     from edge_assistant.tui.app import make_app
 
     # draw=False: the app runs, but streamed text is drawn only once, at the end; the
     # difference to draw=True is what drawing costs, the rest is the app just being there.
-    every, most = chat_screen.RENDER_EVERY_S, chat_screen.MAX_RENDER_EVERY_S
+    every, most = reply_stream.RENDER_EVERY_S, reply_stream.MAX_RENDER_EVERY_S
     if not draw:
-        chat_screen.RENDER_EVERY_S = chat_screen.MAX_RENDER_EVERY_S = 3600.0
+        reply_stream.RENDER_EVERY_S = reply_stream.MAX_RENDER_EVERY_S = 3600.0
 
-    app = make_app(settings, assistant, history)
+    app = make_app(settings, AssistantHandle.loaded(assistant), history)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("ctrl+n")
         app.chat_screen.prompt.value = PROMPT
@@ -146,7 +147,7 @@ async def _through_app(assistant, settings, history, draw: bool = True) -> float
             await pilot.pause(0.01)
         conversation = history.conversations()[0]
         reply = history.messages(conversation.id)[-1]
-    chat_screen.RENDER_EVERY_S, chat_screen.MAX_RENDER_EVERY_S = every, most
+    reply_stream.RENDER_EVERY_S, reply_stream.MAX_RENDER_EVERY_S = every, most
     assert reply.status == "complete", reply.status
     return float(reply.decode_tok_s or 0.0)
 

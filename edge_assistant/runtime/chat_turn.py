@@ -13,11 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from ..errors import EdgeAssistantError
 from ..router.decision import RouteDecision
 from .assistant import AUTO, Assistant
+from .assistant_handle import AssistantHandle
 from .generation import Generation, Message, SamplingParams
 from .history import History, StoredMessage
 from .reply_recorder import ReplyRecorder
@@ -50,11 +51,10 @@ def prompt_messages(system_prompt: str, history: Sequence[StoredMessage]) -> lis
 
 
 class ChatTurn:
-    def __init__(self, history: History, assistant: Assistant | Callable[[threading.Event], Assistant | None],
-                 request: TurnRequest, observer: TurnObserver, *, save_every_tokens: int = 16,
-                 save_every_s: float = 0.5) -> None:
+    def __init__(self, history: History, model: AssistantHandle, request: TurnRequest, observer: TurnObserver, *,
+                 save_every_tokens: int = 16, save_every_s: float = 0.5) -> None:
         self.history = history
-        self._assistant = assistant
+        self._model = model            # the turn waits for it if the model is still loading
         self.request = request
         self.observer = observer
         self.save_every_tokens = save_every_tokens
@@ -103,7 +103,7 @@ class ChatTurn:
         reply_id: int | None = None
         recorder: ReplyRecorder | None = None
         try:
-            assistant = self._assistant if isinstance(self._assistant, Assistant) else self._assistant(self._stop)
+            assistant = self._model.wait(self._stop)
             if assistant is None:  # stopped while the model was still loading: nothing was generated
                 reply_id = self.history.begin_reply(request.conversation_id, None)
                 self.observer.reply_started(reply_id, None)

@@ -4,67 +4,49 @@ Generation runs on a thread worker (:class:`~edge_assistant.runtime.chat_turn.Ch
 it reports through typed messages (``messages.py``) and this screen changes
 widgets only in their handlers. Every ``EdgeAssistantError`` raised by an action
 becomes a notification (``surfaces_errors``), never a crash.
+
+The screen is given the settings, the history and a handle on the model (which
+may still be loading); it owns sending and stopping a turn, which conversation is
+open, and who answers. The rest lives next to it, and none of it imports the
+screen: ``reply_stream.py`` (drawing a reply as it streams), ``transcript.py``
+(the views of the messages), ``conversation_actions.py`` (rename, system prompt,
+delete, search, export), ``clipboard.py`` (copying) and ``command_dispatch.py``
+(slash commands).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import threading
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.timer import Timer
-from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, OptionList
 from textual.worker import Worker, WorkerState
 
-from .. import paths
 from ..errors import EdgeAssistantError
 from ..router.decision import RouteDecision
 from ..runtime.assistant import AUTO, NONE
+from ..runtime.assistant_handle import AssistantHandle
 from ..runtime.chat_turn import ChatTurn, TurnRequest
 from ..runtime.firstrun import WELCOME, first_time
 from ..runtime.generation import SamplingParams
-from ..runtime.history import StoredMessage
+from ..runtime.history import History, StoredMessage
+from ..settings import Settings
 from . import clipboard
-from .commands import COMMAND_NAMES, MODIFIER_COMMANDS, describe_mode, parse
+from .command_dispatch import run_command
+from .commands import describe_mode, parse
+from .conversation_actions import ConversationActions
+from .error_notice import surfaces_errors
 from .messages import (AssistantReady, LoadFailed, LoadNotice, LoadProgress, ReplyFinished, ReplyProgress,
                        ReplyStarted, TurnFailed, UserCommitted)
-from .screens import Confirm, ModifierPicker, SearchScreen, TextPrompt
+from .reply_stream import ReplyStream
+from .screens import ModifierPicker
+from .transcript import Transcript
 from .widgets import ConversationList, LoadPanel, ReplyView, StatusLine, UserTurn, Welcome
-
-if TYPE_CHECKING:
-    from .app import ChatApp
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def surfaces_errors(method: F) -> F:
-    """Show an ``EdgeAssistantError`` from a handler as a notification instead of crashing."""
-    if inspect.iscoroutinefunction(method):
-        @functools.wraps(method)
-        async def async_wrapper(self: "ChatScreen", *args: Any, **kwargs: Any) -> Any:
-            try:
-                return await method(self, *args, **kwargs)
-            except EdgeAssistantError as exc:
-                self.notify(str(exc), severity="error", title="edge-assistant", markup=False)
-        return async_wrapper  # type: ignore[return-value]
-
-    @functools.wraps(method)
-    def wrapper(self: "ChatScreen", *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except EdgeAssistantError as exc:
-            self.notify(str(exc), severity="error", title="edge-assistant", markup=False)
-    return wrapper  # type: ignore[return-value]
 
 
 class _PostingObserver:
@@ -105,36 +87,22 @@ CHAT_BINDINGS = [
 ]
 
 
-# Streaming text is drawn at most this often (seconds): ten frames a second reads as live.
-# Slow frames stretch the interval, up to the maximum.
-RENDER_EVERY_S = 0.1
-MAX_RENDER_EVERY_S = 0.5
-
-# How many stored messages opening a conversation shows before "Show earlier messages".
-RECENT_MESSAGES = 6
-
-
-def _view(message: StoredMessage) -> Widget:
-    return UserTurn(message.content, message.id) if message.role == "user" else ReplyView.from_stored(message)
-
-
 class ChatScreen(Screen[None]):
     BINDINGS = CHAT_BINDINGS
-    app: "ChatApp"
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings, history: History, model: AssistantHandle) -> None:
         super().__init__()
+        self.settings = settings
+        self.history = history
+        self.model = model
+        self.conversations = ConversationActions(self, history)
         self.conversation_id: int | None = None
         self.turn: ChatTurn | None = None
         self._turn_done = threading.Event()
         self._turn_done.set()
-        self._replies: dict[int, ReplyView] = {}
-        self._pending_progress: dict[int, ReplyProgress] = {}
-        self._render_timer: Timer | None = None
-        self._last_render = 0.0
-        self._render_interval = RENDER_EVERY_S
-        self.mode = AUTO
-        self.pending_system_prompt = ""
+        self.stream = ReplyStream(self, self._show_speed)
+        self.mode = settings.modifier
+        self.pending_system_prompt = settings.system_prompt
 
     # -- layout -------------------------------------------------------------------
 
@@ -144,15 +112,15 @@ class ChatScreen(Screen[None]):
             sidebar.border_title = "Conversations"
             yield sidebar
             with Vertical(id="chat"):
-                yield VerticalScroll(id="transcript")
+                yield Transcript(id="transcript")
                 yield LoadPanel(id="load-panel")
                 yield Input(placeholder="Ask anything  ·  /help lists commands  ·  F1 keys", id="prompt")
         yield StatusLine(id="status")
         yield Footer()
 
     @property
-    def transcript(self) -> VerticalScroll:
-        return self.query_one("#transcript", VerticalScroll)
+    def transcript(self) -> Transcript:
+        return self.query_one("#transcript", Transcript)
 
     @property
     def status(self) -> StatusLine:
@@ -163,18 +131,17 @@ class ChatScreen(Screen[None]):
         return self.query_one("#prompt", Input)
 
     async def on_mount(self) -> None:
-        settings = self.app.settings
-        self.mode = settings.modifier
-        self.pending_system_prompt = settings.system_prompt
         status = self.status
         status.mode = describe_mode(self.mode)
-        status.bundle = self.app.bundle_label
-        if self.app.assistant is not None:
+        assistant = self.model.assistant
+        if assistant is not None:
+            status.bundle = assistant.bundle_name or "model"
             self.query_one(LoadPanel).display = False
         else:
+            status.bundle = self.settings.bundle or "loading…"
             status.state = "loading the model…"
         self.transcript.anchor()
-        conversations = self.app.history.conversations()
+        conversations = self.history.conversations()
         if conversations:
             await self.open_conversation(conversations[0].id)
         else:
@@ -184,8 +151,8 @@ class ChatScreen(Screen[None]):
                 await self.transcript.mount(Welcome())
         self.prompt.focus()
 
-    def _refresh_sidebar(self) -> None:
-        self.query_one(ConversationList).show(self.app.history.conversations(), self.conversation_id)
+    def refresh_sidebar(self) -> None:
+        self.query_one(ConversationList).show(self.history.conversations(), self.conversation_id)
 
     # -- loading ------------------------------------------------------------------
 
@@ -218,7 +185,7 @@ class ChatScreen(Screen[None]):
         parsed = parse(event.value)
         if parsed.command is not None:
             self.prompt.clear()
-            await self.run_command(parsed.command, parsed.text)
+            await run_command(self, parsed.command, parsed.text)
             return
         if not parsed.text:
             return
@@ -234,13 +201,13 @@ class ChatScreen(Screen[None]):
 
     def _check_override(self, override: str) -> bool:
         """False (with a notification) when the loaded bundle lacks the modifier."""
-        modifiers = self.app.modifiers
+        modifiers = self.model.modifiers
         if override in (AUTO, NONE) or modifiers is None or override in modifiers:
             return True
         self._unknown_modifier(override, modifiers)
         return False
 
-    def _busy(self) -> bool:
+    def busy(self) -> bool:
         if self.turn is not None:
             self.notify("Still answering: press Esc to stop it first.", severity="warning")
             return True
@@ -248,26 +215,24 @@ class ChatScreen(Screen[None]):
 
     async def send(self, text: str, override: str) -> bool:
         """Send ``text`` (answered as ``override`` says); False if it was not sent."""
-        if self._busy() or not self._check_override(override):
+        if self.busy() or not self._check_override(override):
             return False
-        history = self.app.history
         if self.conversation_id is None:
-            conversation = history.create_conversation(text, self.pending_system_prompt)
+            conversation = self.history.create_conversation(text, self.pending_system_prompt)
             self.conversation_id = conversation.id
-            self._refresh_sidebar()
+            self.refresh_sidebar()
         await self.transcript.mount(UserTurn(text))
         self.transcript.anchor()
         self._start_turn(TurnRequest(self.conversation_id, text, override, self._sampling()))
         return True
 
     def _sampling(self) -> SamplingParams:
-        s = self.app.settings
-        return SamplingParams.from_settings(s)
+        return SamplingParams.from_settings(self.settings)
 
     def _start_turn(self, request: TurnRequest) -> None:
-        self.turn = ChatTurn(self.app.history, self.app.wait_for_assistant, request, _PostingObserver(self))
+        self.turn = ChatTurn(self.history, self.model, request, _PostingObserver(self))
         self._turn_done.clear()
-        self.status.state = "generating…" if self.app.assistant is not None else "waiting for the model…"
+        self.status.state = "generating…" if self.model.ready else "waiting for the model…"
         self._run_turn(self.turn)
 
     @work(thread=True, group="turn", exit_on_error=False)
@@ -303,11 +268,11 @@ class ChatScreen(Screen[None]):
                 self.status.state = ""
 
     def on_user_committed(self, event: UserCommitted) -> None:
-        self._refresh_sidebar()  # the conversation moved to the top
+        self.refresh_sidebar()  # the conversation moved to the top
 
     async def on_reply_started(self, event: ReplyStarted) -> None:
         view = ReplyView(event.reply_id)
-        self._replies[event.reply_id] = view
+        self.stream.add(view, event.reply_id)
         await self.transcript.mount(view)
         view.start(event.decision)
         self._show_route(event.decision.modifier if event.decision else None,
@@ -316,39 +281,13 @@ class ChatScreen(Screen[None]):
             self.status.state = "generating…"
 
     async def on_reply_progress(self, event: ReplyProgress) -> None:
-        # Every token arrives here (a backlog collapses to the newest); drawing happens at
-        # most every RENDER_EVERY_S, since each frame lays out the screen and takes CPU
-        # (and the GIL) that decoding on the worker thread could use.
-        self._pending_progress[event.reply_id] = event
-        if self._render_timer is None:
-            delay = self._last_render + self._render_interval - time.monotonic()
-            if delay <= 0:
-                await self._render_progress()
-            else:
-                self._render_timer = self.set_timer(delay, self._render_progress)
+        await self.stream.progress(event)
 
-    async def _render_progress(self) -> None:
-        self._render_timer = None
-        started = time.monotonic()
-        pending, self._pending_progress = self._pending_progress, {}
-        for event in pending.values():
-            view = self._replies.get(event.reply_id)
-            if view is None or not view.is_attached:
-                continue  # the user switched conversations; the worker still saves it
-            await view.show_text(event.text, event.tokens, event.tok_s)
-            self.status.tok_s = event.tok_s
-        self._last_render = time.monotonic()
-        self.call_after_refresh(self._frame_drawn, started)
-
-    def _frame_drawn(self, started: float) -> None:
-        # Back off when frames are slow (a long reply, a busy machine): drawing may
-        # take at most about a fifth of the time, the rest is left to decoding.
-        cost = time.monotonic() - started
-        self._render_interval = min(MAX_RENDER_EVERY_S, max(RENDER_EVERY_S, 4 * cost))
+    def _show_speed(self, tok_s: float) -> None:
+        self.status.tok_s = tok_s
 
     async def on_reply_finished(self, event: ReplyFinished) -> None:
-        self._pending_progress.pop(event.message.id, None)  # the final text supersedes it
-        view = self._replies.pop(event.message.id, None)
+        view = self.stream.finish(event.message.id)
         if view is not None and view.is_attached:
             await view.finish(event.message)
         if event.message.decode_tok_s:
@@ -384,24 +323,13 @@ class ChatScreen(Screen[None]):
 
     @surfaces_errors
     async def open_conversation(self, conversation_id: int) -> None:
-        if self.conversation_id != conversation_id and self._busy():
+        if self.conversation_id != conversation_id and self.busy():
             return
-        history = self.app.history
-        conversation = history.conversation(conversation_id)
-        stored = history.messages(conversation_id)
+        conversation = self.history.conversation(conversation_id)
+        stored = self.history.messages(conversation_id)
         self.conversation_id = conversation.id
         self.pending_system_prompt = conversation.system_prompt
-        await self.transcript.remove_children()
-        # Only the latest turns: each reply is a Markdown document to parse and lay out,
-        # and opening a long conversation must not stall start-up. Older ones on request.
-        recent = stored[max(len(stored) - RECENT_MESSAGES, 0):]
-        views: list[Widget] = []
-        if len(stored) > len(recent):
-            views.append(Button(f"Show {len(stored) - len(recent)} earlier messages", id="show-earlier",
-                                variant="default"))
-        views += [_view(m) for m in recent]
-        await self.transcript.mount_all(views)
-        self.transcript.anchor()
+        await self.transcript.show(stored)
         last = next((m for m in reversed(stored) if m.role == "assistant"), None)
         if last is not None:
             self._show_route(last.modifier, last.route_confidence)
@@ -409,28 +337,21 @@ class ChatScreen(Screen[None]):
         else:
             self.status.answered_by, self.status.tok_s = "", 0.0
         self.sub_title = conversation.title
-        self._refresh_sidebar()
+        self.refresh_sidebar()
 
     @on(Button.Pressed, "#show-earlier")
     @surfaces_errors
     async def show_earlier(self, event: Button.Pressed) -> None:
         assert self.conversation_id is not None
-        shown = sum(1 for child in self.transcript.children if isinstance(child, (UserTurn, ReplyView)))
-        stored = self.app.history.messages(self.conversation_id)
-        earlier = [_view(m) for m in stored[: max(len(stored) - shown, 0)]]
-        await event.button.remove()
-        if earlier:
-            self.transcript.release_anchor()
-            await self.transcript.mount_all(earlier, before=0)
-            self.transcript.scroll_home(animate=False)
+        await self.transcript.show_earlier(self.history.messages(self.conversation_id), event.button)
 
     async def new_conversation(self) -> None:
         self.conversation_id = None
-        self.pending_system_prompt = self.app.settings.system_prompt
+        self.pending_system_prompt = self.settings.system_prompt
         await self.transcript.remove_children()
         self.status.answered_by, self.status.tok_s = "", 0.0
         self.sub_title = "New conversation"
-        self._refresh_sidebar()
+        self.refresh_sidebar()
         self.prompt.focus()
 
     @on(OptionList.OptionSelected, "#sidebar")
@@ -441,66 +362,28 @@ class ChatScreen(Screen[None]):
 
     @surfaces_errors
     async def action_new_conversation(self) -> None:
-        if not self._busy():
+        if not self.busy():
             await self.new_conversation()
 
-    def _require_conversation(self, what: str) -> int | None:
+    def require_conversation(self, what: str) -> int | None:
         if self.conversation_id is None:
             self.notify(f"Nothing to {what} yet: this conversation has no messages.", severity="warning")
         return self.conversation_id
 
-    @surfaces_errors
-    def rename(self, title: str) -> None:
-        conversation_id = self._require_conversation("rename")
-        if conversation_id is not None:
-            conversation = self.app.history.rename(conversation_id, title)
-            self.sub_title = conversation.title
-            self._refresh_sidebar()
-            self.notify(f"Renamed to “{conversation.title}”.", markup=False)
-
     def action_rename(self) -> None:
-        conversation_id = self._require_conversation("rename")
-        if conversation_id is not None:
-            current = self.app.history.conversation(conversation_id).title
-            self.app.push_screen(TextPrompt("Rename conversation", current),
-                                 lambda title: self.rename(title) if title is not None else None)
-
-    @surfaces_errors
-    def set_system_prompt(self, prompt: str) -> None:
-        self.pending_system_prompt = prompt
-        if self.conversation_id is not None:
-            self.app.history.set_system_prompt(self.conversation_id, prompt)
-        self.notify("System prompt saved for this conversation." if prompt.strip()
-                    else "System prompt cleared for this conversation.")
+        self.conversations.ask_rename()
 
     def action_system_prompt(self) -> None:
-        self.app.push_screen(TextPrompt("System prompt for this conversation", self.pending_system_prompt,
-                                        "how the assistant should behave"),
-                             lambda prompt: self.set_system_prompt(prompt) if prompt is not None else None)
+        self.conversations.ask_system_prompt()
 
     def action_delete_conversation(self) -> None:
-        conversation_id = self._require_conversation("delete")
-        if conversation_id is None or self._busy():
-            return
-        title = self.app.history.conversation(conversation_id).title
-        self.app.push_screen(Confirm(f"Delete “{title}” and all its messages?"),
-                             lambda yes: self._delete(conversation_id) if yes else None)
+        self.conversations.ask_delete()
 
-    @surfaces_errors
-    async def _delete(self, conversation_id: int) -> None:
-        self.app.history.delete_conversation(conversation_id)
-        self.notify("Conversation deleted.")
-        remaining = self.app.history.conversations(limit=1)
-        if remaining:
-            await self.open_conversation(remaining[0].id)
-        else:
-            await self.new_conversation()
+    def action_search(self) -> None:
+        self.conversations.search()
 
-    def action_search(self, query: str = "") -> None:
-        def chosen(conversation_id: int | None) -> None:
-            if conversation_id is not None:
-                self.run_worker(self.open_conversation(conversation_id), group="open")
-        self.app.push_screen(SearchScreen(self.app.history, query), chosen)
+    def action_export(self) -> None:
+        self.conversations.export()
 
     def action_toggle_sidebar(self) -> None:
         sidebar = self.query_one("#sidebar")
@@ -519,7 +402,7 @@ class ChatScreen(Screen[None]):
                         else "From now on: the router decides who answers.")
 
     def action_pick_modifier(self) -> None:
-        modifiers = self.app.modifiers
+        modifiers = self.model.modifiers
         if modifiers is None:
             self.notify("The model is still loading; the modifiers are not known yet.", severity="warning")
             return
@@ -530,109 +413,22 @@ class ChatScreen(Screen[None]):
 
     @surfaces_errors
     async def action_regenerate(self) -> None:
-        if self._busy() or self._require_conversation("regenerate") is None:
+        if self.busy() or self.require_conversation("regenerate") is None:
             return
         assert self.conversation_id is not None
-        # The turn deletes the trailing reply rows; here only their views go.
-        trailing: list[ReplyView] = []
-        for child in reversed(list(self.transcript.children)):
-            if not isinstance(child, ReplyView):
-                break
-            trailing.append(child)
-        if not any(isinstance(child, UserTurn) for child in self.transcript.children):
+        if not self.transcript.has_user_turn():
             self.notify("Nothing to regenerate yet.", severity="warning")
             return
-        for view in trailing:
-            await view.remove()
+        # The turn deletes the trailing reply rows; here only their views go.
+        await self.transcript.remove_trailing_replies()
         self._start_turn(TurnRequest(self.conversation_id, None, self.mode, self._sampling()))
 
-    def _last_reply(self) -> ReplyView | None:
-        replies = list(self.transcript.query(ReplyView))
-        return replies[-1] if replies else None
-
-    def _copy(self, text: str, what: str) -> None:
-        self.app.copy_to_clipboard(text)
-        try:
-            saved = clipboard.save_copy(text)
-        except OSError as exc:
-            self.notify(f"Copied {what} to the clipboard (OSC 52); saving a copy failed: {exc}",
-                        severity="warning", markup=False)
-            return
-        self.notify(f"Copied {what} ({len(text)} characters) through the terminal (OSC 52). "
-                    f"If your terminal ignores that, it is also in {saved}", markup=False)
+    def _last_reply_text(self) -> str:
+        reply = self.transcript.last_reply()
+        return reply.text if reply is not None else ""
 
     def action_copy_reply(self) -> None:
-        reply = self._last_reply()
-        if reply is None or not reply.text:
-            self.notify("There is no reply to copy yet.", severity="warning")
-            return
-        self._copy(reply.text, "the last reply")
+        clipboard.copy_reply(self.app, self._last_reply_text())
 
     def action_copy_code(self) -> None:
-        reply = self._last_reply()
-        blocks = clipboard.code_blocks(reply.text) if reply is not None else []
-        if not blocks:
-            self.notify("The last reply has no code block.", severity="warning")
-            return
-        self._copy(blocks[-1], "the last code block")
-
-    @surfaces_errors
-    def export(self, folder: str = "") -> None:
-        conversation_id = self._require_conversation("export")
-        if conversation_id is None:
-            return
-        directory = Path(folder).expanduser() if folder else paths.data_dir() / "exports"
-        written = self.app.history.export_markdown(conversation_id, directory)
-        self.notify(f"Exported to {written}", title="Export", timeout=10, markup=False)
-
-    def action_export(self) -> None:
-        self.export()
-
-    # -- slash commands -----------------------------------------------------------------
-
-    async def run_command(self, name: str, arg: str) -> None:
-        if name not in COMMAND_NAMES:
-            self.notify(f"Unknown command /{name}. Type /help for the list (//text sends '/text').",
-                        severity="warning", markup=False)
-            return
-        if name in MODIFIER_COMMANDS or name == "use":
-            line = f"/{name} {arg}"
-            override = MODIFIER_COMMANDS.get(name)
-            if override is None:  # /use NAME [TEXT]
-                modifier, _, arg = arg.partition(" ")
-                if not modifier:
-                    self.notify("Say which modifier: /use NAME [TEXT]", severity="warning")
-                    return
-                override = {"none": NONE, "base": NONE}.get(modifier, modifier)
-            if arg.strip():
-                if not await self.send(arg.strip(), override) and not self.prompt.value:
-                    # Not sent: give the line back to edit, cursor at its end.
-                    self.prompt.value = line
-                    self.prompt.cursor_position = len(self.prompt.value)
-            else:
-                self.set_mode(override)
-            return
-        simple: dict[str, Callable[[], Any]] = {
-            "new": self.action_new_conversation,
-            "delete": self.action_delete_conversation,
-            "regen": self.action_regenerate,
-            "why": self.action_toggle_reasons,
-            "help": self.app.action_help,
-            "quit": self.app.action_quit,
-        }
-        if name in simple:
-            result = simple[name]()
-            if inspect.isawaitable(result):
-                await result
-        elif name == "rename":
-            self.rename(arg) if arg else self.action_rename()
-        elif name == "system":
-            self.set_system_prompt(arg) if arg else self.action_system_prompt()
-        elif name == "search":
-            self.action_search(arg)
-        elif name == "copy":
-            self.action_copy_code() if arg.lower() == "code" else self.action_copy_reply()
-        elif name == "export":
-            self.export(arg)
-        else:  # pragma: no cover - a test runs every command in the table
-            raise AssertionError(f"command /{name} is in the table but not wired")
+        clipboard.copy_code(self.app, self._last_reply_text())

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from ..runtime.assistant import Assistant
+from ..runtime.assistant_handle import AssistantHandle, LoadReport
 from ..runtime.factory import UnpackProgress
 from ..settings import Settings
-from .app import AssistantLoader, LoadReport
 
 
 def _unpack_progress(report: LoadReport) -> UnpackProgress:
@@ -37,10 +37,11 @@ def _unpack_progress(report: LoadReport) -> UnpackProgress:
     return progress
 
 
-def assistant_loader(settings: Settings, bundle: str | None) -> AssistantLoader:
+def assistant_loader(settings: Settings, bundle: str | None) -> AssistantHandle:
+    """A handle on the assistant that the app loads in the background, once its prompt is drawn."""
     def load(report: LoadReport) -> Assistant:
         from ..runtime.factory import open_assistant
 
         return open_assistant(settings, bundle, progress=_unpack_progress(report), notify=report.notice)
 
-    return load
+    return AssistantHandle.loading(load)

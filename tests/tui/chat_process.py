@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 from edge_assistant.runtime.assistant import Assistant
+from edge_assistant.runtime.assistant_handle import AssistantHandle
 from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
 from edge_assistant.tui.app import make_app
-
-from .fakes import ScriptedEngine
+from tests.support.fakes import ScriptedEngine
 
 
 def script(n_tokens: int) -> list[str]:
@@ -44,7 +44,8 @@ def _reply_visible(db: Path) -> bool:
 async def run(db: Path, message: str, n_tokens: int, delay_s: float) -> int:
     engine = ScriptedEngine(script(n_tokens), delay_s=delay_s)
     with History(db) as history:
-        app = make_app(Settings(max_tokens=n_tokens), Assistant(engine, None, "subprocess"), history)
+        model = AssistantHandle.loaded(Assistant(engine, None, "subprocess"))
+        app = make_app(Settings(max_tokens=n_tokens), model, history)
         async with app.run_test() as pilot:
             screen = app.chat_screen
             screen.prompt.value = message

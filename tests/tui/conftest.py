@@ -12,12 +12,13 @@ import pytest
 from textual.pilot import Pilot
 
 from edge_assistant.runtime.assistant import Assistant
+from edge_assistant.runtime.assistant_handle import AssistantHandle
 from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
 from edge_assistant.tui.app import ChatApp, make_app
 from edge_assistant.tui.widgets import ReplyView
+from tests.support.fakes import FixedRouter, ScriptedEngine
 
-from .fakes import FixedRouter, ScriptedEngine
 
 SYSTEM = "You are a test assistant."
 
@@ -38,7 +39,7 @@ def build_app(history: History, settings: Settings) -> Callable[..., ChatApp]:
     def build(engine: ScriptedEngine | None = None, router: FixedRouter | None = None,
               bundle: str = "test-bundle", **setting_overrides: object) -> ChatApp:
         chosen = dataclasses.replace(settings, **setting_overrides)
-        return make_app(chosen, Assistant(engine or ScriptedEngine(), router, bundle), history)
+        return make_app(chosen, AssistantHandle.loaded(Assistant(engine or ScriptedEngine(), router, bundle)), history)
     return build
 
 

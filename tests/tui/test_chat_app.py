@@ -13,17 +13,18 @@ from textual.widgets import Button, Input
 from edge_assistant import paths
 from edge_assistant.errors import ModelError
 from edge_assistant.runtime.assistant import Assistant
+from edge_assistant.runtime.assistant_handle import AssistantHandle, LoadReport
 from edge_assistant.runtime.generation import Message
 from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
 from edge_assistant.tui import clipboard
-from edge_assistant.tui.app import ChatApp, LoadReport, make_app
+from edge_assistant.tui.app import ChatApp, make_app
 from edge_assistant.tui.commands import COMMANDS
 from edge_assistant.tui.screens import HelpScreen, SearchScreen, TextPrompt
 from edge_assistant.tui.widgets import ConversationList, ReplyView, UserTurn
+from tests.support.fakes import FixedRouter, ScriptedEngine
 
 from .conftest import SYSTEM, last_reply, reply_done, send, wait_until
-from .fakes import FixedRouter, ScriptedEngine
 
 CODE_REPLY = ["Use", " slicing", ":\n\n", "```python\n", "def rev(s):\n", "    return s[::-1]\n", "```\n",
               "\nDone", "."]
@@ -366,7 +367,7 @@ async def test_the_app_is_usable_while_the_model_loads_and_a_message_waits_for_i
         release.wait(10)
         return Assistant(engine, None, "late-bundle")
 
-    app = make_app(settings, loader, history)
+    app = make_app(settings, AssistantHandle.loading(loader), history)
     async with app.run_test() as pilot:
         screen = app.chat_screen
         await wait_until(pilot, lambda: "Unpacking" in screen.status.state)
@@ -389,7 +390,7 @@ async def test_a_model_that_fails_to_load_is_a_notification_not_a_crash(
     def loader(report: LoadReport) -> Assistant:
         raise ModelError("llama.cpp could not load base.gguf", hint="re-download it")
 
-    app = make_app(settings, loader, history)
+    app = make_app(settings, AssistantHandle.loading(loader), history)
     async with app.run_test() as pilot:
         await wait_until(pilot, lambda: any("could not load" in t for t in notifications(app)))
         await send(pilot, "anyone there?")

@@ -12,9 +12,9 @@ from edge_assistant import paths
 from edge_assistant.runtime.history import History
 from edge_assistant.tui.app import ChatApp
 from edge_assistant.tui.widgets import ReplyView, Welcome
+from tests.support.fakes import FixedRouter, ScriptedEngine
 
 from .conftest import reply_done, send, wait_until
-from .fakes import FixedRouter, ScriptedEngine
 
 
 async def test_the_welcome_explains_modifiers_the_router_and_the_demo_model_once(

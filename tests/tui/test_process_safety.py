@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from edge_assistant.runtime.assistant import Assistant
+from edge_assistant.runtime.assistant_handle import AssistantHandle
 from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
 from edge_assistant.tui.app import make_app
 from edge_assistant.tui.widgets import ConversationList, UserTurn
+from tests.support.fakes import ScriptedEngine
 
 from .chat_process import script
 from .conftest import last_reply, reply_done, send
-from .fakes import ScriptedEngine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,7 @@ async def test_a_process_killed_mid_reply_leaves_the_question_and_the_partial_re
         partial = stored[1].content
         assert partial and full.startswith(partial) and len(partial) < len(full)
 
-        app = make_app(Settings(), Assistant(ScriptedEngine(), None, "reopened"), history)
+        app = make_app(Settings(), AssistantHandle.loaded(Assistant(ScriptedEngine(), None, "reopened")), history)
         async with app.run_test() as pilot:
             await pilot.pause()
             turns = [str(t.render()) for t in app.chat_screen.transcript.query(UserTurn)]
@@ -79,7 +80,8 @@ async def test_two_instances_on_one_history_both_work_and_see_each_other(
         read_line(other, "streaming")
         # The other instance is mid-reply, saving every few tokens; this one chats at the same time.
         with History(db) as history:
-            app = make_app(settings, Assistant(ScriptedEngine(["here", " too"]), None, "this"), history)
+            app = make_app(settings, AssistantHandle.loaded(Assistant(ScriptedEngine(["here", " too"]), None, "this")),
+                           history)
             async with app.run_test() as pilot:
                 # It opens on the most recent conversation: the one the other window is writing.
                 assert app.chat_screen.conversation_id == history.conversations()[0].id

@@ -28,7 +28,7 @@ async def test_the_real_model_loads_in_the_background_answers_and_stops_on_escap
         app = make_app(settings, assistant_loader(settings, None), history)
         async with app.run_test() as pilot:
             screen = app.chat_screen
-            await wait_until(pilot, lambda: app.assistant is not None, timeout_s=120)
+            await wait_until(pilot, lambda: app.model.ready, timeout_s=120)
             await pilot.pause()
             assert "SmolLM2" in str(screen.status.render())
             assert any("embedded demo model" in n.message for n in app._notifications)
@@ -39,8 +39,8 @@ async def test_the_real_model_loads_in_the_background_answers_and_stops_on_escap
             assert "tok/s" in str(screen.status.render())
 
             await send(pilot, "Write a long essay about the history of Europe.")
-            await wait_until(pilot, lambda: bool(screen._replies) and
-                             any(v.tokens and v.tokens >= 3 for v in screen._replies.values()), timeout_s=120)
+            await wait_until(pilot, lambda: bool(screen.stream.views) and
+                             any(v.tokens and v.tokens >= 3 for v in screen.stream.views.values()), timeout_s=120)
             await pilot.press("escape")
             stopped = await reply_done(pilot, timeout_s=60)
             assert stopped.status == "stopped"
@@ -70,9 +70,9 @@ async def test_a_bundle_unpacks_with_progress_and_a_modifier_answers_when_asked(
     with History(tmp_path / "history.sqlite3") as history:
         app = make_app(settings, assistant_loader(settings, str(bundle)), history)
         async with app.run_test() as pilot:
-            await wait_until(pilot, lambda: app.assistant is not None, timeout_s=180)
+            await wait_until(pilot, lambda: app.model.ready, timeout_s=180)
             await pilot.pause()
-            assert app.modifiers == ("code",)
+            assert app.model.modifiers == ("code",)
             await send(pilot, "/code Say hello.")
             reply = await reply_done(pilot, timeout_s=120)
             assert reply.status == "complete" and reply.modifier == "code"
@@ -94,7 +94,7 @@ async def test_the_why_line_says_when_a_turn_reused_a_kept_state_and_how_many_to
     with History(tmp_path / "history.sqlite3") as history:
         app = make_app(settings, assistant_loader(settings, str(bundle)), history)
         async with app.run_test() as pilot:
-            await wait_until(pilot, lambda: app.assistant is not None, timeout_s=180)
+            await wait_until(pilot, lambda: app.model.ready, timeout_s=180)
             await send(pilot, "/code Say hello.")
             first = await reply_done(pilot, timeout_s=120)
             await send(pilot, "/base Say hi.")

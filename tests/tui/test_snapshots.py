@@ -15,12 +15,13 @@ from textual.pilot import Pilot
 
 from edge_assistant.router.decision import RouteDecision
 from edge_assistant.runtime.assistant import Assistant
+from edge_assistant.runtime.assistant_handle import AssistantHandle, LoadReport
 from edge_assistant.runtime.generation import GenerationResult
 from edge_assistant.runtime.history import History
 from edge_assistant.settings import Settings
-from edge_assistant.tui.app import ChatApp, LoadReport, make_app
+from edge_assistant.tui.app import ChatApp, make_app
+from tests.support.fakes import ScriptedEngine
 
-from .fakes import ScriptedEngine
 
 SIZE = (100, 32)
 
@@ -56,7 +57,7 @@ def filled_history(tmp_path: Path) -> Iterator[History]:
 
 def chat_app(history: History) -> ChatApp:
     engine = ScriptedEngine(modifiers=("code", "reasoning", "automation"))
-    return make_app(Settings(), Assistant(engine, None, "demo-bundle"), history)
+    return make_app(Settings(), AssistantHandle.loaded(Assistant(engine, None, "demo-bundle")), history)
 
 
 def test_main_screen_with_a_code_reply_and_a_stopped_reply(snap_compare, filled_history: History) -> None:
@@ -95,7 +96,7 @@ def test_loading_screen_shows_unpack_progress(snap_compare, tmp_path: Path) -> N
 
     with History(tmp_path / "history.sqlite3") as history:
         try:
-            assert snap_compare(make_app(Settings(), loader, history), run_before=until_progress_shows,
-                                terminal_size=SIZE)
+            app = make_app(Settings(), AssistantHandle.loading(loader), history)
+            assert snap_compare(app, run_before=until_progress_shows, terminal_size=SIZE)
         finally:
             release.set()

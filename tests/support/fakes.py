@@ -1,6 +1,6 @@
-"""Fakes for the chat app's tests: an engine with scripted tokens (implements
-EngineProtocol and honours cancel between tokens, like the real one) and a
-router with a fixed answer. Importable (not in conftest) because the
+"""Fakes for the chat app's and the chat turn's tests: an engine with scripted tokens
+(implements EngineProtocol and honours cancel between tokens, like the real one)
+and a router with a fixed answer. Importable (not in conftest) because the
 subprocess scripts use them too."""
 
 from __future__ import annotations

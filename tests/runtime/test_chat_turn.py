@@ -11,11 +11,12 @@ import pytest
 from edge_assistant.errors import EdgeAssistantError, ModelError, ModifierError
 from edge_assistant.router.decision import RouteDecision
 from edge_assistant.runtime.assistant import Assistant
+from edge_assistant.runtime.assistant_handle import AssistantHandle, LoadReport
 from edge_assistant.runtime.chat_turn import ChatTurn, TurnRequest, prompt_messages
 from edge_assistant.runtime.generation import Message
 from edge_assistant.runtime.history import History, StoredMessage
 
-from .fakes import FixedRouter, ScriptedEngine
+from tests.support.fakes import FixedRouter, ScriptedEngine
 
 
 class Recorder:
@@ -37,6 +38,11 @@ class Recorder:
         self.events.append(("finished", message.status))
 
 
+def ready(engine: ScriptedEngine) -> AssistantHandle:
+    """A handle on an assistant that is loaded already, around ``engine`` and no router."""
+    return AssistantHandle.loaded(Assistant(engine, None, "t"))
+
+
 @pytest.fixture
 def history(tmp_path: Path):
     with History(tmp_path / "h.sqlite3") as h:
@@ -48,10 +54,10 @@ def test_a_turn_reports_in_order_and_passes_the_previous_modifier_to_the_router(
     assistant = Assistant(ScriptedEngine(["a", "b"]), router, "t")
     c = history.create_conversation("x", "sys")
     observer = Recorder()
-    ChatTurn(history, assistant, TurnRequest(c.id, "first"), observer).run()
+    ChatTurn(history, AssistantHandle.loaded(assistant), TurnRequest(c.id, "first"), observer).run()
     assert observer.events == [("user", "first"), ("started", "code"), ("progress", "a"), ("progress", "ab"),
                                ("finished", "complete")]
-    ChatTurn(history, assistant, TurnRequest(c.id, "second"), Recorder()).run()
+    ChatTurn(history, AssistantHandle.loaded(assistant), TurnRequest(c.id, "second"), Recorder()).run()
     assert router.previous == [None, "code"]
 
 
@@ -74,7 +80,7 @@ def test_stop_before_the_first_token_ends_the_reply_stopped_and_empty(history: H
     gate = threading.Event()
     engine = ScriptedEngine(["never"], gate=gate)
     c = history.create_conversation("x")
-    turn = ChatTurn(history, Assistant(engine, None, "t"), TurnRequest(c.id, "q"), Recorder())
+    turn = ChatTurn(history, ready(engine), TurnRequest(c.id, "q"), Recorder())
     worker = threading.Thread(target=turn.run)
     worker.start()
     while not engine.calls:
@@ -89,8 +95,7 @@ def test_stop_before_the_first_token_ends_the_reply_stopped_and_empty(history: H
 def test_an_unknown_modifier_is_recorded_as_a_failed_reply_and_raised(history: History) -> None:
     c = history.create_conversation("x")
     observer = Recorder()
-    turn = ChatTurn(history, Assistant(ScriptedEngine(), None, "t"), TurnRequest(c.id, "q", override="nosuch"),
-                    observer)
+    turn = ChatTurn(history, ready(ScriptedEngine()), TurnRequest(c.id, "q", override="nosuch"), observer)
     with pytest.raises(ModifierError, match="unknown modifier 'nosuch'"):
         turn.run()
     stored = history.messages(c.id)
@@ -103,7 +108,7 @@ def test_a_failing_engine_is_released_and_its_reply_marked_failed(history: Histo
     engine = ScriptedEngine(["a", "b", "c"], fail_with=ModelError("decode failed"))
     c = history.create_conversation("x")
     with pytest.raises(ModelError):
-        ChatTurn(history, Assistant(engine, None, "t"), TurnRequest(c.id, "q"), Recorder()).run()
+        ChatTurn(history, ready(engine), TurnRequest(c.id, "q"), Recorder()).run()
     reply = history.messages(c.id)[-1]
     assert (reply.status, reply.content, reply.error) == ("error", "ab", "decode failed")
 
@@ -114,7 +119,7 @@ def test_regenerating_replaces_the_replies_after_the_last_question(history: Hist
     history.add_user_message(c.id, "q")
     old = history.begin_reply(c.id, None)
     history.finish_reply(old, "old", "complete")
-    ChatTurn(history, Assistant(engine, None, "t"), TurnRequest(c.id, None), Recorder()).run()
+    ChatTurn(history, ready(engine), TurnRequest(c.id, None), Recorder()).run()
     assert [(m.role, m.content) for m in history.messages(c.id)] == [("user", "q"), ("assistant", "new")]
     assert [m.content for m in engine.calls[0][0]] == ["q"]
 
@@ -122,20 +127,16 @@ def test_regenerating_replaces_the_replies_after_the_last_question(history: Hist
 def test_regenerating_without_a_question_is_a_clear_error(history: History) -> None:
     c = history.create_conversation("x")
     with pytest.raises(EdgeAssistantError, match="no question to answer"):
-        ChatTurn(history, Assistant(ScriptedEngine(), None, "t"), TurnRequest(c.id, None), Recorder()).run()
+        ChatTurn(history, ready(ScriptedEngine()), TurnRequest(c.id, None), Recorder()).run()
 
 
 def test_stopping_while_the_model_is_still_loading_ends_the_turn_as_stopped(history: History) -> None:
     c = history.create_conversation("x")
-    never_ready = threading.Event()
 
-    def loader(stop: threading.Event) -> Assistant | None:
-        while not never_ready.wait(0.05):  # the model never finishes loading in this test
-            if stop.is_set():
-                return None
-        raise AssertionError("unreachable")
+    def loader(report: LoadReport) -> Assistant:
+        raise AssertionError("not called: in this test the model never finishes loading")
 
-    turn = ChatTurn(history, loader, TurnRequest(c.id, "q"), Recorder())
+    turn = ChatTurn(history, AssistantHandle.loading(loader), TurnRequest(c.id, "q"), Recorder())
     outcome: list[StoredMessage] = []
     worker = threading.Thread(target=lambda: outcome.append(turn.run()))
     worker.start()

@@ -12,6 +12,7 @@ from typing import Iterator
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from edge_assistant.router.decision import RouteDecision
 from edge_assistant.runtime.assistant import Assistant
@@ -24,6 +25,15 @@ from tests.support.fakes import ScriptedEngine
 
 
 SIZE = (100, 32)
+
+
+@pytest.fixture(autouse=True)
+def steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a focused Input's cursor shown: its 0.5 s blink made a picture depend on the machine's load."""
+    def shown(self: Input) -> None:
+        self._cursor_visible = True
+
+    monkeypatch.setattr(Input, "_toggle_cursor", shown)
 
 CODE_ANSWER = """Use slicing with a step of -1:
 

@@ -29,13 +29,13 @@ from textual.worker import Worker, WorkerState
 from .. import paths
 from ..errors import EdgeAssistantError
 from ..router.decision import RouteDecision
-from ..runtime.assistant import AUTO, NONE
+from ..modifier_names import AUTO, canonical, is_choice, unknown_modifier
 from ..runtime.chat_turn import ChatTurn, TurnRequest
 from ..runtime.firstrun import WELCOME, first_time
 from ..runtime.generation import SamplingParams
 from ..runtime.history import StoredMessage
 from . import clipboard
-from .commands import COMMAND_NAMES, MODIFIER_COMMANDS, describe_mode, parse
+from .commands import COMMAND_NAMES, choice_command, describe_mode, parse, unknown_command
 from .messages import (AssistantReady, LoadFailed, LoadNotice, LoadProgress, ReplyFinished, ReplyProgress,
                        ReplyStarted, TurnFailed, UserCommitted)
 from .screens import Confirm, ModifierPicker, SearchScreen, TextPrompt
@@ -197,7 +197,7 @@ class ChatScreen(Screen[None]):
         self.query_one(LoadPanel).display = False
         self.status.bundle = event.bundle
         self.status.state = "generating…" if self.turn is not None else ""
-        if self.mode not in (AUTO, NONE) and self.mode not in event.modifiers:
+        if not is_choice(self.mode, event.modifiers):
             self._unknown_modifier(self.mode, event.modifiers)
             self.mode = AUTO
             self.status.mode = describe_mode(self.mode)
@@ -226,16 +226,12 @@ class ChatScreen(Screen[None]):
             self.prompt.clear()
 
     def _unknown_modifier(self, name: str, known: tuple[str, ...] | list[str]) -> None:
-        if known:
-            text = f"This bundle has no modifier '{name}'. Choose auto, base or one of: {', '.join(known)}."
-        else:
-            text = f"This bundle has no modifiers, so '{name}' cannot answer: the base model answers everything."
-        self.notify(text, severity="warning", title="Unknown modifier", markup=False)
+        self.notify(str(unknown_modifier(name, known)), severity="warning", title="Unknown modifier", markup=False)
 
     def _check_override(self, override: str) -> bool:
         """False (with a notification) when the loaded bundle lacks the modifier."""
         modifiers = self.app.modifiers
-        if override in (AUTO, NONE) or modifiers is None or override in modifiers:
+        if modifiers is None or is_choice(override, modifiers):
             return True
         self._unknown_modifier(override, modifiers)
         return False
@@ -591,19 +587,18 @@ class ChatScreen(Screen[None]):
     # -- slash commands -----------------------------------------------------------------
 
     async def run_command(self, name: str, arg: str) -> None:
-        if name not in COMMAND_NAMES:
-            self.notify(f"Unknown command /{name}. Type /help for the list (//text sends '/text').",
-                        severity="warning", markup=False)
+        override = choice_command(name, self.app.modifiers)
+        if name not in COMMAND_NAMES and override is None:
+            self.notify(unknown_command(name, self.app.modifiers), severity="warning", markup=False)
             return
-        if name in MODIFIER_COMMANDS or name == "use":
+        if override is not None or name == "use":
             line = f"/{name} {arg}"
-            override = MODIFIER_COMMANDS.get(name)
             if override is None:  # /use NAME [TEXT]
                 modifier, _, arg = arg.partition(" ")
                 if not modifier:
                     self.notify("Say which modifier: /use NAME [TEXT]", severity="warning")
                     return
-                override = {"none": NONE, "base": NONE}.get(modifier, modifier)
+                override = canonical(modifier)
             if arg.strip():
                 if not await self.send(arg.strip(), override) and not self.prompt.value:
                     # Not sent: give the line back to edit, cursor at its end.

@@ -37,10 +37,10 @@ def _unpack_progress(report: LoadReport) -> UnpackProgress:
     return progress
 
 
-def assistant_loader(settings: Settings, bundle: str | None) -> AssistantLoader:
+def assistant_loader(settings: Settings) -> AssistantLoader:
     def load(report: LoadReport) -> Assistant:
         from ..runtime.factory import open_assistant
 
-        return open_assistant(settings, bundle, progress=_unpack_progress(report), notify=report.notice)
+        return open_assistant(settings, progress=_unpack_progress(report), notify=report.notice)
 
     return load

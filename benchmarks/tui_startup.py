@@ -152,7 +152,7 @@ async def _through_app(assistant, settings, history, draw: bool = True) -> float
 
 
 def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, float]]:
-    from edge_assistant.runtime.assistant import NONE
+    from edge_assistant.modifier_names import BASE as NONE
     from edge_assistant.runtime.factory import open_assistant
     from edge_assistant.runtime.generation import Message, SamplingParams
     from edge_assistant.runtime.history import History

@@ -65,7 +65,7 @@ def child_startup(threads: int) -> None:
 
     settings = Settings(threads=threads)
     with History(paths.history_db()) as history:
-        make_app(settings, assistant_loader(settings, None), history).run(headless=True,
+        make_app(settings, assistant_loader(settings), history).run(headless=True,
                                                                            auto_pilot=_startup_pilot)
 
 
@@ -153,7 +153,7 @@ async def _through_app(assistant, settings, history, draw: bool = True) -> float
 
 
 def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, float]]:
-    from edge_assistant.runtime.assistant import NONE
+    from edge_assistant.modifier_names import BASE as NONE
     from edge_assistant.runtime.factory import open_assistant
     from edge_assistant.runtime.generation import Message, SamplingParams
     from edge_assistant.runtime.history import History
@@ -164,7 +164,7 @@ def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, flo
     messages = [Message("system", settings.system_prompt), Message("user", PROMPT)]
     with tempfile.TemporaryDirectory(prefix="tui-bench-") as tmp:
         os.environ["EDGE_ASSISTANT_HOME"] = tmp
-        assistant = open_assistant(settings, None, notify=lambda text: None)
+        assistant = open_assistant(settings, notify=lambda text: None)
         direct, through_app, not_drawn = [], [], []
         try:
             with History(Path(tmp) / "history.sqlite3") as history:

@@ -76,7 +76,7 @@ def main(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--bundle", "bundle", default=None, help="Bundle folder or installed bundle name.")
-@click.option("--modifier", default=None, help="auto (router), none (base) or a modifier name.")
+@click.option("--modifier", default=None, help="auto (router), base (the base alone; or none) or a modifier name.")
 @click.option("--threads", type=click.IntRange(min=0), default=None, help="CPU threads (0: automatic).")
 def chat(bundle: str | None, modifier: str | None, threads: int | None) -> None:
     """Chat in the terminal (the default command)."""
@@ -87,7 +87,7 @@ def chat(bundle: str | None, modifier: str | None, threads: int | None) -> None:
     settings = with_overrides(load_settings(), bundle=bundle, modifier=modifier, threads=threads)
     with History(paths.history_db()) as history:
         # A wrong --bundle fails here, as one line, like `ask` (the slow unpack and load come later).
-        resolve_bundle(bundle, settings)
+        resolve_bundle(settings)
         if not sys.stdout.isatty():
             raise UsageError("the chat app needs a terminal, and standard output is not one",
                              hint="run it in a terminal; in scripts and pipes use `edge-assistant ask PROMPT`")
@@ -95,7 +95,7 @@ def chat(bundle: str | None, modifier: str | None, threads: int | None) -> None:
         from .tui.loading import assistant_loader
 
         # The model loads in the background: the app is usable (history, typing) at once.
-        make_app(settings, assistant_loader(settings, bundle), history).run()
+        make_app(settings, assistant_loader(settings), history).run()
 
 
 # --- runtime commands: ask, doctor (runtime) ---
@@ -119,7 +119,8 @@ def _unpack_progress():
 @main.command()
 @click.argument("prompt")
 @click.option("--bundle", default=None, help="Bundle folder or installed bundle name.")
-@click.option("--modifier", default=None, help="auto (the router decides), none (the base) or a modifier name.")
+@click.option("--modifier", default=None,
+              help="auto (the router decides), base (the base alone; or none) or a modifier name.")
 @click.option("--system", "system", default=None, help="System prompt (default: from settings).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Most tokens to generate.")
 @click.option("--temperature", type=click.FloatRange(0, 5), default=None, help="0 is greedy.")
@@ -135,9 +136,9 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
 
     prompt = _read_stdin() if prompt == "-" else _utf8_arg(prompt, "the prompt")
     system = _utf8_arg(system, "--system")
-    settings = _settings(modifier=modifier, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                         threads=threads)
-    assistant = open_assistant(settings, bundle, progress=_unpack_progress())
+    settings = _settings(bundle=bundle, modifier=modifier, max_tokens=max_tokens, temperature=temperature,
+                         seed=seed, threads=threads)
+    assistant = open_assistant(settings, progress=_unpack_progress())
     try:
         system_prompt = settings.system_prompt if system is None else system
         messages = ([Message("system", system_prompt)] if system_prompt else []) + [Message("user", prompt)]
@@ -346,6 +347,7 @@ def bundle_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per prompt.")
 def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> None:
     """Show which modifier would answer PROMPT, how sure the router is, and why ('-' reads stdin)."""
+    from .modifier_names import shown
     from .router.jsonl import read_prompts
     from .router.source import BaseOnly, router_for_bundle
     from .runtime.factory import resolve_bundle
@@ -357,7 +359,7 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
         prompts = read_prompts(jsonl, jsonl.name)
     else:
         prompts = [_read_stdin() if prompt == "-" else _utf8_arg(prompt, "the prompt")]
-    resolved = resolve_bundle(bundle, _settings())
+    resolved = resolve_bundle(_settings(bundle=bundle))
     router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)
     if isinstance(router, BaseOnly):
         click.echo(f"edge-assistant: {router.reason} (use a bundle with modifiers and a router to route)", err=True)
@@ -368,7 +370,7 @@ def route(prompt: str | None, bundle: str | None, jsonl: Any, as_json: bool) -> 
                          "reason": decision.reason, "latency_ms": decision.latency_ms})
         else:
             sure = "   - " if decision.confidence is None else f"{decision.confidence:.2f} "
-            click.echo(f"{decision.modifier or 'base'}  {sure} "
+            click.echo(f"{shown(decision.modifier)}  {sure} "
                        f"({decision.latency_ms:.2f} ms)  {decision.reason}")
 
 
@@ -425,7 +427,7 @@ def serve(host: str, port: int, bundle: str | None, threads: int | None, api_key
           max_connections: int, quiet: bool) -> None:
     """Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health).
 
-    The request's `model` picks the modifier: auto (router), none (base) or a modifier name.
+    The request's `model` picks the modifier: auto (router), base (the base alone; or none) or a modifier name.
     One reply is generated at a time; up to --queue requests wait their turn.
     """
     from .runtime.factory import open_assistant
@@ -435,8 +437,8 @@ def serve(host: str, port: int, bundle: str | None, threads: int | None, api_key
 
     api_key = check_api_key(api_key, loopback=is_loopback(host), host=host)  # before loading anything
     limits = Limits(queue=queue, max_connections=max_connections)
-    settings = _settings(threads=threads)
-    assistant = open_assistant(settings, bundle, progress=_unpack_progress())
+    settings = _settings(bundle=bundle, threads=threads)
+    assistant = open_assistant(settings, progress=_unpack_progress())
     try:
         defaults = SamplingParams.from_settings(settings)
         server = make_server(assistant, host, port, defaults, log=None if quiet else _stderr_log, limits=limits,

@@ -122,7 +122,7 @@ def run_checks() -> Report:
                str(demo) if demo else "not installed (pipx install 'edge-assistant[demo]')")
     if settings is not None:
         try:
-            resolved = resolve_bundle(None, settings)
+            resolved = resolve_bundle(settings)
             where = resolved.path or resolved.demo_gguf
             report.add("would use", "ok", f"{resolved.name} ({resolved.source}: {where})")
         except EdgeAssistantError as exc:

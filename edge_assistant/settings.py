@@ -19,6 +19,8 @@ from pathlib import Path
 from . import paths
 from .document import loads_toml
 from .errors import SettingsError
+from .modifier_names import AUTO, canonical
+from .runtime.generation import DEFAULT_SAMPLING as _SAMPLING
 from .runtime.threads import MAX_THREADS, usable_cpus
 
 ENV_PREFIX = "EDGE_ASSISTANT_"
@@ -68,17 +70,20 @@ class Settings:
                           "back to a modifier (or to the base) does not re-read the conversation; the least "
                           "recently used state is dropped past it. 0 keeps none."},
     )
-    max_tokens: int = field(default=512, metadata={"help": "Most tokens generated per reply."})
-    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature; 0 is greedy."})
-    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling threshold."})
+    # Sampling: the defaults are SamplingParams's (runtime/generation.py), the one owner.
+    max_tokens: int = field(default=_SAMPLING.max_tokens, metadata={"help": "Most tokens generated per reply."})
+    temperature: float = field(default=_SAMPLING.temperature,
+                               metadata={"help": "Sampling temperature; 0 is greedy."})
+    top_p: float = field(default=_SAMPLING.top_p, metadata={"help": "Nucleus sampling threshold."})
     repeat_penalty: float = field(
-        default=1.1,
+        default=_SAMPLING.repeat_penalty,
         metadata={"help": "Penalty for repeating recent tokens (1.0: off); small models loop without it."},
     )
-    seed: int | None = field(default=None, metadata={"help": "Sampling seed; unset is random."})
+    seed: int | None = field(default=_SAMPLING.seed, metadata={"help": "Sampling seed; unset is random."})
     modifier: str = field(
-        default="auto",
-        metadata={"help": "Which modifier answers: auto (the router decides), none (the base) or a name."},
+        default=AUTO,
+        metadata={"help": "Which modifier answers: auto (the router decides), base (the base alone; "
+                          "none also works) or a modifier's name."},
     )
     system_prompt: str = field(
         default="You are a helpful assistant.",
@@ -153,9 +158,14 @@ def load_settings(path: Path | None = None, environ: typing.Mapping[str, str] | 
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ:
             values[name] = _coerce(name, hints[name], environ[env_name], f"${env_name}")
-    settings = Settings(**values)
+    settings = _spelled_one_way(Settings(**values))
     _validate(settings)
     return settings
+
+
+def _spelled_one_way(s: Settings) -> Settings:
+    """``modifier`` in its canonical spelling (``none`` becomes ``base``)."""
+    return s if canonical(s.modifier) == s.modifier else dataclasses.replace(s, modifier=canonical(s.modifier))
 
 
 def _validate(s: Settings) -> None:
@@ -171,21 +181,23 @@ def _validate(s: Settings) -> None:
     if s.kv_state_mb < 0:
         raise SettingsError(f"kv_state_mb {s.kv_state_mb} is negative", hint="use 0 to keep no states, or 1024")
     if s.max_tokens < 1:
-        raise SettingsError("max_tokens must be at least 1", hint="set max_tokens = 512")
+        raise SettingsError("max_tokens must be at least 1", hint=f"set max_tokens = {_SAMPLING.max_tokens}")
     if not 0 <= s.temperature <= 5:
-        raise SettingsError(f"temperature {s.temperature} is outside 0..5", hint="use 0.7, or 0 for greedy")
+        raise SettingsError(f"temperature {s.temperature} is outside 0..5",
+                            hint=f"use {_SAMPLING.temperature}, or 0 for greedy")
     if not 0.5 <= s.repeat_penalty <= 2:
-        raise SettingsError(f"repeat_penalty {s.repeat_penalty} is outside 0.5..2", hint="use 1.1, or 1.0 for none")
+        raise SettingsError(f"repeat_penalty {s.repeat_penalty} is outside 0.5..2",
+                            hint=f"use {_SAMPLING.repeat_penalty}, or 1.0 for none")
     if s.weight_repack not in WEIGHT_REPACK_MODES:
         raise SettingsError(f"weight_repack {s.weight_repack!r} is not one of {', '.join(WEIGHT_REPACK_MODES)}",
                             hint='set weight_repack = "auto"')
     if not 0 < s.top_p <= 1:
-        raise SettingsError(f"top_p {s.top_p} is outside (0, 1]", hint="use 0.95")
+        raise SettingsError(f"top_p {s.top_p} is outside (0, 1]", hint=f"use {_SAMPLING.top_p}")
 
 
 def with_overrides(settings: Settings, **overrides: object) -> Settings:
     """Apply command-line flags (``None`` means "not given") and re-validate."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    result = dataclasses.replace(settings, **given)
+    result = _spelled_one_way(dataclasses.replace(settings, **given))
     _validate(result)
     return result

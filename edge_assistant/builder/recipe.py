@@ -264,7 +264,8 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def _validate(recipe: Recipe) -> None:
-    from ..bundle.manifest import MODIFIER_KINDS, NAME_RE, RESERVED_NAMES
+    from ..bundle.manifest import MODIFIER_KINDS, NAME_RE
+    from ..modifier_names import NAME_RULE, is_valid_name
 
     path = recipe.path
     if not NAME_RE.fullmatch(recipe.name):
@@ -272,9 +273,8 @@ def _validate(recipe: Recipe) -> None:
                           hint="use letters, digits, '-', '_' or '.'")
     names = [m.name for m in recipe.modifiers]
     for m in recipe.modifiers:
-        if not NAME_RE.fullmatch(m.name) or m.name in RESERVED_NAMES:
-            raise RecipeError(f"{path}: modifier name {m.name!r} is not allowed",
-                              hint="use lowercase letters, digits, '-', '_' or '.', and not auto/none/base")
+        if not is_valid_name(m.name):
+            raise RecipeError(f"{path}: modifier name {m.name!r} is not allowed", hint=NAME_RULE)
         if not m.data:
             raise RecipeError(f"{path}: modifier '{m.name}' has no data", hint="add data = [\"file.jsonl\"]")
         if m.kind not in MODIFIER_KINDS:

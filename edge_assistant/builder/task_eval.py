@@ -110,7 +110,7 @@ def engine_generator(engine: Any, max_tokens: int) -> Generate:
     """Greedy replies of one single-turn prompt through a ``LlamaEngine``."""
     from ..runtime.generation import Message, SamplingParams
 
-    sampling = SamplingParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0, seed=0)
+    sampling = SamplingParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0, seed=0, repeat_penalty=1.0)
 
     def generate(prompt: str, modifier: str | None) -> str:
         gen = engine.generate([Message("user", prompt)], modifier=modifier, sampling=sampling)
@@ -235,9 +235,9 @@ def evaluate_target(target: Path, *, tasks_dir: Path | None = None, domains: Seq
         route = None
         modifiers: Sequence[str] = ()
     else:
-        settings = dataclasses.replace(Settings(), threads=threads, batch_threads=threads,
+        settings = dataclasses.replace(Settings(), bundle=str(target), threads=threads, batch_threads=threads,
                                        context_length=context_length)
-        assistant = open_assistant(settings, str(target), notify=log)
+        assistant = open_assistant(settings, notify=log)
         engine = assistant.engine
         modifiers = tuple(engine.modifier_names)
         route = (lambda prompt: assistant.route(prompt).modifier) if modifiers else None

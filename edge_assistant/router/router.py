@@ -23,6 +23,7 @@ import numpy as np
 
 from ..document import loads_json
 from ..errors import RouterError
+from ..modifier_names import ROUTER_BASE_ROUTE
 from .calibration import Calibrator, softmax
 from .decision import RouteDecision
 from .embedding import EMBEDDING_DIR, StaticEmbedding
@@ -34,7 +35,7 @@ KEYWORDS_FILE = "keywords.json"
 PROTOTYPES_FILE = "prototypes.npy"
 FIT_REPORT_FILE = "fit_report.json"
 FORMAT_VERSION = 1
-NONE_ROUTE = "none"
+NONE_ROUTE = ROUTER_BASE_ROUTE
 FEATURE_SETS = ("combined", "keyword", "embedding")
 
 # Characters of a message that are scanned and embedded: what a message is

@@ -1,7 +1,7 @@
 """The assistant: an engine plus a router, deciding per message which modifier answers.
 
 Shared by ``ask``, the chat app and ``serve`` so that they route the same way.
-A user override (``none`` or a modifier name) always wins over the router.
+A user override (``base`` or a modifier name; see ``modifier_names``) always wins over the router.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from ..errors import ModifierError
+from ..modifier_names import AUTO, BASE, choose
 from ..router.decision import BaseOnly, RouteDecision
 from .generation import EngineProtocol, Generation, Message, SamplingParams
-
-AUTO = "auto"
-NONE = "none"
 
 
 class RouterProtocol(Protocol):
@@ -34,18 +31,14 @@ class Assistant:
             self.router = BaseOnly(f"no {what} in this bundle: the base answers")
 
     def route(self, prompt: str, override: str = AUTO, previous: str | None = None) -> RouteDecision:
-        """Which modifier answers ``prompt``: the override if given, else the router."""
+        """Which modifier answers ``prompt``: the override if given (any accepted spelling), else the router."""
         started = time.perf_counter()
-        if override == NONE:
-            return RouteDecision(None, None, "user chose the base (--modifier none)",
+        choice = choose(override, self.engine.modifier_names)
+        if choice == BASE:
+            return RouteDecision(None, None, "user chose the base alone",
                                  (time.perf_counter() - started) * 1000)
-        if override != AUTO:
-            if override not in self.engine.modifier_names:
-                known = ", ".join(self.engine.modifier_names)
-                raise ModifierError(f"unknown modifier '{override}'",
-                                    hint=f"choose auto, none or one of: {known}" if known else
-                                    "this bundle has no modifiers: use --modifier auto or none")
-            return RouteDecision(override, None, f"user chose '{override}'",
+        if choice != AUTO:
+            return RouteDecision(choice, None, f"user chose '{choice}'",
                                  (time.perf_counter() - started) * 1000)
         assert self.router is not None
         decision = self.router.route(prompt, previous=previous)

@@ -28,7 +28,8 @@ import llama_cpp
 
 from ..bundle.ggufmeta import read_gguf_info
 from ..bundle.manifest import sha256_file
-from ..errors import ModelError, ModifierError
+from ..errors import ModelError
+from ..modifier_names import require_modifier
 from .llama_load import load_llama
 from .generation import Generation, GenerationResult, Message, SamplingParams
 from .alora import invocation_start
@@ -157,9 +158,7 @@ class LlamaEngine:
     def _resolve(self, modifier: str | None, notices: list[str]) -> str | None:
         """The modifier that will answer: ``modifier``, or None (the base) if it is refused."""
         if modifier is not None:
-            if modifier not in self.adapters.specs:
-                known = ", ".join(self.adapters.specs) or "none in this bundle"
-                raise ModifierError(f"unknown modifier '{modifier}'", hint=f"choose one of: {known}")
+            require_modifier(modifier, self.adapters.specs)
             if modifier in self.adapters.refused:
                 notices.append(self.adapters.refused[modifier])
                 modifier = None
@@ -353,7 +352,7 @@ class LlamaEngine:
             finish = "length"
             self._active = gen
             stream = self._llm.generate(tokens, temp=sampling.temperature, top_p=sampling.top_p,
-                                        top_k=40, min_p=0.05,
+                                        top_k=sampling.top_k, min_p=sampling.min_p,
                                         repeat_penalty=sampling.repeat_penalty)
             try:
                 for token in stream:

@@ -1,14 +1,13 @@
 """Which bundle to use, and building the assistant from it.
 
-Order: ``--bundle`` > ``$EDGE_ASSISTANT_BUNDLE`` > ``bundle`` in settings >
-the newest installed bundle > the shipped starter bundle (on the embedded demo
-base; ``starter = false`` skips it) > the embedded demo base alone (the ``demo``
-extra).
+Order: the ``bundle`` setting (``--bundle`` > ``$EDGE_ASSISTANT_BUNDLE`` >
+``settings.toml``, as for every setting: see ``settings.py``) > the newest
+installed bundle > the shipped starter bundle (on the embedded demo base;
+``starter = false`` skips it) > the embedded demo base alone (the ``demo`` extra).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,14 +61,9 @@ def _bundle_at(value: str, source: str) -> ResolvedBundle:
     return ResolvedBundle(folder, load_manifest(folder), source)
 
 
-def resolve_bundle(bundle: str | None, settings: Settings) -> ResolvedBundle:
-    if bundle:
-        return _bundle_at(bundle, "--bundle")
-    env = os.environ.get("EDGE_ASSISTANT_BUNDLE")
-    if env:
-        return _bundle_at(env, "$EDGE_ASSISTANT_BUNDLE")
+def resolve_bundle(settings: Settings) -> ResolvedBundle:
     if settings.bundle:
-        return _bundle_at(settings.bundle, "settings")
+        return _bundle_at(settings.bundle, "bundle setting")
     from ..bundle.discovery import installed_bundles
 
     installed = installed_bundles()
@@ -121,9 +115,9 @@ def unpack_with_progress(folder: Path, manifest: Manifest, progress: UnpackProgr
         return unpack_base(folder, manifest, progress=advance, notify=notify)
 
 
-def open_assistant(settings: Settings, bundle: str | None = None, *, progress: UnpackProgress | None = None,
+def open_assistant(settings: Settings, *, progress: UnpackProgress | None = None,
                    notify: Callable[[str], None] = _stderr) -> Assistant:
-    """Resolve the bundle, unpack its base once, load the engine and the router.
+    """Resolve the bundle (``settings.bundle`` first), unpack its base once, load the engine and the router.
 
     ``progress(total_bytes)`` returns a context manager yielding a callback that
     is advanced by byte counts (see ``edge_assistant.progress.byte_progress``).
@@ -133,7 +127,7 @@ def open_assistant(settings: Settings, bundle: str | None = None, *, progress: U
     from .llama_load import set_weight_repack
 
     set_weight_repack(settings.weight_repack)
-    resolved = resolve_bundle(bundle, settings)
+    resolved = resolve_bundle(settings)
     # The router first: it is cheap and fails fast, before the slow unpack and model load.
     router = router_for_bundle(resolved.path, resolved.manifest, resolved.name)
     if resolved.manifest is None:

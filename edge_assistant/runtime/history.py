@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
 from ..errors import HistoryError
+from ..modifier_names import shown
 from ..router.decision import RouteDecision
 from .generation import GenerationResult
 from .textfile import write_text_atomic
@@ -493,7 +494,7 @@ def render_markdown(conversation: Conversation, messages: Sequence[StoredMessage
         if message.role == "user":
             lines += ["## You", "", message.content, ""]
             continue
-        who = message.modifier or "base"
+        who = shown(message.modifier)
         meta = [f"modifier: {who}"]
         if message.route_confidence is not None:
             meta.append(f"confidence {message.route_confidence:.2f}")

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable
 
 from ..document import loads_json
 from ..errors import EdgeAssistantError, ModifierError, TemplateError, UsageError
+from ..modifier_names import AUTO, BASE
 from ..runtime.assistant import Assistant
 from ..runtime.generation import SamplingParams
 from .limits import Limits, is_loopback
@@ -305,7 +306,7 @@ class AssistantApp:
                           "capacity": self.limits.queue}}
 
     def _models(self) -> dict[str, Any]:
-        names = ["auto", "none", *self.assistant.engine.modifier_names]
+        names = [AUTO, BASE, *self.assistant.engine.modifier_names]   # "none" is accepted too, not listed
         return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "edge-assistant"}
                                            for n in names]}
 

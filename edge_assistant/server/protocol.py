@@ -2,8 +2,9 @@
 
 Only what a local assistant needs: chat completions (streamed or not) and the
 model list. The `model` field picks the modifier: ``auto`` (the router),
-``none`` (the base) or a modifier name; any other value (for example the name
-a client hard-codes, such as ``gpt-4o``) means ``auto``.
+``base`` (the base alone; ``none`` also works) or a modifier name; any other value
+(for example the name a client hard-codes, such as ``gpt-4o``) means ``auto``.
+Our own ``modifier`` field, when sent, takes precedence and must be one of those.
 
 Fields we cannot honour (tools, JSON schemas, logprobs, n > 1) are refused with a 400
 that names them, never silently ignored; typed fields must have their JSON type.
@@ -11,11 +12,14 @@ that names them, never silently ignored; typed fields must have their JSON type.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ModifierError
+from ..modifier_names import AUTO, choose, is_choice
 from ..runtime.generation import GenerationResult, Message, SamplingParams
 from ..router.decision import RouteDecision
 
@@ -108,6 +112,19 @@ def _number(body: dict[str, Any], key: str, kind: type, low: float, high: float)
     return kind(value)
 
 
+def _override(body: dict[str, Any], model: str, modifier_names: tuple[str, ...]) -> str:
+    """Who answers: the ``modifier`` field (checked), else ``model`` if it names a choice, else auto."""
+    if "modifier" not in body:
+        return choose(model, modifier_names) if is_choice(model, modifier_names) else AUTO
+    modifier = body["modifier"]
+    if not isinstance(modifier, str):
+        raise RequestError("'modifier' must be a string", "modifier")
+    try:
+        return choose(modifier, modifier_names)
+    except ModifierError as exc:
+        raise RequestError(str(exc), "modifier") from None
+
+
 def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: SamplingParams) -> ChatRequest:
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
@@ -132,11 +149,7 @@ def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: Sam
     model = body.get("model") or "auto"
     if not isinstance(model, str):
         raise RequestError("'model' must be a string", "model")
-    override = body.get("modifier", model)
-    if not isinstance(override, str):
-        raise RequestError("'modifier' must be a string", "modifier")
-    if override not in ("auto", "none", *modifier_names):
-        override = "auto"
+    override = _override(body, model, modifier_names)
     max_tokens = _number(body, "max_completion_tokens", int, 1, 1 << 20) or _number(body, "max_tokens", int, 1, 1 << 20)
     temperature = _number(body, "temperature", float, 0, 2)
     top_p = _number(body, "top_p", float, 0.0001, 1)
@@ -150,13 +163,8 @@ def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: Sam
         stops = tuple(stop)
     else:
         raise RequestError("'stop' must be a string or a list of up to 4 strings", "stop")
-    sampling = SamplingParams(
-        max_tokens=max_tokens or defaults.max_tokens,
-        temperature=defaults.temperature if temperature is None else temperature,
-        top_p=defaults.top_p if top_p is None else top_p,
-        seed=defaults.seed if seed is None else seed,
-        repeat_penalty=defaults.repeat_penalty,
-    )
+    given = dict(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    sampling = dataclasses.replace(defaults, **{k: v for k, v in given.items() if v is not None})
     return ChatRequest(tuple(messages), override, model, sampling, body.get("stream") is True,
                        tuple(s for s in stops if s))
 

@@ -20,6 +20,7 @@ from ..runtime.history import History
 from ..settings import Settings
 from .chat_screen import CHAT_BINDINGS, ChatScreen
 from .messages import AssistantReady, LoadFailed, LoadNotice, LoadProgress
+from .commands import commands_for
 from .screens import HelpScreen
 
 
@@ -94,7 +95,7 @@ class ChatApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.help_keys()))
+            self.push_screen(HelpScreen(self.help_keys(), commands_for(self.model.modifiers)))
 
     async def action_quit(self) -> None:
         # Stop a reply in progress first, so it is saved as ``stopped`` (not left partial).

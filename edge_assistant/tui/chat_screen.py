@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState
 
 from ..errors import EdgeAssistantError
 from ..router.decision import RouteDecision
-from ..runtime.assistant import AUTO, NONE
+from ..modifier_names import AUTO, is_choice, unknown_modifier
 from ..runtime.assistant_handle import AssistantHandle
 from ..runtime.chat_turn import ChatTurn, TurnRequest
 from ..runtime.firstrun import WELCOME, first_time
@@ -164,7 +164,7 @@ class ChatScreen(Screen[None]):
         self.query_one(LoadPanel).display = False
         self.status.bundle = event.bundle
         self.status.state = "generating…" if self.turn is not None else ""
-        if self.mode not in (AUTO, NONE) and self.mode not in event.modifiers:
+        if not is_choice(self.mode, event.modifiers):
             self._unknown_modifier(self.mode, event.modifiers)
             self.mode = AUTO
             self.status.mode = describe_mode(self.mode)
@@ -193,16 +193,12 @@ class ChatScreen(Screen[None]):
             self.prompt.clear()
 
     def _unknown_modifier(self, name: str, known: tuple[str, ...] | list[str]) -> None:
-        if known:
-            text = f"This bundle has no modifier '{name}'. Choose auto, base or one of: {', '.join(known)}."
-        else:
-            text = f"This bundle has no modifiers, so '{name}' cannot answer: the base model answers everything."
-        self.notify(text, severity="warning", title="Unknown modifier", markup=False)
+        self.notify(str(unknown_modifier(name, known)), severity="warning", title="Unknown modifier", markup=False)
 
     def _check_override(self, override: str) -> bool:
         """False (with a notification) when the loaded bundle lacks the modifier."""
         modifiers = self.model.modifiers
-        if override in (AUTO, NONE) or modifiers is None or override in modifiers:
+        if modifiers is None or is_choice(override, modifiers):
             return True
         self._unknown_modifier(override, modifiers)
         return False

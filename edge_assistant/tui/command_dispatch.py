@@ -12,8 +12,9 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from textual.widgets import Input
 
-from ..runtime.assistant import NONE
-from .commands import COMMAND_NAMES, MODIFIER_COMMANDS
+from ..modifier_names import canonical
+from ..runtime.assistant_handle import AssistantHandle
+from .commands import COMMAND_NAMES, choice_command, unknown_command
 from .conversation_actions import ConversationActions
 
 
@@ -21,6 +22,7 @@ class CommandHost(Protocol):
     """The part of the chat screen that commands drive."""
 
     conversations: ConversationActions
+    model: AssistantHandle
 
     @property
     def prompt(self) -> Input: ...
@@ -37,19 +39,18 @@ class CommandHost(Protocol):
 
 
 async def run_command(screen: CommandHost, name: str, arg: str) -> None:
-    if name not in COMMAND_NAMES:
-        screen.notify(f"Unknown command /{name}. Type /help for the list (//text sends '/text').",
-                      severity="warning", markup=False)
+    override = choice_command(name, screen.model.modifiers)
+    if name not in COMMAND_NAMES and override is None:
+        screen.notify(unknown_command(name, screen.model.modifiers), severity="warning", markup=False)
         return
-    if name in MODIFIER_COMMANDS or name == "use":
+    if override is not None or name == "use":
         line = f"/{name} {arg}"
-        override = MODIFIER_COMMANDS.get(name)
         if override is None:  # /use NAME [TEXT]
             modifier, _, arg = arg.partition(" ")
             if not modifier:
                 screen.notify("Say which modifier: /use NAME [TEXT]", severity="warning")
                 return
-            override = {"none": NONE, "base": NONE}.get(modifier, modifier)
+            override = canonical(modifier)
         if arg.strip():
             if not await screen.send(arg.strip(), override) and not screen.prompt.value:
                 # Not sent: give the line back to edit, cursor at its end.

@@ -1,13 +1,16 @@
 """Slash commands typed in the prompt: parsed here, run by the chat screen.
 
 The table is data so that the help screen lists exactly what the parser accepts.
+Each modifier of the loaded bundle gets its own ``/NAME`` shortcut (unless NAME is
+a built-in command: then ``/use NAME``), derived here from the bundle's names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
-from ..runtime.assistant import AUTO, NONE
+from ..modifier_names import AUTO, BASE, canonical
 
 
 @dataclass(frozen=True)
@@ -18,10 +21,9 @@ class SlashCommand:
 
 
 COMMANDS: tuple[SlashCommand, ...] = (
-    # Choosing who answers: with TEXT for this message only, alone from now on.
-    SlashCommand("code", "[TEXT]", "the code modifier answers (TEXT: this message only)"),
-    SlashCommand("reason", "[TEXT]", "the reasoning modifier answers"),
-    SlashCommand("base", "[TEXT]", "the base model alone answers, no modifier"),
+    # Choosing who answers: with TEXT for this message only, alone from now on. The
+    # bundle's own /NAME shortcuts come first (``modifier_commands``).
+    SlashCommand(BASE, "[TEXT]", "the base model alone answers, no modifier"),
     SlashCommand("auto", "[TEXT]", "the router decides (the default)"),
     SlashCommand("use", "NAME [TEXT]", "any modifier of this bundle by name"),
     # Conversations.
@@ -41,13 +43,45 @@ COMMANDS: tuple[SlashCommand, ...] = (
 
 COMMAND_NAMES = frozenset(c.name for c in COMMANDS)
 
-# Command name -> the override it means (``auto``, ``none`` or a modifier name).
-MODIFIER_COMMANDS: dict[str, str] = {
-    "code": "code",        # the demo recipe's modifier names
-    "reason": "reasoning",
-    "base": NONE,
-    "auto": AUTO,
-}
+# Shorter spellings of a modifier's shortcut, offered when the bundle has that modifier:
+# /reason was the demo's shortcut for `reasoning` before shortcuts came from the bundle.
+SHORTCUT_ALIASES: dict[str, str] = {"reason": "reasoning"}
+_THIS_MESSAGE_ONLY = " (TEXT: this message only)"
+
+
+def _shortcuts(modifiers: Sequence[str]) -> dict[str, str]:
+    """Command name -> the modifier it chooses: each modifier's own name, then the aliases."""
+    own = {name: name for name in modifiers if name not in COMMAND_NAMES}
+    aliases = {alias: name for alias, name in SHORTCUT_ALIASES.items()
+               if name in modifiers and alias not in COMMAND_NAMES and alias not in modifiers}
+    return own | aliases
+
+
+def modifier_commands(modifiers: Sequence[str]) -> tuple[SlashCommand, ...]:
+    """A ``/NAME [TEXT]`` shortcut per modifier of the bundle (and its aliases), for the help screen."""
+    return tuple(SlashCommand(command, "[TEXT]", f"the {name} modifier answers" if command == name
+                              else f"the {name} modifier answers (short for /{name})")
+                 for command, name in _shortcuts(modifiers).items())
+
+
+def commands_for(modifiers: Sequence[str] | None) -> tuple[SlashCommand, ...]:
+    """Every command this bundle accepts, its shortcuts first (only the built-ins while it loads)."""
+    listed = modifier_commands(modifiers or ()) + COMMANDS
+    first = listed[0]
+    return (SlashCommand(first.name, first.args, first.help + _THIS_MESSAGE_ONLY),) + listed[1:]
+
+
+def choice_command(name: str, modifiers: Sequence[str] | None) -> str | None:
+    """The choice (``auto``, ``base`` or a modifier) the command ``/name`` makes; None for other commands."""
+    if name in (AUTO, BASE):
+        return name
+    return _shortcuts(modifiers or ()).get(name)
+
+
+def unknown_command(name: str, modifiers: Sequence[str] | None) -> str:
+    """What to say for ``/name`` that is no command (maybe a shortcut the loading bundle will have)."""
+    loading = " While the model loads, choose a modifier with /use NAME." if modifiers is None else ""
+    return f"Unknown command /{name}. Type /help for the list (//text sends '/text').{loading}"
 
 
 @dataclass(frozen=True)
@@ -75,4 +109,4 @@ def parse(line: str) -> Parsed:
 
 def describe_mode(override: str) -> str:
     """How the status line names a choice of modifier."""
-    return {AUTO: "auto", NONE: "base"}.get(override, override)
+    return canonical(override)

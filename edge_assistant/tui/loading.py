@@ -37,11 +37,11 @@ def _unpack_progress(report: LoadReport) -> UnpackProgress:
     return progress
 
 
-def assistant_loader(settings: Settings, bundle: str | None) -> AssistantHandle:
+def assistant_loader(settings: Settings) -> AssistantHandle:
     """A handle on the assistant that the app loads in the background, once its prompt is drawn."""
     def load(report: LoadReport) -> Assistant:
         from ..runtime.factory import open_assistant
 
-        return open_assistant(settings, bundle, progress=_unpack_progress(report), notify=report.notice)
+        return open_assistant(settings, progress=_unpack_progress(report), notify=report.notice)
 
     return AssistantHandle.loading(load)

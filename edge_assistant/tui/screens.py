@@ -13,9 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
-from ..runtime.assistant import AUTO, NONE
+from ..modifier_names import AUTO, BASE
 from ..runtime.history import History
-from .commands import COMMANDS
+from .commands import COMMANDS, SlashCommand
 
 
 class HelpScreen(ModalScreen[None]):
@@ -23,9 +23,10 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,f1,question_mark,q", "dismiss", "Close")]
 
-    def __init__(self, keys: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, keys: Iterable[tuple[str, str]], commands: Iterable[SlashCommand] = COMMANDS) -> None:
         super().__init__()
         self.keys = list(keys)
+        self.commands = list(commands)
 
     def compose(self) -> ComposeResult:
         table = Text()
@@ -34,7 +35,7 @@ class HelpScreen(ModalScreen[None]):
             table.append(f"  {key:<14}", style="bold")
             table.append(f"{description}\n")
         table.append("\nCommands (type them in the prompt)\n", style="bold underline")
-        for command in COMMANDS:
+        for command in self.commands:
             usage = f"/{command.name} {command.args}".strip()
             table.append(f"  {usage:<22}", style="bold")
             table.append(f"{command.help}\n")
@@ -158,7 +159,7 @@ class ModifierPicker(ModalScreen[str | None]):
         self.current = current
 
     def compose(self) -> ComposeResult:
-        choices = [(AUTO, "auto — the router decides"), (NONE, "base — no modifier")]
+        choices = [(AUTO, "auto — the router decides"), (BASE, "base — no modifier")]
         choices += [(name, name) for name in self.modifiers]
         with Vertical(classes="dialog") as dialog:
             dialog.border_title = "Who answers"

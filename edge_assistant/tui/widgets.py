@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
+from ..modifier_names import shown
 from ..router.decision import RouteDecision
 from ..runtime.danger import danger_warning, find_dangers
 from ..runtime.history import Conversation, StoredMessage
@@ -77,7 +78,7 @@ class ReplyView(Vertical):
         yield warning
 
     def on_mount(self) -> None:
-        self.border_title = self.modifier or "base"
+        self.border_title = shown(self.modifier)
         self._apply_status_class()
         self.call_after_refresh(self._show_dangers)
 
@@ -93,7 +94,7 @@ class ReplyView(Vertical):
         self.set_class(bool(dangers), "-dangerous")
 
     def _meta_text(self) -> Text:
-        parts = [self.modifier or "base"]
+        parts = [shown(self.modifier)]
         if self.confidence is not None:
             parts.append(f"{self.confidence:.0%} sure")
         if self.tokens:
@@ -121,7 +122,7 @@ class ReplyView(Vertical):
     def _refresh_meta(self, layout: bool = True) -> None:
         self.query_one(".reply-meta", Static).update(self._meta_text(), layout=layout)
         self.query_one(".reply-reason", Static).update(self._reason_text(), layout=layout)
-        self.border_title = self.modifier or "base"
+        self.border_title = shown(self.modifier)
         self._apply_status_class()
 
     def start(self, decision: RouteDecision | None) -> None:

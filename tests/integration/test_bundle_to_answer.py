@@ -84,6 +84,26 @@ def test_a_modifier_whose_manifest_binding_was_tampered_is_refused_and_the_base_
     assert out["text"] == json.loads(base.stdout)["text"]
 
 
+def test_the_base_alone_answers_the_same_under_each_spelling(bundle):
+    ask = ("ask", "Name a colour.", "--bundle", str(bundle), "--max-tokens", "8", "--temperature", "0", "--json")
+    runs = [cli(*ask, "--modifier", "base"), cli(*ask, "--modifier", "none"),
+            cli(*ask, env={"EDGE_ASSISTANT_MODIFIER": "none"})]   # the setting, in its old spelling
+    answers = []
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        answers.append((out["modifier"], out["route"]["modifier"], out["route"]["reason"], out["text"]))
+    assert answers[0][:2] == (None, None) and len(set(answers)) == 1
+
+
+def test_a_bad_modifier_name_is_one_line_naming_the_bundles_modifiers(bundle):
+    proc = cli("ask", "hi", "--bundle", str(bundle), "--modifier", "nosuch", "--max-tokens", "2")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1
+    assert "unknown modifier 'nosuch'" in errors[0] and "code, stranger" in errors[0]
+
+
 def test_the_environment_variable_selects_the_bundle(bundle):
     proc = cli("ask", "hi", "--modifier", "code", "--max-tokens", "2", "--json",
                env={"EDGE_ASSISTANT_BUNDLE": str(bundle)})

@@ -164,3 +164,32 @@ def test_closing_the_engine_during_a_generation_cancels_it_without_crashing(smol
     assert not worker.is_alive()
     assert gen.result.finish_reason == "cancelled"
     engine.close()          # idempotent
+
+
+def test_sampling_defaults_agree_across_settings_engine_and_server(engine, tmp_path, monkeypatch):
+    import dataclasses
+
+    from edge_assistant.server.protocol import parse_chat_request
+    from edge_assistant.settings import load_settings
+
+    owner = SamplingParams()
+    # ask, chat and serve start from the settings: with no file and no variables, they are the owner's.
+    from_settings = SamplingParams.from_settings(load_settings(tmp_path / "absent.toml", environ={}))
+    assert from_settings == owner
+    # serve: a request that sets nothing samples with the server's defaults, top_k and min_p included.
+    request = parse_chat_request({"messages": [{"role": "user", "content": "hi"}]}, (), from_settings)
+    assert request.sampling == owner
+    # the engine: what reaches llama.cpp is what the request carried, nothing of its own.
+    seen: list[dict] = []
+    real = engine._llm.generate
+
+    def spy(tokens, **kwargs):
+        seen.append(kwargs)
+        return real(tokens, **kwargs)
+
+    monkeypatch.setattr(engine._llm, "generate", spy)
+    engine.generate([Message("user", "hi")], sampling=dataclasses.replace(request.sampling, max_tokens=2)).run()
+    engine.generate([Message("user", "hi")], sampling=SamplingParams(max_tokens=2)).run()
+    expected = dict(temp=owner.temperature, top_p=owner.top_p, top_k=owner.top_k, min_p=owner.min_p,
+                    repeat_penalty=owner.repeat_penalty)
+    assert seen == [expected, expected]

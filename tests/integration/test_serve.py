@@ -73,7 +73,7 @@ def test_streaming_yields_deltas_that_add_up_to_the_non_streamed_answer(client):
 
 
 def test_the_model_field_picks_the_modifier_and_models_lists_them(client, server):
-    assert {m.id for m in client.models.list()} == {"auto", "none", "code"}
+    assert {m.id for m in client.models.list()} == {"auto", "base", "code"}
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=120)
     conn.request("POST", "/v1/chat/completions", json.dumps(
@@ -81,6 +81,38 @@ def test_the_model_field_picks_the_modifier_and_models_lists_them(client, server
         {"Content-Type": "application/json"})
     body = json.loads(conn.getresponse().read())
     assert body["x_edge_assistant"]["modifier"] == "code"
+
+
+def post_chat(server, body: dict) -> tuple[int, dict]:
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=120)
+    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_base_and_none_are_the_same_choice_in_the_model_and_modifier_fields(server):
+    question = {"messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 6, "temperature": 0}
+    answers = []
+    for choice in ({"model": "base"}, {"model": "none"}, {"model": "gpt-4o", "modifier": "none"},
+                   {"modifier": "base"}):
+        status, body = post_chat(server, {**question, **choice})
+        assert status == 200, body
+        ext = body["x_edge_assistant"]   # (the text may differ: a kept state is read in other batches)
+        answers.append((ext["modifier"], ext["route"]["modifier"], ext["route"]["reason"]))
+        assert body["choices"][0]["message"]["content"]
+    assert answers[0][:2] == (None, None) and len(set(answers)) == 1
+
+
+def test_a_bad_modifier_field_is_one_line_naming_the_modifiers_and_an_unknown_model_is_auto(server):
+    status, body = post_chat(server, {"modifier": "nosuch", "messages": [{"role": "user", "content": "hi"}],
+                                      "max_tokens": 2})
+    message = body["error"]["message"]
+    assert status == 400 and body["error"]["param"] == "modifier"
+    assert "unknown modifier 'nosuch'" in message and "code" in message and "\n" not in message
+    status, body = post_chat(server, {"model": "nosuch", "messages": [{"role": "user", "content": "hi"}],
+                                      "max_tokens": 2})
+    assert status == 200 and "chose" not in body["x_edge_assistant"]["route"]["reason"]
 
 
 def test_max_tokens_gives_finish_reason_length(client):

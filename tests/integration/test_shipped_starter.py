@@ -61,11 +61,11 @@ def test_the_starter_is_used_only_when_nothing_else_is_chosen(starter: Path, tmp
     from edge_assistant import paths
     from edge_assistant.bundle.pack import create_bundle
 
-    picked = resolve_bundle(None, Settings())
+    picked = resolve_bundle(Settings())
     assert (picked.path, picked.source) == (starter, "shipped starter")
-    assert resolve_bundle(None, Settings(starter=False)).source == "embedded"
+    assert resolve_bundle(Settings(starter=False)).source == "embedded"
     installed = create_bundle(small_base(tmp_path / "b.gguf", smollm2_gguf), paths.bundles_dir() / "mine")
-    assert resolve_bundle(None, Settings()).path == installed
+    assert resolve_bundle(Settings()).path == installed
 
 
 def test_route_sends_a_python_request_to_code_on_a_fresh_install() -> None:

@@ -156,6 +156,60 @@ async def test_modifier_commands_choose_who_answers_one_message_or_from_now_on(
             ["code", "automation", "base", "reasoning", "automation"]
 
 
+async def test_the_base_alone_is_the_same_choice_under_each_spelling(build_app: Callable[..., ChatApp]) -> None:
+    engine = ScriptedEngine(["ok"])
+    app = build_app(engine, FixedRouter("code", 0.9, "keyword 'def'"), modifier="none")  # the old setting
+    async with app.run_test() as pilot:
+        screen = app.chat_screen
+        assert "mode: base" in str(screen.status.render())
+        await send(pilot, "from the setting")
+        await reply_done(pilot)
+        for line in ("/base one", "/use none two", "/use base three", "/use BASE four"):
+            await send(pilot, line)
+            await reply_done(pilot)
+        await send(pilot, "/use none")   # from now on
+        await pilot.pause()
+        assert "mode: base" in str(screen.status.render())
+        await send(pilot, "five")
+        await reply_done(pilot)
+        assert [modifier for _, modifier, _ in engine.calls] == [None] * 6
+        assert {r.border_title for r in screen.transcript.query(ReplyView)} == {"base"}
+        assert {r.reason for r in screen.transcript.query(ReplyView)} == {"user chose the base alone"}
+
+
+async def test_modifier_shortcuts_come_from_the_bundles_own_modifiers(build_app: Callable[..., ChatApp]) -> None:
+    engine = ScriptedEngine(["ok"], modifiers=("sql", "reasoning", "search"))
+    app = build_app(engine)
+    async with app.run_test(size=(100, 60)) as pilot:
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        listed = "\n".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "/sql [TEXT]" in listed and "/reasoning [TEXT]" in listed and "/reason [TEXT]" in listed
+        assert "/code" not in listed            # the demo's name is no command for this bundle
+        await pilot.press("escape")
+        await send(pilot, "/sql count the rows")
+        await reply_done(pilot)
+        await send(pilot, "/reason why")        # the older shortcut of `reasoning`
+        await reply_done(pilot)
+        await send(pilot, "/search")            # a built-in command keeps its meaning...
+        await pilot.pause()
+        assert isinstance(app.screen, SearchScreen)
+        await pilot.press("escape")
+        await send(pilot, "/use search find it")  # ...and that modifier is chosen by name
+        await reply_done(pilot)
+        await send(pilot, "/code write a loop")
+        await pilot.pause()
+        assert any("Unknown command /code" in t for t in notifications(app))
+    assert [(messages[-1].content, modifier) for messages, modifier, _ in engine.calls] == \
+        [("count the rows", "sql"), ("why", "reasoning"), ("find it", "search")]
+    without = build_app(ScriptedEngine(["ok"], modifiers=("sql",)))
+    async with without.run_test() as pilot:
+        await send(pilot, "/reason why")
+        await pilot.pause()
+        assert any("Unknown command /reason" in t for t in notifications(without))
+
+
 async def test_an_unknown_modifier_or_command_is_a_notification_and_nothing_is_sent(
         build_app: Callable[..., ChatApp], history: History) -> None:
     engine = ScriptedEngine(["ok"])
@@ -167,7 +221,7 @@ async def test_an_unknown_modifier_or_command_is_a_notification_and_nothing_is_s
         await send(pilot, "/frobnicate")
         await pilot.pause()
         texts = notifications(app)
-        assert any("no modifier 'nosuch'" in t and "code, reasoning, automation" in t for t in texts)
+        assert any("unknown modifier 'nosuch'" in t and "code, reasoning, automation" in t for t in texts)
         assert any("Unknown command /frobnicate" in t for t in texts)
     assert engine.calls == []
     assert history.conversations() == []

@@ -25,7 +25,7 @@ async def test_the_real_model_loads_in_the_background_answers_and_stops_on_escap
     settings = Settings(threads=1, max_tokens=160, temperature=0.0, seed=7, context_length=1024, starter=False)
     with History(tmp_path / "history.sqlite3") as history:
         # The CLI's loader: no bundle installed in this test's home, so the embedded demo model.
-        app = make_app(settings, assistant_loader(settings, None), history)
+        app = make_app(settings, assistant_loader(settings), history)
         async with app.run_test() as pilot:
             screen = app.chat_screen
             await wait_until(pilot, lambda: app.model.ready, timeout_s=120)
@@ -66,9 +66,9 @@ async def test_a_bundle_unpacks_with_progress_and_a_modifier_answers_when_asked(
         original(self, event)
 
     monkeypatch.setattr(ChatScreen, "on_load_progress", record)
-    settings = Settings(threads=1, max_tokens=8, temperature=0.0, seed=3, context_length=512)
+    settings = Settings(threads=1, max_tokens=8, temperature=0.0, seed=3, context_length=512, bundle=str(bundle))
     with History(tmp_path / "history.sqlite3") as history:
-        app = make_app(settings, assistant_loader(settings, str(bundle)), history)
+        app = make_app(settings, assistant_loader(settings), history)
         async with app.run_test() as pilot:
             await wait_until(pilot, lambda: app.model.ready, timeout_s=180)
             await pilot.pause()
@@ -90,9 +90,9 @@ async def test_a_bundle_unpacks_with_progress_and_a_modifier_answers_when_asked(
 async def test_the_why_line_says_when_a_turn_reused_a_kept_state_and_how_many_tokens_it_read(
         tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> None:
     bundle = smollm2_bundle(tmp_path_factory.mktemp("bundles"), smollm2_gguf)  # SmolLM2 + a random LoRA `code`
-    settings = Settings(threads=1, max_tokens=6, temperature=0.0, seed=3, context_length=512)
+    settings = Settings(threads=1, max_tokens=6, temperature=0.0, seed=3, context_length=512, bundle=str(bundle))
     with History(tmp_path / "history.sqlite3") as history:
-        app = make_app(settings, assistant_loader(settings, str(bundle)), history)
+        app = make_app(settings, assistant_loader(settings), history)
         async with app.run_test() as pilot:
             await wait_until(pilot, lambda: app.model.ready, timeout_s=180)
             await send(pilot, "/code Say hello.")

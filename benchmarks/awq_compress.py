@@ -24,7 +24,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from edge_assistant.runtime.llama_load import set_weight_repack
@@ -115,11 +114,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.points = "Q4_0"
-    if args.out is not None or not args.quick:
-        run(args, args.out or ROOT / ".bench" / "frontier")
-        return
-    with tempfile.TemporaryDirectory(prefix="awq-compress-") as tmp:
-        run(args, Path(tmp))
+    from awq_table import work_folder
+
+    with work_folder(args.out, args.quick, ROOT / ".bench" / "frontier") as out:
+        run(args, out)
 
 
 def run(args: argparse.Namespace, work: Path) -> None:

@@ -12,11 +12,13 @@ zstd sizes against the unpacked file. Measures; never asserts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,6 +60,16 @@ def _tiny_hf(out: Path) -> Path:
     return _save_wide(out, tied=True, seed=7, n_layers=2)
 
 
+@contextlib.contextmanager
+def work_folder(out: Path | None, quick: bool, default: Path) -> Iterator[Path]:
+    """--out when given; else, for --quick, a temporary folder (nothing reused from an earlier run); else ``default``."""
+    if out is not None or not quick:
+        yield out or default
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        yield Path(tmp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: .bench/awq; --quick: a temporary one)")
@@ -74,11 +86,8 @@ def main() -> None:
     if args.quick:
         args.types, args.grid, args.search_tokens, args.zstd_levels = "Q4_0", 4, 128, "1,3"
         args.eval_tokens = args.eval_tokens or 256
-    if args.out is not None or not args.quick:
-        run(args, args.out or ROOT / ".bench" / "awq")
-        return
-    with tempfile.TemporaryDirectory(prefix="awq-table-") as tmp:
-        run(args, Path(tmp))
+    with work_folder(args.out, args.quick, ROOT / ".bench" / "awq") as out:
+        run(args, out)
 
 
 def run(args: argparse.Namespace, out: Path) -> None:

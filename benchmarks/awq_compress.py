@@ -1,7 +1,7 @@
 """Ours (AWQ + importance + per-tensor types to a size) against llama.cpp's llama-imatrix + llama-quantize.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. nice -n 10 python benchmarks/awq_compress.py --out .bench/frontier
-    PYTHONPATH=. python benchmarks/awq_compress.py --quick      # tiny random model, well under a minute
+    PYTHONPATH=. python benchmarks/awq_compress.py --quick      # tiny random model, one size point (Q4_0)
 
 On the real SmolLM2-135M (f16 from our converter): llama.cpp's tools are built from the
 llama.cpp source vendored in the installed llama-cpp-python sdist (benchmarks/
@@ -14,7 +14,8 @@ importance values in llama.cpp's imatrix format, `llama-quantize --imatrix` writ
 same tensor bytes as our quantizer. Measures and prints; never asserts.
 
 --quick runs the same steps on a tiny random 256-wide model with `llama_model_quantize`
-(the library call) standing in for the llama.cpp tools, so it needs no build.
+(the library call) standing in for the llama.cpp tools, so it needs no build, at one size
+point (Q4_0) on 256 held-out tokens, in a temporary folder unless --out is given.
 """
 
 from __future__ import annotations
@@ -42,12 +43,9 @@ def _smollm2_hf(out: Path) -> tuple[Path, Path]:
 
 
 def _tiny_hf(out: Path) -> Path:
-    sys.path.insert(0, str(ROOT))
-    from tests.builder.test_quantizer import _save_wide
+    from awq_table import _tiny_hf as tiny
 
-    if (out / "hf" / "config.json").is_file():
-        return out / "hf"
-    return _save_wide(out / "hf", tied=True, seed=7, n_layers=2)
+    return tiny(out / "hf")
 
 
 def _tensor_bytes(path: Path) -> dict[str, bytes]:
@@ -97,8 +95,10 @@ class LlamaCpp:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "frontier")
-    parser.add_argument("--quick", action="store_true", help="tiny random model, no llama.cpp build (< 1 minute)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="work folder (default: .bench/frontier; --quick: a temporary one)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny random model, one size point (Q4_0), no llama.cpp build (about a minute)")
     parser.add_argument("--points", default="IQ4_NL:Q4_0,Q5_0",
                         help="size points: llama.cpp mixes per point (':' = same size), ours planned to the first")
     parser.add_argument("--calib-tokens", type=int, default=1024, help="tokens both sides calibrate on")
@@ -112,7 +112,15 @@ def main() -> None:
     parser.add_argument("--repack", action="store_true",
                         help="force llama.cpp's weight repacking on (default: the runtime's auto choice; on crashes on AMX CPUs)")
     args = parser.parse_args()
+    if args.quick:
+        args.points = "Q4_0"
+    from awq_table import work_folder
 
+    with work_folder(args.out, args.quick, ROOT / ".bench" / "frontier") as out:
+        run(args, out)
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     import torch
 
     from edge_assistant.builder.convert import convert_hf_to_gguf
@@ -125,14 +133,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     # Every model this benchmark loads goes through the project's loader (runtime/llama_load.py).
     set_weight_repack("on" if args.repack else "auto")
-    out = args.out / ("quick" if args.quick else "smollm2")
+    out = work / ("quick" if args.quick else "smollm2")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     seq_len = 128 if args.quick else 256
     calib_tokens = 256 if args.quick else args.calib_tokens
     sens_tokens = 128 if args.quick else args.sensitivity_tokens
     grid = 4 if args.quick else args.grid
-    eval_tokens = 512 if args.quick and args.eval_tokens is None else args.eval_tokens
+    eval_tokens = 256 if args.quick and args.eval_tokens is None else args.eval_tokens
     if args.quick:
         hf = _tiny_hf(out)
         tools = None
@@ -223,7 +231,7 @@ def main() -> None:
           f"held-out {rows[0]['tokens']} tokens, f16 perplexity {base.perplexity:.3f}\n")
     print(f"Calibration: {calib_tokens} tokens of data/calibration.txt through the chat template, both sides "
           f"(llama-imatrix -c {seq_len} --chunks {chunks}); ours: AWQ grid {grid}, sensitivity on {sens_tokens} tokens.\n")
-    print("| size point | file | MB | KL | ratio to llama.cpp best | perplexity | top-1 |")
+    print("| size point | file | MB | KL | ratio to llama.cpp best (baseline) | perplexity | top-1 |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for point in dict.fromkeys(r["point"] for r in rows):
         group = [r for r in rows if r["point"] == point]

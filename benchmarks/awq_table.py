@@ -2,6 +2,7 @@
 block and per model, quantize time, eval tokens/s, zstd per level and byte grouping.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. nice -n 10 python benchmarks/awq_table.py --out .bench/awq
+    PYTHONPATH=. python benchmarks/awq_table.py --quick    # a tiny random model, Q4_0 only: the same steps quickly
 
 Ratios are against baselines measured in the same run: Δperplexity and KL against the
 f16 GGUF made here, the AWQ gap share against plain quantization of the same type,
@@ -11,10 +12,13 @@ zstd sizes against the unpacked file. Measures; never asserts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,9 +51,30 @@ def _hf_dir(gguf: Path, out: Path) -> Path:
     return out
 
 
+def _tiny_hf(out: Path) -> Path:
+    """A tiny random 256-wide Llama (2 layers, SmolLM2's tokenizer) as an HF folder: quick runs need no download."""
+    from tests.builder.test_quantizer import _save_wide
+
+    if (out / "config.json").is_file():
+        return out
+    return _save_wide(out, tied=True, seed=7, n_layers=2)
+
+
+@contextlib.contextmanager
+def work_folder(out: Path | None, quick: bool, default: Path) -> Iterator[Path]:
+    """--out when given; else, for --quick, a temporary folder (nothing reused from an earlier run); else ``default``."""
+    if out is not None or not quick:
+        yield out or default
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        yield Path(tmp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "awq")
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default: .bench/awq; --quick: a temporary one)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny random model, Q4_0 only, grid 4, 256 eval tokens, zstd 1 and 3 (about a minute)")
     parser.add_argument("--types", default="Q8_0,Q5_0,Q4_0")
     parser.add_argument("--grid", type=int, default=20)
     parser.add_argument("--search-tokens", type=int, default=1024)
@@ -58,18 +83,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--zstd-levels", default="1,3,9,19")
     args = parser.parse_args()
+    if args.quick:
+        args.types, args.grid, args.search_tokens, args.zstd_levels = "Q4_0", 4, 128, "1,3"
+        args.eval_tokens = args.eval_tokens or 256
+    with work_folder(args.out, args.quick, ROOT / ".bench" / "awq") as out:
+        run(args, out)
 
+
+def run(args: argparse.Namespace, out: Path) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    source = _smollm2()
+    out.mkdir(parents=True, exist_ok=True)
+    source = None if args.quick else _smollm2()
     t0 = time.perf_counter()
-    hf = _hf_dir(source, args.out / "hf")
-    print(f"SmolLM2 as float HF folder: {time.perf_counter() - t0:.1f}s", flush=True)
+    hf = _tiny_hf(out / "hf") if source is None else _hf_dir(source, out / "hf")
+    print(f"{'tiny random model' if source is None else 'SmolLM2'} as float HF folder: "
+          f"{time.perf_counter() - t0:.1f}s", flush=True)
     types = tuple(t.strip().upper() for t in args.types.split(","))
     rows = measure_compression(hf, calib_text=(DATA / "calibration.txt").read_text(encoding="utf-8"),
-                               eval_text=(DATA / "heldout.txt").read_text(encoding="utf-8"), workdir=args.out,
+                               eval_text=(DATA / "heldout.txt").read_text(encoding="utf-8"), workdir=out,
                                source_gguf=source, types=types, n_grid=args.grid, clip=not args.no_clip,
                                search_tokens=args.search_tokens, threads=args.threads,
                                max_eval_tokens=args.eval_tokens, progress=lambda m: print(m, flush=True))
@@ -78,7 +111,7 @@ def main() -> None:
     tokens = evaluate_gguf(rows[0].path, reference=None, text=(DATA / "heldout.txt").read_text(encoding="utf-8"),
                            max_tokens=args.eval_tokens, threads=args.threads).tokens
     table = compression_report(rows, zstd_level=3, text_name="data/heldout.txt", tokens=tokens)
-    print("\n## Quality and size\n")
+    print("\n## Quality and size (baseline: the f16 GGUF made here)\n")
     print(table)
 
     print("## Time\n")
@@ -109,8 +142,8 @@ def main() -> None:
         g = measure_grouping(r.path, 3)
         grouping[r.path.name] = {"plain": g.plain_packed, "grouped": g.grouped_packed, "gain": g.gain}
         print(f"| {r.path.name} | {g.plain_packed} | {g.grouped_packed} | {g.gain:.2%} |")
-    (args.out / "REPORT.md").write_text(table, encoding="utf-8")
-    (args.out / "results.json").write_text(json.dumps({"rows": [r.to_dict() for r in rows], "zstd": zstd_rows,
+    (out / "REPORT.md").write_text(table, encoding="utf-8")
+    (out / "results.json").write_text(json.dumps({"rows": [r.to_dict() for r in rows], "zstd": zstd_rows,
                                                        "grouping": grouping, "args": {k: str(v) for k, v in vars(args).items()}},
                                                       indent=1), encoding="utf-8")
 

@@ -9,10 +9,12 @@ client's import time is its own row: the CLI pays it once per run), `pull`
 of the commit already installed (re-check only), and an offline `pull`.
 
     PYTHONPATH=. python benchmarks/distribution_pull.py [SIZE_MB]
+    PYTHONPATH=. python benchmarks/distribution_pull.py --quick    # an 8 MB base
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -36,7 +38,11 @@ def _timed(fn) -> float:
 
 
 def main() -> None:
-    size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 64
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("size_mb", nargs="?", type=int, default=64, metavar="SIZE_MB", help="base size (default 64)")
+    parser.add_argument("--quick", action="store_true", help="an 8 MB base (well under a minute)")
+    args = parser.parse_args()
+    size_mb = 8 if args.quick else args.size_mb
     from tests.integration.fakehub import FakeHub
     from tests.integration.hubkit import make_bundle
 

@@ -1,6 +1,7 @@
 """Router latency and accuracy: keyword-only vs embedding-only vs combined, in one table.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/router_latency.py [--router DIR] [--repeats N]
+    PYTHONPATH=. python benchmarks/router_latency.py --quick    # the shipped starter router, 1 repeat
 
 Without --router it fits a router from the package's seed prompts (distilling
 the embedding once into .bench/, about 80-120 s the first time). Accuracy is
@@ -24,6 +25,7 @@ import numpy as np
 from edge_assistant.router.router import FEATURE_SETS, Router
 
 ROOT = Path(__file__).resolve().parents[1]
+STARTER_ROUTER = ROOT / "edge_assistant" / "starter" / "router"
 EVAL_FILE = ROOT / "tests" / "data" / "router_eval.jsonl"
 BENCH_DIR = ROOT / ".bench"
 EDGE_INPUTS = {"empty": "", "1 MB text": "please fix this " * 65536, "emoji only": "😀🚀🔥🎉",
@@ -61,8 +63,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--router", type=Path, default=None, help="a fitted router folder (default: fit one)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true",
+                        help="the shipped starter router instead of fitting one, 1 repeat (well under a minute)")
     args = parser.parse_args()
-    router_dir = args.router or fitted_router_dir()
+    if args.quick:
+        args.repeats = 1
+    router_dir = args.router or (STARTER_ROUTER if args.quick else fitted_router_dir())
     rows = [json.loads(line) for line in EVAL_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     results = {fs: measure(Router.load(router_dir, feature_set=fs), rows, args.repeats) for fs in FEATURE_SETS}

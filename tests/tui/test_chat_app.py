@@ -244,6 +244,28 @@ async def test_status_line_names_bundle_modifier_confidence_and_speed_and_why_on
         assert reason.region.height == 1 and "keyword 'def'" in str(reason.render())
 
 
+async def test_the_status_line_says_generating_only_while_a_reply_is_in_progress(
+        build_app: Callable[..., ChatApp]) -> None:
+    gate = threading.Event()
+    engine = ScriptedEngine([f"w{i} " for i in range(400)], delay_s=0.01, gate=gate, hold_at=1)
+    app = build_app(engine)
+    async with app.run_test() as pilot:
+        status = app.chat_screen.status
+        await send(pilot, "talk for a long time")
+        await wait_until(pilot, lambda: engine.produced >= 1)
+        assert "generating" in str(status.render())
+        await pilot.press("escape")
+        gate.set()
+        assert (await reply_done(pilot)).status == "stopped"
+        await pilot.pause()
+        assert "stopping" not in str(status.render()) and "generating" not in str(status.render())
+        engine.delay_s, engine.tokens = 0.0, ["one", " two"]
+        await send(pilot, "count")
+        assert (await reply_done(pilot)).status == "complete"
+        await pilot.pause()
+        assert "generating" not in str(status.render())
+
+
 async def test_conversations_can_be_created_switched_renamed_and_deleted(
         build_app: Callable[..., ChatApp], history: History) -> None:
     app = build_app(ScriptedEngine(["ok"]))

@@ -261,6 +261,10 @@ def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tup
             binding = sha256_file(base, advance)
     modifiers = [ModifierInput(name=n, path=Path(p), description=about.get(n, ""), base_sha256=binding)
                  for n, p in specs]
+    if router_dir is not None and router_threshold is None:
+        from .router.format import RouterConfig
+
+        router_threshold = RouterConfig.load(router_dir).threshold   # chosen on the router's validation split
     path = create_bundle(base, out_dir, name=name, modifiers=modifiers, router_dir=router_dir,
                          router_threshold=router_threshold,
                          report=report, level=level or DEFAULT_LEVEL, threads=threads, force=force,

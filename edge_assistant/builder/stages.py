@@ -435,6 +435,7 @@ def _task_success(ctx: BuildContext, base: Path) -> Any:
 def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
     from ..bundle.pack import ModifierInput, create_bundle
     from ..progress import byte_progress
+    from ..router.format import RouterConfig
     from .report import build_quality, render_report
 
     records = {name: ctx.record(name) for name in STAGES if name != "bundle" and ctx.enabled(name)}
@@ -452,8 +453,9 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
                   "tool_versions": records[next(reversed(records))]["tool_versions"]}
     target = ctx.out / "bundle"
     # create_bundle writes into a temp folder and renames it, replacing an older bundle only.
+    threshold = RouterConfig.load(router_dir).threshold if router_dir is not None else None
     create_bundle(quantized_gguf(ctx), target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
-                  report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
+                  router_threshold=threshold, report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
                   force=True, base_package=_base_distribution(ctx) if ctx.recipe.external_base else None,
                   progress=byte_progress if ctx.progress else None)
     run.output("report", report_file)

@@ -17,7 +17,7 @@ import click
 from . import __version__, paths
 from .errors import EdgeAssistantError, UsageError
 from .printable import printable
-from .runtime.threads import MAX_THREADS
+from .threads import MAX_THREADS
 from .server.limits import Limits
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import paths
 from .document import loads_toml
 from .errors import SettingsError
-from .runtime.threads import MAX_THREADS, usable_cpus
+from .threads import MAX_THREADS, usable_cpus
 
 ENV_PREFIX = "EDGE_ASSISTANT_"
 # Values of `weight_repack` (used by runtime/llama_load.py).

@@ -36,7 +36,7 @@ from .kvstate import KEPT, MB, NO_STATE, RESTORED, SHARED, KeptState, StateKey, 
 from .modifier import AdapterSet, ModifierSpec
 from .prompt import MIN_REPLY_TOKENS, PromptFitter, Tokenizer, control_token_pattern
 from .template import CHATML, ChatTemplate
-from .threads import choose_threads
+from ..threads import choose_threads
 
 # How long close() waits for a generation in progress to stop before giving up on freeing.
 CLOSE_WAIT_S = 120.0

@@ -215,7 +215,6 @@ def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: 
     fallbacks: list[dict[str, str]] = []
     if q.target_size:
         import torch
-        from gguf import GGUFReader
 
         from .planned_compress import _load_hf, _windows
         from .size_plan import plan_to_size
@@ -225,7 +224,7 @@ def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: 
         model, tokenizer = _load_hf(convert_dir / "awq-model")
         windows = _windows(tokenizer, (convert_dir / "awq-calib.txt").read_text(encoding="utf-8"), 256, 256)
         with torch.no_grad():
-            plan = plan_to_size(model, windows, GGUFReader(src), parse_target(q.target_size), importance=vectors)
+            plan = plan_to_size(model, windows, src, parse_target(q.target_size), importance=vectors)
         types, plan_text = plan.types, plan.table()
         ctx.log(plan_text)
     else:

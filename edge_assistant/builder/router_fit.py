@@ -5,7 +5,8 @@ Entry point for the build pipeline::
     from edge_assistant.builder.router_fit import fit_router
     router_dir = fit_router({"code": [...], "reasoning": [...], "automation": [...], "none": [...]},
                             bundle_dir / "router", keyword_rules=recipe_rules_or_None)
-    # then record router_dir in the manifest: RouterEntry(dir="router", threshold=RouterConfig.load(router_dir).threshold,
+    # then record router_dir in the manifest:
+    # RouterEntry(dir="router", threshold=RouterConfig.load(router_dir).threshold,
     #                                                      files=<sha256 of every file under router_dir>)
 
 Steps: embed every prompt with the static embedding (distilled once, cached);

@@ -353,13 +353,13 @@ def _scored_texts(tokenizer: Any, rows: list[list[dict[str, str]]]) -> list[Any]
 
 
 def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
-    from .heldout import LlamaScorer
+    from .heldout import HeldoutScorer
 
     e = ctx.recipe.eval
     base = quantized_gguf(ctx)
     tokenizer = ctx.tokenizer()
     results = {}
-    with LlamaScorer(base, n_ctx=e.n_ctx, n_threads=e.n_threads) as scorer:
+    with HeldoutScorer(base, n_ctx=e.n_ctx, n_threads=e.n_threads) as scorer:
         for m in ctx.recipe.modifiers:
             rows = load_split(ctx, f"modifier-{m.name}").val[: e.max_examples]
             texts = _scored_texts(tokenizer, rows)
@@ -454,7 +454,8 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
     # create_bundle writes into a temp folder and renames it, replacing an older bundle only.
     threshold = RouterConfig.load(router_dir).threshold if router_dir is not None else None
     create_bundle(quantized_gguf(ctx), target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
-                  router_threshold=threshold, report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
+                  router_threshold=threshold,
+                  report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
                   force=True, base_package=_base_distribution(ctx) if ctx.recipe.external_base else None,
                   progress=byte_progress if ctx.progress else None)
     run.output("report", report_file)

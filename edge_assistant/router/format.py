@@ -80,17 +80,15 @@ class RouterConfig:
     @classmethod
     def load(cls, router_dir: str | Path) -> "RouterConfig":
         """Read and check ``router_dir/router.json``; raise RouterError (one line) if it is absent or bad."""
-        router_dir = Path(router_dir)
-        path = router_dir / ROUTER_FILE
-        if not path.is_file():
-            raise RouterError(f"{router_dir} has no {ROUTER_FILE}",
-                              hint="build the router with `edge-assistant build` or pass a bundle that has one")
+        path = Path(router_dir) / ROUTER_FILE
         try:
-            data = loads_json(path.read_bytes())
+            return cls.from_dict(loads_json(path.read_bytes()), path)
+        except FileNotFoundError:
+            raise RouterError(f"{router_dir} has no {ROUTER_FILE}", hint="build the router with "
+                              "`edge-assistant build` or pass a bundle that has one") from None
         except (OSError, ValueError) as exc:   # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise RouterError(f"cannot read the router in {router_dir} ({_one_line(exc)})",
                               hint="re-download the bundle or rebuild the router") from exc
-        return cls.from_dict(data, path)
 
     @classmethod
     def from_dict(cls, data: Any, path: Path | str = ROUTER_FILE) -> "RouterConfig":

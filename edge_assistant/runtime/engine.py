@@ -30,6 +30,7 @@ from ..bundle.ggufmeta import read_gguf_info
 from ..bundle.manifest import sha256_file
 from ..errors import ModelError, ModifierError
 from .llama_load import load_llama
+from .logits import output_logits
 from .generation import Generation, GenerationResult, Message, SamplingParams
 from .alora import invocation_start
 from .kvstate import KEPT, MB, NO_STATE, RESTORED, SHARED, KeptState, StateKey, StateStore, common_prefix
@@ -400,10 +401,7 @@ class LlamaEngine:
             stream = self._llm.generate(tokens, temp=0.0)
             try:
                 next(stream)
-                ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
-                n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-                return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
-                                             shape=(n_vocab,)).copy()
+                return output_logits(self._llm.ctx, -1, llama_cpp.llama_vocab_n_tokens(self._vocab))
             finally:
                 stream.close()
 

@@ -1,0 +1,95 @@
+"""The builder's GGUF view (builder/gguf_index.py, over bundle/ggufmeta.py) against gguf.GGUFReader, the
+gguf package's own reader, used here only as an independent reference on files small enough to be quick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from edge_assistant.builder.gguf_index import map_file, read_metadata, read_tensor_index
+from edge_assistant.errors import BundleError, ConversionError
+
+NOT_UTF8 = b"caf\xe9 \xff"   # a string value that is not UTF-8: a verbatim copy must keep its bytes
+
+
+def _write(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_uint32("llama.block_count", 2)
+    writer.add_float32("llama.rope.freq_base", 10000.5)
+    writer.add_bool("tokenizer.ggml.add_bos_token", True)
+    writer.add_int64("test.negative", -(2 ** 40))
+    writer.add_key_value("test.raw", NOT_UTF8, gguf.GGUFValueType.STRING)
+    writer.add_token_list([f"tok{i}" for i in range(300)])
+    writer.add_token_scores([float(i) / 3 for i in range(300)])
+    writer.add_token_types([1 + i % 3 for i in range(300)])
+    writer.add_array("test.flags", [True, False, True])
+    writer.add_tensor("token_embd.weight", rng.standard_normal((300, 64)).astype(np.float16))
+    writer.add_tensor("blk.0.attn_q.weight", rng.standard_normal((64, 64)).astype(np.float32))
+    q8 = gguf.quants.quantize(rng.standard_normal((32, 64)).astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
+    writer.add_tensor("blk.0.ffn_up.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    writer.add_tensor("output_norm.weight", np.ones(64, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_the_tensor_index_and_its_views_match_the_gguf_reader(tmp_path: Path) -> None:
+    path = _write(tmp_path / "m.gguf")
+    reference = gguf.GGUFReader(path)
+    index = read_tensor_index(path)
+    assert [(t.name, t.qtype, t.shape, t.offset, t.nbytes) for t in index] == [
+        (t.name, t.tensor_type, tuple(int(d) for d in t.shape), int(t.data_offset), int(t.n_bytes))
+        for t in reference.tensors]
+    buffer = map_file(path)
+    for ours, theirs in zip(index, reference.tensors):
+        view = ours.view(buffer)
+        assert view.tobytes() == np.asarray(theirs.data).tobytes()
+        if ours.qtype.name in ("F32", "F16"):
+            assert view.shape == tuple(reversed(ours.shape))
+            assert np.array_equal(view, ours.read(path))
+
+
+def test_typed_metadata_is_what_the_writer_wrote_with_strings_as_stored(tmp_path: Path) -> None:
+    path = _write(tmp_path / "m.gguf")
+    reference = gguf.GGUFReader(path)
+    ours = read_metadata(path)
+    theirs = {k: f for k, f in reference.fields.items() if not k.startswith("GGUF.")}
+    assert list(ours) == list(theirs)
+    for key, field in theirs.items():
+        assert ours[key].vtype == field.types[0], key
+        assert ours[key].sub_type == (field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None), key
+    assert ours["test.raw"].value == NOT_UTF8
+    assert ours["general.architecture"].value == b"llama"
+    assert ours["llama.block_count"].value == 2 and ours["test.negative"].value == -(2 ** 40)
+    assert ours["llama.rope.freq_base"].value == pytest.approx(10000.5)
+    assert ours["tokenizer.ggml.add_bos_token"].value is True
+    assert ours["tokenizer.ggml.tokens"].value == [f"tok{i}".encode() for i in range(300)]
+    assert ours["tokenizer.ggml.scores"].value == pytest.approx([float(i) / 3 for i in range(300)])
+    assert ours["tokenizer.ggml.token_type"].value == [1 + i % 3 for i in range(300)]
+    assert ours["test.flags"].value == [True, False, True]
+    assert set(read_metadata(path, "tokenizer.")) == {k for k in theirs if k.startswith("tokenizer.")}
+
+
+def test_a_file_cut_inside_the_tensor_table_is_one_clear_error(tmp_path: Path) -> None:
+    whole = _write(tmp_path / "m.gguf").read_bytes()
+    data_start = int(gguf.GGUFReader(tmp_path / "m.gguf").data_offset)
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(whole[: data_start - 40])
+    with pytest.raises(BundleError, match="truncated") as info:
+        read_tensor_index(cut)
+    assert "\n" not in str(info.value)
+
+
+def test_a_view_of_data_past_the_end_of_the_file_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "m.gguf")
+    index = read_tensor_index(path)
+    short = tmp_path / "short.gguf"
+    short.write_bytes(path.read_bytes()[: index[-1].offset + 8])   # the last tensor loses most of its bytes
+    with pytest.raises(ConversionError, match="output_norm.weight"):
+        read_tensor_index(short)[-1].view(map_file(short))

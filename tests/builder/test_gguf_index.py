@@ -93,3 +93,38 @@ def test_a_view_of_data_past_the_end_of_the_file_is_refused(tmp_path: Path) -> N
     short.write_bytes(path.read_bytes()[: index[-1].offset + 8])   # the last tensor loses most of its bytes
     with pytest.raises(ConversionError, match="output_norm.weight"):
         read_tensor_index(short)[-1].view(map_file(short))
+
+
+def test_an_imatrix_reads_back_through_the_index_divided_by_its_counts(tmp_path: Path) -> None:
+    from edge_assistant.builder.importance import read_imatrix, write_imatrix
+
+    rng = np.random.default_rng(1)
+    vectors = {"blk.0.attn_q.weight": rng.random(64).astype(np.float32),
+               "blk.0.ffn_down.weight": rng.random(128).astype(np.float32)}
+    got = read_imatrix(write_imatrix(tmp_path / "imatrix.gguf", vectors))
+    assert set(got) == set(vectors)
+    assert all(np.array_equal(got[k], vectors[k]) for k in vectors)
+
+    counted = tmp_path / "counted.gguf"   # as llama-imatrix writes it: sums over 4 chunks, counts = 4
+    writer = gguf.GGUFWriter(str(counted), arch="")
+    writer.kv_data[0].clear()
+    writer.add_string("general.type", "imatrix")
+    writer.add_tensor("blk.0.attn_q.weight.in_sum2", (4 * vectors["blk.0.attn_q.weight"]).reshape(1, -1))
+    writer.add_tensor("blk.0.attn_q.weight.counts", np.full((1, 1), 4, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert np.allclose(read_imatrix(counted)["blk.0.attn_q.weight"], vectors["blk.0.attn_q.weight"], rtol=1e-6)
+
+
+def test_an_imatrix_that_is_not_gguf_is_one_conversion_error(tmp_path: Path) -> None:
+    from edge_assistant.builder.importance import read_imatrix
+
+    bad = tmp_path / "imatrix.dat"
+    bad.write_bytes(b"\x00" * 64)   # llama.cpp's old binary imatrix format is not GGUF
+    with pytest.raises(ConversionError, match="cannot read the imatrix file") as info:
+        read_imatrix(bad)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConversionError, match="cannot read the imatrix file"):
+        read_imatrix(tmp_path / "missing.gguf")

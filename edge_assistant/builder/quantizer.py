@@ -25,8 +25,8 @@ import numpy as np
 from ..bundle.ggufmeta import GGUFInfo, read_gguf_info
 from ..errors import ConversionError
 from . import ggml_quant
-from .gguf_index import TensorEntry, map_file, tensor_entries
 from .artifact import atomic_output
+from .gguf_index import TensorEntry, map_file, tensor_entries
 from .quant_mix import FTYPES, ModelShape, TensorSpec, plan_mix, requires_importance, storage_order
 
 GGML_QNT_VERSION = 2

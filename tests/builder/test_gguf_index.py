@@ -11,36 +11,10 @@ import pytest
 
 from edge_assistant.builder.gguf_index import map_file, read_metadata, read_tensor_index
 from edge_assistant.errors import BundleError, ConversionError
-
-NOT_UTF8 = b"caf\xe9 \xff"   # a string value that is not UTF-8: a verbatim copy must keep its bytes
-
-
-def _write(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_uint32("llama.block_count", 2)
-    writer.add_float32("llama.rope.freq_base", 10000.5)
-    writer.add_bool("tokenizer.ggml.add_bos_token", True)
-    writer.add_int64("test.negative", -(2 ** 40))
-    writer.add_key_value("test.raw", NOT_UTF8, gguf.GGUFValueType.STRING)
-    writer.add_token_list([f"tok{i}" for i in range(300)])
-    writer.add_token_scores([float(i) / 3 for i in range(300)])
-    writer.add_token_types([1 + i % 3 for i in range(300)])
-    writer.add_array("test.flags", [True, False, True])
-    writer.add_tensor("token_embd.weight", rng.standard_normal((300, 64)).astype(np.float16))
-    writer.add_tensor("blk.0.attn_q.weight", rng.standard_normal((64, 64)).astype(np.float32))
-    q8 = gguf.quants.quantize(rng.standard_normal((32, 64)).astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
-    writer.add_tensor("blk.0.ffn_up.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-    writer.add_tensor("output_norm.weight", np.ones(64, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
+from tests.support.gguf_files import NOT_UTF8, write_small_gguf
 
 def test_the_tensor_index_and_its_views_match_the_gguf_reader(tmp_path: Path) -> None:
-    path = _write(tmp_path / "m.gguf")
+    path = write_small_gguf(tmp_path / "m.gguf")
     reference = gguf.GGUFReader(path)
     index = read_tensor_index(path)
     assert [(t.name, t.qtype, t.shape, t.offset, t.nbytes) for t in index] == [
@@ -56,7 +30,7 @@ def test_the_tensor_index_and_its_views_match_the_gguf_reader(tmp_path: Path) ->
 
 
 def test_typed_metadata_is_what_the_writer_wrote_with_strings_as_stored(tmp_path: Path) -> None:
-    path = _write(tmp_path / "m.gguf")
+    path = write_small_gguf(tmp_path / "m.gguf")
     reference = gguf.GGUFReader(path)
     ours = read_metadata(path)
     theirs = {k: f for k, f in reference.fields.items() if not k.startswith("GGUF.")}
@@ -77,7 +51,7 @@ def test_typed_metadata_is_what_the_writer_wrote_with_strings_as_stored(tmp_path
 
 
 def test_a_file_cut_inside_the_tensor_table_is_one_clear_error(tmp_path: Path) -> None:
-    whole = _write(tmp_path / "m.gguf").read_bytes()
+    whole = write_small_gguf(tmp_path / "m.gguf").read_bytes()
     data_start = int(gguf.GGUFReader(tmp_path / "m.gguf").data_offset)
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(whole[: data_start - 40])
@@ -87,7 +61,7 @@ def test_a_file_cut_inside_the_tensor_table_is_one_clear_error(tmp_path: Path) -
 
 
 def test_a_view_of_data_past_the_end_of_the_file_is_refused(tmp_path: Path) -> None:
-    path = _write(tmp_path / "m.gguf")
+    path = write_small_gguf(tmp_path / "m.gguf")
     index = read_tensor_index(path)
     short = tmp_path / "short.gguf"
     short.write_bytes(path.read_bytes()[: index[-1].offset + 8])   # the last tensor loses most of its bytes

@@ -31,7 +31,8 @@ import llama_cpp  # noqa: E402
 from edge_assistant.bundle.manifest import sha256_file  # noqa: E402
 from edge_assistant.runtime.engine import LlamaEngine  # noqa: E402
 from edge_assistant.runtime.factory import embedded_demo_gguf  # noqa: E402
-from edge_assistant.runtime.generation import Message, SamplingParams  # noqa: E402
+from edge_assistant.runtime.generation import Message  # noqa: E402
+from edge_assistant.sampling import SamplingParams  # noqa: E402
 from edge_assistant.runtime.llama_load import load_llama  # noqa: E402
 from edge_assistant.runtime.modifier import ModifierSpec  # noqa: E402
 from tests.support.lora import write_random_lora  # noqa: E402

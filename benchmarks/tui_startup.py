@@ -177,7 +177,8 @@ async def _through_app(assistant, settings, history, draw: bool = True):  # type
 def bench_decode(repeats: int, tokens: int, threads: int) -> list[tuple[str, float]]:
     from edge_assistant.modifier_names import BASE as NONE
     from edge_assistant.runtime.factory import open_assistant
-    from edge_assistant.runtime.generation import Message, SamplingParams
+    from edge_assistant.runtime.generation import Message
+    from edge_assistant.sampling import SamplingParams
     from edge_assistant.runtime.history import History
     from edge_assistant.settings import Settings
 

@@ -17,7 +17,7 @@ import click
 from . import __version__, paths
 from .errors import EdgeAssistantError, UsageError
 from .printable import printable
-from .runtime.threads import MAX_THREADS
+from .threads import MAX_THREADS
 from .server.limits import Limits
 
 
@@ -132,7 +132,8 @@ def ask(prompt: str, bundle: str | None, modifier: str | None, system: str | Non
     """Answer one PROMPT and exit (PROMPT '-' reads standard input)."""
     from .runtime.danger import danger_warning, find_dangers
     from .runtime.factory import open_assistant
-    from .runtime.generation import Message, SamplingParams
+    from .runtime.generation import Message
+    from .sampling import SamplingParams
 
     prompt = _read_stdin() if prompt == "-" else _utf8_arg(prompt, "the prompt")
     system = _utf8_arg(system, "--system")
@@ -262,6 +263,10 @@ def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tup
             binding = sha256_file(base, advance)
     modifiers = [ModifierInput(name=n, path=Path(p), description=about.get(n, ""), base_sha256=binding)
                  for n, p in specs]
+    if router_dir is not None and router_threshold is None:
+        from .router.format import RouterConfig
+
+        router_threshold = RouterConfig.load(router_dir).threshold   # chosen on the router's validation split
     path = create_bundle(base, out_dir, name=name, modifiers=modifiers, router_dir=router_dir,
                          router_threshold=router_threshold,
                          report=report, level=level or DEFAULT_LEVEL, threads=threads, force=force,
@@ -431,7 +436,7 @@ def serve(host: str, port: int, bundle: str | None, threads: int | None, api_key
     One reply is generated at a time; up to --queue requests wait their turn.
     """
     from .runtime.factory import open_assistant
-    from .runtime.generation import SamplingParams
+    from .sampling import SamplingParams
     from .server.http import _stderr_log, make_server
     from .server.limits import check_api_key, is_loopback
 

@@ -78,7 +78,7 @@ def run_checks() -> Report:
         except (ImportError, OSError) as exc:
             report.add("llama-cpp-python", "fail", f"{llama_version} does not load ({exc}): reinstall it")
 
-    from .runtime.threads import busy_cpus, choose_threads, physical_cores, usable_cpus
+    from .threads import busy_cpus, choose_threads, physical_cores, usable_cpus
     from .settings import load_settings
 
     try:

@@ -20,8 +20,8 @@ from . import paths
 from .document import loads_toml
 from .errors import SettingsError
 from .modifier_names import AUTO, canonical
-from .runtime.generation import DEFAULT_SAMPLING as _SAMPLING
-from .runtime.threads import MAX_THREADS, usable_cpus
+from .sampling import DEFAULT_SAMPLING as _SAMPLING
+from .threads import MAX_THREADS, usable_cpus
 
 ENV_PREFIX = "EDGE_ASSISTANT_"
 # Values of `weight_repack` (used by runtime/llama_load.py).

@@ -71,11 +71,11 @@ def compression_report(rows: Sequence[CompressionRow], *, zstd_level: int = 3, t
 
 
 def _bits_per_weight(path: Path) -> float:
-    from gguf import GGUFReader
+    from .gguf_index import read_tensor_index
 
-    reader = GGUFReader(path)
-    n_bytes = sum(int(t.n_bytes) for t in reader.tensors)
-    n_weights = sum(int(t.n_elements) for t in reader.tensors)
+    tensors = read_tensor_index(path)
+    n_bytes = sum(t.nbytes for t in tensors)
+    n_weights = sum(t.n_elements for t in tensors)
     return 8.0 * n_bytes / n_weights
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ..errors import BuildError, ModelError, UsageError
+from .scoring import LlamaScorer, log_softmax
 
 
 @dataclass(frozen=True)
@@ -37,28 +38,14 @@ class EvalResult:
         return asdict(self)
 
 
-def _load(path: Path, n_ctx: int, threads: int) -> Any:
-    from ..runtime.llama_load import load_llama
-
+def _load(path: Path, n_ctx: int, threads: int) -> LlamaScorer:
     if not path.is_file():
         raise UsageError(f"GGUF file {path} not found", hint="pass the path written by `build quantize` or `build convert`")
     try:
-        return load_llama(path, n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads,
-                          n_threads_batch=threads, logits_all=True, verbose=False)
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"llama.cpp could not load {path}: {exc}",
+        return LlamaScorer(path, n_ctx=n_ctx, n_threads=threads)
+    except BuildError as exc:
+        raise ModelError(f"llama.cpp could not load {path}",
                          hint="check it is a complete GGUF (re-run `build convert`/`build quantize`)") from exc
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def _window_logits(llm: Any, seq: list[int]) -> np.ndarray:
-    llm.reset()
-    llm.eval(seq)
-    return np.array(llm.scores[: len(seq)], dtype=np.float32)
 
 
 def evaluate_gguf(model: Path | str, *, reference: Path | str | None, text: str, n_ctx: int = 512,
@@ -74,16 +61,16 @@ def evaluate_gguf(model: Path | str, *, reference: Path | str | None, text: str,
         if reference is not None:
             ref = _load(Path(reference), n_ctx, threads)
             stack.callback(ref.close)
-            if ref.n_vocab() != llm.n_vocab():
+            if ref.n_vocab != llm.n_vocab:
                 raise UsageError(f"{model.name} and {Path(reference).name} have different vocabularies",
                                  hint="compare a model with the f16 GGUF of the same model")
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        if ref is not None and ref.tokenize(text.encode("utf-8"), add_bos=False, special=False) != tokens:
+        tokens = llm.tokenize(text, special=False)
+        if ref is not None and ref.tokenize(text, special=False) != tokens:
             raise UsageError(f"{model.name} and {Path(reference).name} tokenize the text differently",
                              hint="compare a model with the f16 GGUF of the same model")
         if max_tokens is not None:
             tokens = tokens[:max_tokens]
-        prefix = llm.tokenize(b"", add_bos=True, special=False)  # [BOS] when the model adds one
+        prefix = llm.tokenize("", add_bos=True, special=False)  # [BOS] when the model adds one
         step = n_ctx - len(prefix)
         if len(tokens) < 2:
             raise UsageError("the evaluation text is too short (fewer than 2 tokens)",
@@ -97,16 +84,16 @@ def evaluate_gguf(model: Path | str, *, reference: Path | str | None, text: str,
                 break
             seq = prefix + chunk
             t0 = time.perf_counter()
-            logits = _window_logits(llm, seq)
+            logits = llm.window_logits(seq)
             model_seconds += time.perf_counter() - t0
             evaluated += len(seq)
             # Position i's logits predict token i+1; the first chunk token has no context.
             first = len(prefix)
             targets = np.array(seq[first + 1 :])
-            logp = _log_softmax(logits[first : len(seq) - 1].astype(np.float64))
+            logp = log_softmax(logits[first : len(seq) - 1].astype(np.float64))
             nll_sum -= float(logp[np.arange(len(targets)), targets].sum())
             if ref is not None:
-                ref_logp = _log_softmax(_window_logits(ref, seq)[first : len(seq) - 1].astype(np.float64))
+                ref_logp = log_softmax(ref.window_logits(seq)[first : len(seq) - 1].astype(np.float64))
                 kl_sum += float((np.exp(ref_logp) * (ref_logp - logp)).sum())
                 agree += int((ref_logp.argmax(axis=-1) == logp.argmax(axis=-1)).sum())
             scored += len(targets)

@@ -1,23 +1,23 @@
-"""Fast index of a GGUF's tensors (name, type, shape, where the bytes are).
+"""The builder's view of a GGUF: its tensors (type, shape, where the bytes are) and typed metadata.
 
-`gguf.GGUFReader` builds a numpy view per metadata string, which takes tens of
-seconds for a 128k-token vocabulary; reports and shape checks only need the
-tensor table, so this reads the header, skips the metadata and parses the table.
+Nothing here parses GGUF: :mod:`edge_assistant.bundle.ggufmeta` is the one
+reader (bounds-checked, one-line errors on damaged files); this module turns
+its tables into the ``gguf`` package's enums and numpy arrays over a memory map,
+which is what the converter, the quantizers and the reports need.
+(`gguf.GGUFReader` builds a numpy view per metadata string, which takes tens of
+seconds for a 128k-token vocabulary.)
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
 import numpy as np
 
+from ..bundle.ggufmeta import GGUFInfo, read_gguf_info
 from ..errors import ConversionError
-
-_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUF scalar sizes
-_STRING, _ARRAY = 8, 9
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,32 @@ class TensorEntry:
 
     def read(self, path: Path) -> np.ndarray:
         """The tensor's raw data (F32/F16 as numbers, in numpy order)."""
-        dtype = {gguf.GGMLQuantizationType.F32: np.float32, gguf.GGMLQuantizationType.F16: np.float16}.get(self.qtype)
+        dtype = _NUMERIC.get(self.qtype)
         if dtype is None:
             raise ValueError(f"{self.name} is {self.qtype.name}; only F32/F16 can be read as numbers")
         data = np.fromfile(path, dtype=dtype, count=self.n_elements, offset=self.offset)
         return data.reshape(tuple(reversed(self.shape)))
 
+    def view(self, buffer: np.ndarray) -> np.ndarray:
+        """The tensor's bytes inside ``buffer`` (the whole file as uint8, e.g. :func:`map_file`), not copied:
+        F32/F16 as numbers in numpy order, any other type as uint8 rows of its blocks."""
+        raw = buffer[self.offset : self.offset + self.nbytes]
+        if raw.size != self.nbytes:
+            raise ConversionError(f"the GGUF is truncated: tensor {self.name!r} ends past the end of the file",
+                                  hint="rebuild or re-download the file")
+        dtype = _NUMERIC.get(self.qtype)
+        if dtype is not None:
+            return raw.view(dtype).reshape(tuple(reversed(self.shape)))
+        rows = self.n_elements // self.shape[0]
+        return raw.reshape(rows, self.nbytes // rows)
 
-_SCALAR_FMT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+_NUMERIC = {gguf.GGMLQuantizationType.F32: np.float32, gguf.GGMLQuantizationType.F16: np.float16}
+
+
+def map_file(path: Path) -> np.ndarray:
+    """The file as a read-only uint8 memory map (tensor data is paged in only when read)."""
+    return np.memmap(path, dtype=np.uint8, mode="r")
 
 
 @dataclass(frozen=True)
@@ -57,90 +75,37 @@ class MetadataValue:
     sub_type: gguf.GGUFValueType | None = None
 
 
-def read_metadata(path: Path, prefix: str = "") -> dict[str, MetadataValue]:
-    """Metadata entries whose key starts with ``prefix``, strings kept as raw bytes for verbatim copies."""
-    path = Path(path)
-    out: dict[str, MetadataValue] = {}
-    with open(path, "rb") as handle:
-        def unpack(fmt: str) -> object:
-            size = struct.calcsize(fmt)
-            data = handle.read(size)
-            if len(data) != size:
-                raise ConversionError(f"{path} is truncated", hint="rebuild or re-download the file")
-            return struct.unpack(fmt, data)[0]
-
-        def value(vtype: int) -> object:
-            if vtype in _SCALAR_FMT:
-                return unpack(_SCALAR_FMT[vtype])
-            if vtype == _STRING:
-                return handle.read(int(unpack("<Q")))  # type: ignore[call-overload]
-            raise ConversionError(f"{path} has an unsupported GGUF value type {vtype}", hint="rebuild the file")
-
-        if handle.read(4) != b"GGUF":
-            raise ConversionError(f"{path} is not a GGUF file", hint="pass a .gguf file")
-        unpack("<I")
-        unpack("<Q")
-        n_kv = int(unpack("<Q"))  # type: ignore[call-overload]
-        for _ in range(n_kv):
-            key = handle.read(int(unpack("<Q"))).decode("utf-8", errors="replace")  # type: ignore[call-overload]
-            vtype = int(unpack("<I"))  # type: ignore[call-overload]
-            if vtype == _ARRAY:
-                item, count = int(unpack("<I")), int(unpack("<Q"))  # type: ignore[call-overload]
-                if item in _SCALAR_FMT:
-                    # numeric arrays in one read
-                    items = np.frombuffer(handle.read(_FIXED[item] * count), dtype=_SCALAR_FMT[item]).tolist()
-                else:
-                    items = [value(item) for _ in range(count)]
-                if key.startswith(prefix):
-                    out[key] = MetadataValue(gguf.GGUFValueType.ARRAY, items, gguf.GGUFValueType(item))
-            else:
-                item_value = value(vtype)
-                if key.startswith(prefix):
-                    out[key] = MetadataValue(gguf.GGUFValueType(vtype), item_value)
-    return out
+def tensor_entries(info: GGUFInfo) -> list[TensorEntry]:
+    """The tensor table of ``info`` (read with ``tensors=True``), with absolute offsets."""
+    if info.tensors is None or info.data_offset is None:
+        raise ValueError("read the file with read_gguf_info(path, tensors=True) first")
+    entries = []
+    for t in info.tensors:
+        try:
+            qtype = gguf.GGMLQuantizationType(t.ggml_type)
+        except ValueError:
+            raise ConversionError(f"{info.path}: tensor {t.name!r} has unknown type {t.ggml_type}",
+                                  hint="the file is corrupt or needs a newer gguf package; rebuild it") from None
+        entries.append(TensorEntry(t.name, qtype, t.shape, info.data_offset + t.offset))
+    return entries
 
 
 def read_tensor_index(path: Path) -> list[TensorEntry]:
-    path = Path(path)
-    with open(path, "rb") as handle:
-        def unpack(fmt: str) -> int:
-            size = struct.calcsize(fmt)
-            data = handle.read(size)
-            if len(data) != size:
-                raise ConversionError(f"{path} is truncated", hint="rebuild or re-download the file")
-            return struct.unpack(fmt, data)[0]
+    """Every tensor of the GGUF at ``path``, in file order (the metadata's arrays are skipped)."""
+    return tensor_entries(read_gguf_info(path, tensors=True))
 
-        def skip_value(vtype: int) -> None:
-            if vtype in _FIXED:
-                handle.seek(_FIXED[vtype], 1)
-            elif vtype == _STRING:
-                handle.seek(unpack("<Q"), 1)
-            elif vtype == _ARRAY:
-                item, count = unpack("<I"), unpack("<Q")
-                if item in _FIXED:
-                    handle.seek(_FIXED[item] * count, 1)
-                else:
-                    for _ in range(count):
-                        skip_value(item)
-            else:
-                raise ConversionError(f"{path} has an unknown GGUF value type {vtype}", hint="rebuild the file")
 
-        if handle.read(4) != b"GGUF":
-            raise ConversionError(f"{path} is not a GGUF file", hint="pass a .gguf file")
-        unpack("<I")  # version
-        n_tensors, n_kv = unpack("<Q"), unpack("<Q")
-        alignment = gguf.GGUF_DEFAULT_ALIGNMENT
-        for _ in range(n_kv):
-            key = handle.read(unpack("<Q")).decode("utf-8", errors="replace")
-            vtype = unpack("<I")
-            if key == "general.alignment" and vtype == 4:
-                alignment = unpack("<I")
-            else:
-                skip_value(vtype)
-        raw = []
-        for _ in range(n_tensors):
-            name = handle.read(unpack("<Q")).decode("utf-8")
-            dims = tuple(unpack("<Q") for _ in range(unpack("<I")))
-            raw.append((name, unpack("<I"), dims, unpack("<Q")))
-        start = -(-handle.tell() // alignment) * alignment
-    return [TensorEntry(name, gguf.GGMLQuantizationType(t), dims, start + off) for name, t, dims, off in raw]
+def typed_metadata(info: GGUFInfo, prefix: str = "") -> dict[str, MetadataValue]:
+    """The entries of ``info`` (read with ``keep_arrays=True, raw_strings=True``) whose key starts with ``prefix``."""
+    out: dict[str, MetadataValue] = {}
+    for key, (vtype, item) in info.value_types.items():
+        if key.startswith(prefix):
+            sub = gguf.GGUFValueType(item) if item is not None else None
+            out[key] = MetadataValue(gguf.GGUFValueType(vtype), info.metadata[key], sub)
+    return out
+
+
+def read_metadata(path: Path, prefix: str = "") -> dict[str, MetadataValue]:
+    """Metadata entries whose key starts with ``prefix``, strings kept as raw bytes for verbatim copies."""
+    return typed_metadata(read_gguf_info(path, keep_arrays=True, raw_strings=True), prefix)
+

@@ -149,14 +149,15 @@ def write_imatrix(path: Path | str, vectors: Mapping[str, np.ndarray], *, datase
 
 def read_imatrix(path: Path | str) -> dict[str, np.ndarray]:
     """Importance vectors from a llama.cpp GGUF imatrix file (in_sum2 / counts)."""
-    from gguf import GGUFReader
+    from ..errors import BundleError
+    from .gguf_index import read_tensor_index
 
+    path = Path(path)
     try:
-        reader = GGUFReader(Path(path))
-    except (OSError, ValueError) as exc:
+        tensors = {t.name: np.asarray(t.read(path), dtype=np.float32) for t in read_tensor_index(path)}
+    except (BundleError, ValueError) as exc:
         raise ConversionError(f"cannot read the imatrix file {path}: {exc}",
                               hint="pass a GGUF imatrix written by llama-imatrix or `build compress --calib`") from exc
-    tensors = {t.name: np.asarray(t.data, dtype=np.float32) for t in reader.tensors}
     out = {}
     for name, sums in tensors.items():
         if name.endswith(".in_sum2"):

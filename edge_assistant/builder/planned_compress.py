@@ -92,7 +92,6 @@ def compress_planned(src: Path | str, target: SizeTarget, out: Path | str, *, ca
     importance (`importance.gguf`, llama.cpp's imatrix format) are kept in that folder.
     """
     import torch
-    from gguf import GGUFReader
 
     from .convert import convert_hf_to_gguf
     from .importance import Importance, collect_importance
@@ -142,7 +141,7 @@ def compress_planned(src: Path | str, target: SizeTarget, out: Path | str, *, ca
         windows = _windows(tokenizer, calib_text, seq_len, sensitivity_tokens)
         say(f"sensitivity of each tensor group on {windows.numel()} calibration tokens ...")
         with torch.no_grad():
-            plan = plan_to_size(model, windows, GGUFReader(f16), target, importance=vectors,
+            plan = plan_to_size(model, windows, f16, target, importance=vectors,
                                 progress=lambda i, n, name: say(f"  {i}/{n} {name}") if i % 10 == 0 or i == n else None)
         seconds["sensitivity"] = time.perf_counter() - t1
         say(plan.table())

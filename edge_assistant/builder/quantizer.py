@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from ..bundle.ggufmeta import GGUFInfo, read_gguf_info
 from ..errors import ConversionError
 from . import ggml_quant
 from .artifact import atomic_output
+from .gguf_index import TensorEntry, map_file, tensor_entries
 from .quant_mix import FTYPES, ModelShape, TensorSpec, plan_mix, requires_importance, storage_order
 
 GGML_QNT_VERSION = 2
@@ -49,24 +51,29 @@ class QuantizedFile:
         return counts
 
 
-def _reader(src: Path) -> Any:
-    from gguf import GGUFReader
+@dataclass
+class _Source:
+    """A GGUF to quantize: its metadata (strings as stored), tensor table and a memory map of its bytes."""
 
-    from ..bundle.ggufmeta import read_gguf_info
+    info: GGUFInfo
+    tensors: list[TensorEntry]
+    buffer: np.ndarray
 
-    info = read_gguf_info(src)  # a clear error when it is not GGUF at all
+
+def _reader(src: Path) -> _Source:
+    info = read_gguf_info(src, keep_arrays=True, raw_strings=True, tensors=True)  # a clear error if not GGUF
     if info.is_adapter:
         raise ConversionError(f"{src} is a LoRA adapter, not a model", hint="quantize the base model GGUF")
-    return GGUFReader(src)
+    return _Source(info, tensor_entries(info), map_file(src))
 
 
-def _field_int(reader: Any, key: str) -> int | None:
-    f = reader.fields.get(key)
-    return None if f is None else int(f.contents())
+def _field_int(reader: _Source, key: str) -> int | None:
+    value = reader.info.metadata.get(key)
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
-def model_shape(reader: Any) -> ModelShape:
-    arch = str(reader.fields["general.architecture"].contents())
+def model_shape(reader: _Source) -> ModelShape:
+    arch = str(reader.info.architecture)
     n_layer = _field_int(reader, f"{arch}.block_count") or 0
     n_head = _field_int(reader, f"{arch}.attention.head_count") or 0
     n_head_kv = _field_int(reader, f"{arch}.attention.head_count_kv") or n_head
@@ -74,9 +81,8 @@ def model_shape(reader: Any) -> ModelShape:
                       n_expert=_field_int(reader, f"{arch}.expert_count") or 0, arch=arch)
 
 
-def tensor_specs(reader: Any) -> list[TensorSpec]:
-    return [TensorSpec(t.name, tuple(int(x) for x in reversed(t.shape.tolist())), t.tensor_type.name)
-            for t in reader.tensors]
+def tensor_specs(reader: _Source) -> list[TensorSpec]:
+    return [TensorSpec(t.name, tuple(reversed(t.shape)), t.qtype.name) for t in reader.tensors]
 
 
 def mix_plan(src: Path | str, mix: str, *, has_importance: bool = False, fit_rows: bool = True) -> dict[str, str]:
@@ -85,49 +91,38 @@ def mix_plan(src: Path | str, mix: str, *, has_importance: bool = False, fit_row
     return plan_mix(tensor_specs(reader), mix, model_shape(reader), has_importance=has_importance, fit_rows=fit_rows)
 
 
-def _copy_metadata(reader: Any, writer: Any, file_type: int) -> None:
+def _copy_metadata(reader: _Source, writer: Any, file_type: int) -> None:
     from gguf import GGUFValueType
 
     writer.kv_data[0].clear()  # the writer pre-fills general.architecture; keep the source's order instead
-    for name, f in reader.fields.items():
-        if name.startswith("GGUF.") or name in _DROPPED_KEYS or name in ("general.quantization_version",
-                                                                            "general.file_type"):
+    for name, (vtype, sub) in reader.info.value_types.items():
+        if name in _DROPPED_KEYS or name in ("general.quantization_version", "general.file_type"):
             continue
-        vtype = f.types[0]
+        value = reader.info.metadata[name]   # strings as the bytes stored, arrays as lists
         if vtype == GGUFValueType.ARRAY:
-            sub = f.types[-1]
-            if len(f.types) > 2:
-                raise ConversionError(f"metadata {name} is a nested array", hint="re-run `build convert`")
-            if sub == GGUFValueType.STRING:
-                value: Any = [bytes(f.parts[i].tobytes()) for i in f.data]
-            else:
-                value = [f.parts[i].tolist()[0] for i in f.data]
             if not value:
                 raise ConversionError(f"metadata {name} is an empty array", hint="re-run `build convert`")
-            writer.add_key_value(name, value, vtype, sub_type=sub)
-        elif vtype == GGUFValueType.STRING:
-            writer.add_key_value(name, bytes(f.parts[f.data[0]].tobytes()), vtype)
+            writer.add_key_value(name, value, GGUFValueType.ARRAY, sub_type=GGUFValueType(sub))
         else:
-            writer.add_key_value(name, f.parts[f.data[0]].tolist()[0], vtype)
+            writer.add_key_value(name, value, GGUFValueType(vtype))
     writer.add_uint32("general.quantization_version", GGML_QNT_VERSION)
     writer.add_uint32("general.file_type", file_type)
 
 
-def _float_rows(tensor: Any, start: int, stop: int) -> np.ndarray:
-    data = tensor.data
+def _float_rows(data: np.ndarray, stored: str, start: int, stop: int) -> np.ndarray:
     rows = data.reshape(-1, data.shape[-1])[start:stop]
-    if tensor.tensor_type.name == "BF16":
+    if stored == "BF16":
         return (rows.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
     return rows.astype(np.float32)
 
 
-def _encode(tensor: Any, qtype: str, importance: np.ndarray | None) -> Any:
+def _encode(tensor: TensorEntry, data: np.ndarray, qtype: str, importance: np.ndarray | None) -> Any:
     """Yield the output bytes of one tensor, slab of rows by slab."""
-    n_per_row = int(tensor.shape[0])
-    n_rows = int(tensor.n_elements) // n_per_row
+    n_per_row = tensor.shape[0]
+    n_rows = tensor.n_elements // n_per_row
     per_slab = max(1, _SLAB_BYTES // (4 * n_per_row))
     for start in range(0, n_rows, per_slab):
-        rows = _float_rows(tensor, start, min(n_rows, start + per_slab))
+        rows = _float_rows(data, tensor.qtype.name, start, min(n_rows, start + per_slab))
         if qtype == "F32":
             yield rows
         elif qtype == "F16":
@@ -165,25 +160,25 @@ def quantize_with_plan(
     plan: dict[str, str] = {}
     for name in order:
         t = by_name[name]
-        want = types.get(name, t.tensor_type.name).upper()
+        want = types.get(name, t.qtype.name).upper()
         ggml_quant.type_id(want)
-        cur = t.tensor_type.name
+        cur = t.qtype.name
         if want != cur and cur not in _FLOAT_TYPES:
             raise ConversionError(f"{name} is already {cur}; requantizing is not supported",
                                   hint="quantize from the f16 GGUF that `build convert` writes")
-        if want != cur and not ggml_quant.fits(want, int(t.shape[0])):
-            raise ConversionError(f"{name}: rows of {int(t.shape[0])} do not split into {want} blocks",
+        if want != cur and not ggml_quant.fits(want, t.shape[0]):
+            raise ConversionError(f"{name}: rows of {t.shape[0]} do not split into {want} blocks",
                                   hint="choose a type whose block size divides the row length")
         if want != cur and name not in importance and (
                 ggml_quant.requires_importance(want) or requires_importance(name, want, mix)):
             raise ConversionError(f"{name} -> {want} needs importance statistics and none were given",
                                   hint="pass calibration text (--calib) or choose a type of 4 bits or more")
-        if name in importance and np.asarray(importance[name]).size != int(t.shape[0]):
+        if name in importance and np.asarray(importance[name]).size != t.shape[0]:
             raise ConversionError(f"importance for {name} has {np.asarray(importance[name]).size} values, "
-                                  f"the tensor's rows {int(t.shape[0])}", hint="collect importance on this model")
+                                  f"the tensor's rows {t.shape[0]}", hint="collect importance on this model")
         plan[name] = want
 
-    arch = str(reader.fields["general.architecture"].contents())
+    arch = str(reader.info.architecture)
     n_bytes = n_weights = used = 0
     with atomic_output(out) as temp:
         writer = GGUFWriter(temp, arch)
@@ -194,9 +189,9 @@ def quantize_with_plan(
         for name in order:
             t = by_name[name]
             qtype = plan[name]
-            shape = tuple(int(x) for x in reversed(t.shape.tolist()))
+            shape = tuple(reversed(t.shape))
             nbytes = (int(t.n_elements) // shape[-1]) * ggml_quant.row_size(qtype, shape[-1]) \
-                if qtype != t.tensor_type.name else int(t.n_bytes)
+                if qtype != t.qtype.name else t.nbytes
             writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=GGMLQuantizationType[qtype])
         writer.write_header_to_file(temp)
         writer.write_kv_data_to_file()
@@ -208,8 +203,9 @@ def quantize_with_plan(
             ti = writer.tensors[0].pop(name)
             writer.write_padding(fout, fout.tell())
             written = 0
-            if qtype == t.tensor_type.name:  # copied as it is, in slabs of rows
-                raw = t.data.reshape(-1, t.data.shape[-1]) if t.data.ndim > 1 else t.data.reshape(1, -1)
+            if qtype == t.qtype.name:  # copied as it is, in slabs of rows
+                data = t.view(reader.buffer)
+                raw = data.reshape(-1, data.shape[-1]) if data.ndim > 1 else data.reshape(1, -1)
                 step = max(1, _SLAB_BYTES // max(1, raw[:1].nbytes))
                 for start in range(0, raw.shape[0], step):
                     part = np.ascontiguousarray(raw[start:start + step])
@@ -218,7 +214,8 @@ def quantize_with_plan(
             else:
                 vec = importance.get(name)
                 used += vec is not None and qtype not in _FLOAT_TYPES
-                for part in _encode(t, qtype, None if vec is None else np.asarray(vec, dtype=np.float32)):
+                vec = None if vec is None else np.asarray(vec, dtype=np.float32)
+                for part in _encode(t, t.view(reader.buffer), qtype, vec):
                     fout.write(np.ascontiguousarray(part).tobytes())
                     written += part.nbytes
             if written != ti.nbytes:
@@ -226,7 +223,7 @@ def quantize_with_plan(
                                       hint="this is a bug in the quantizer; please report it")
             writer.write_padding(fout, written)
             n_bytes += written
-            n_weights += int(t.n_elements)
+            n_weights += t.n_elements
             if progress is not None:
                 progress(i + 1, len(order), name, qtype)
         writer.state = type(writer.state).WEIGHTS

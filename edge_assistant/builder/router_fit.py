@@ -5,7 +5,8 @@ Entry point for the build pipeline::
     from edge_assistant.builder.router_fit import fit_router
     router_dir = fit_router({"code": [...], "reasoning": [...], "automation": [...], "none": [...]},
                             bundle_dir / "router", keyword_rules=recipe_rules_or_None)
-    # then record router_dir in the manifest: RouterEntry(dir="router", threshold=<router.json threshold>,
+    # then record router_dir in the manifest:
+    # RouterEntry(dir="router", threshold=RouterConfig.load(router_dir).threshold,
     #                                                      files=<sha256 of every file under router_dir>)
 
 Steps: embed every prompt with the static embedding (distilled once, cached);
@@ -34,8 +35,8 @@ from ..router.calibration import softmax
 from ..router.default_keywords import DEFAULT_KEYWORD_RULES
 from ..router.embedding import EMBEDDING_DIR, StaticEmbedding
 from ..router.keywords import KeywordRule, KeywordScorer, rules_from_recipe, squash
-from ..router.router import (DEFAULT_MAX_CHARS, FEATURE_SETS, FIT_REPORT_FILE, FORMAT_VERSION, KEYWORDS_FILE,
-                             NONE_ROUTE, PROTOTYPES_FILE, ROUTER_FILE, Stickiness, feature_names, nearest_mean)
+from ..router.format import DEFAULT_MAX_CHARS, FIT_REPORT_FILE, KEYWORDS_FILE, NONE_ROUTE, PROTOTYPES_FILE, RouterConfig
+from ..router.router import FEATURE_SETS, feature_names, nearest_mean
 from . import router_embedding
 from .artifact import atomic_folder
 from .logistic import fit_calibrator, log_loss
@@ -225,16 +226,8 @@ def fit_router(examples: Mapping[str, Sequence[str]], out_dir: Path, *,
     calibrators = {fs: fit_calibrator(x_all[:, columns(family[fs])], labels, n, family[fs]).to_dict()
                    for fs in FEATURE_SETS}
 
-    config = {
-        "format_version": FORMAT_VERSION,
-        "routes": list(routes),
-        "threshold": threshold,
-        "k": K_NEAREST,
-        "max_chars": DEFAULT_MAX_CHARS,
-        "stickiness": {"bonus": Stickiness.bonus},
-        "calibrators": calibrators,
-        "prototype_routes": labels[protos].tolist(),
-    }
+    config = RouterConfig(routes=routes, threshold=threshold, k=K_NEAREST, calibrators=calibrators,
+                          prototype_routes=tuple(int(i) for i in labels[protos]), max_chars=DEFAULT_MAX_CHARS)
     report = {
         "routes": list(routes),
         "examples": {r: len(cleaned[r]) for r in routes},
@@ -254,6 +247,6 @@ def fit_router(examples: Mapping[str, Sequence[str]], out_dir: Path, *,
             f.flush()
             os.fsync(f.fileno())
         _write_json(tmp / KEYWORDS_FILE, scorer.to_dict())
-        _write_json(tmp / ROUTER_FILE, config)
+        config.save(tmp)
         _write_json(tmp / FIT_REPORT_FILE, report)
     return out_dir

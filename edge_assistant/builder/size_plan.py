@@ -19,13 +19,16 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..bundle.ggufmeta import read_gguf_info
 from ..errors import UsageError
 from . import ggml_quant
+from .gguf_index import TensorEntry, tensor_entries
 
 # Candidate types, cheapest first; a group takes those whose block divides its rows and,
 # of types with the same bits per weight, only the first that fits (IQ4_NL over Q4_K
@@ -234,26 +237,27 @@ def choose_plan(groups: list[Group], budget: int, *, fixed: int = 0, calib_token
     return SizePlan(budget, fixed, groups, chosen, calib_tokens=calib_tokens)
 
 
-def fixed_bytes(src_reader: Any, planned: set[str]) -> int:
+def fixed_bytes(header: int, tensors: Sequence[TensorEntry], planned: set[str]) -> int:
     """Bytes of the file the plan does not choose: header, metadata and the tensors kept as they are."""
     align = 32
-    header = int(src_reader.data_offset)
-    rest = sum(math.ceil(int(t.n_bytes) / align) * align for t in src_reader.tensors if t.name not in planned)
+    rest = sum(math.ceil(t.nbytes / align) * align for t in tensors if t.name not in planned)
     return header + rest + align * len(planned)  # each planned tensor may add up to one alignment pad
 
 
-def plan_to_size(model: Any, windows: torch.Tensor, src_reader: Any, target: Any, *,
+def plan_to_size(model: Any, windows: torch.Tensor, src: Path, target: Any, *,
                  importance: Mapping[str, np.ndarray] | None = None, ladder: Sequence[str] = LADDER,
                  progress: Callable[[int, int, str], None] | None = None) -> SizePlan:
     """Measure sensitivities on `windows` and choose the types that fit `target` (a SizeTarget)."""
     started = time.perf_counter()
     groups = measure_sensitivity(model, windows, importance=importance, ladder=ladder, progress=progress)
     planned = {t for g in groups for t in g.tensors}
-    fixed = fixed_bytes(src_reader, planned)
+    info = read_gguf_info(src, tensors=True)   # `src`: the f16 GGUF the plan's types apply to
+    tensors = tensor_entries(info)
+    fixed = fixed_bytes(int(info.data_offset or 0), tensors, planned)
     if target.bytes is not None:
         budget = target.bytes - fixed
     else:
-        n_weights = sum(int(t.n_elements) for t in src_reader.tensors)
+        n_weights = sum(t.n_elements for t in tensors)
         budget = int(float(target.bits_per_weight) * n_weights / 8) - fixed
     plan = choose_plan(groups, budget, fixed=fixed, calib_tokens=int(windows.numel()))
     plan.seconds = time.perf_counter() - started

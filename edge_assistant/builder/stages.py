@@ -215,7 +215,6 @@ def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: 
     fallbacks: list[dict[str, str]] = []
     if q.target_size:
         import torch
-        from gguf import GGUFReader
 
         from .planned_compress import _load_hf, _windows
         from .size_plan import plan_to_size
@@ -225,7 +224,7 @@ def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: 
         model, tokenizer = _load_hf(convert_dir / "awq-model")
         windows = _windows(tokenizer, (convert_dir / "awq-calib.txt").read_text(encoding="utf-8"), 256, 256)
         with torch.no_grad():
-            plan = plan_to_size(model, windows, GGUFReader(src), parse_target(q.target_size), importance=vectors)
+            plan = plan_to_size(model, windows, src, parse_target(q.target_size), importance=vectors)
         types, plan_text = plan.types, plan.table()
         ctx.log(plan_text)
     else:
@@ -354,13 +353,13 @@ def _scored_texts(tokenizer: Any, rows: list[list[dict[str, str]]]) -> list[Any]
 
 
 def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
-    from .heldout import LlamaScorer
+    from .heldout import HeldoutScorer
 
     e = ctx.recipe.eval
     base = quantized_gguf(ctx)
     tokenizer = ctx.tokenizer()
     results = {}
-    with LlamaScorer(base, n_ctx=e.n_ctx, n_threads=e.n_threads) as scorer:
+    with HeldoutScorer(base, n_ctx=e.n_ctx, n_threads=e.n_threads) as scorer:
         for m in ctx.recipe.modifiers:
             rows = load_split(ctx, f"modifier-{m.name}").val[: e.max_examples]
             texts = _scored_texts(tokenizer, rows)
@@ -435,6 +434,7 @@ def _task_success(ctx: BuildContext, base: Path) -> Any:
 def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
     from ..bundle.pack import ModifierInput, create_bundle
     from ..progress import byte_progress
+    from ..router.format import RouterConfig
     from .report import build_quality, render_report
 
     records = {name: ctx.record(name) for name in STAGES if name != "bundle" and ctx.enabled(name)}
@@ -452,7 +452,9 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
                   "tool_versions": records[next(reversed(records))]["tool_versions"]}
     target = ctx.out / "bundle"
     # create_bundle writes into a temp folder and renames it, replacing an older bundle only.
+    threshold = RouterConfig.load(router_dir).threshold if router_dir is not None else None
     create_bundle(quantized_gguf(ctx), target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
+                  router_threshold=threshold,
                   report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
                   force=True, base_package=_base_distribution(ctx) if ctx.recipe.external_base else None,
                   progress=byte_progress if ctx.progress else None)

@@ -108,7 +108,8 @@ Route = Callable[[str], "str | None"]           # prompt -> modifier or None
 
 def engine_generator(engine: Any, max_tokens: int) -> Generate:
     """Greedy replies of one single-turn prompt through a ``LlamaEngine``."""
-    from ..runtime.generation import Message, SamplingParams
+    from ..runtime.generation import Message
+    from ..sampling import SamplingParams
 
     sampling = SamplingParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0, seed=0, repeat_penalty=1.0)
 

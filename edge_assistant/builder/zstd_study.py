@@ -132,14 +132,13 @@ def ungroup_tensor_bytes(grouped: bytes, gguf_type: str) -> bytes:
 
 def group_gguf_bytes(path: Path | str) -> bytes:
     """The GGUF with every tensor's bytes field-grouped in place (same length, same offsets)."""
-    from gguf import GGUFReader
+    from .gguf_index import read_tensor_index
 
     path = Path(path)
     data = bytearray(path.read_bytes())
-    reader = GGUFReader(path)
-    for tensor in reader.tensors:
-        start, n = int(tensor.data_offset), int(tensor.n_bytes)
-        data[start : start + n] = group_tensor_bytes(bytes(data[start : start + n]), tensor.tensor_type.name)
+    for tensor in read_tensor_index(path):
+        start, n = tensor.offset, tensor.nbytes
+        data[start : start + n] = group_tensor_bytes(bytes(data[start : start + n]), tensor.qtype.name)
     return bytes(data)
 
 

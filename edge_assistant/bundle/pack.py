@@ -209,6 +209,8 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
         raise UsageError(f"zstd level {level} is out of range", hint="use --level between 1 and 22")
     if report is not None and not Path(report).is_file():
         raise UsageError(f"report {report} does not exist", hint="pass --report PATH/TO/REPORT.md")
+    if router_dir is not None and router_threshold is None:
+        raise UsageError("a router needs its threshold", hint="pass the fitted one, RouterConfig.load(dir).threshold")
     _check_out_dir(out_dir, force)
     names = [m.name for m in modifiers]
     if len(set(names)) != len(names):
@@ -253,11 +255,7 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
         router = None
         if router_dir is not None:
             files = _copy_router(Path(router_dir), tmp / ROUTER_DIR)
-            if router_threshold is None:
-                # The threshold the router was fitted with, chosen on its validation split.
-                from ..router.router import fitted_threshold
-
-                router_threshold = fitted_threshold(router_dir)
+            assert router_threshold is not None
             router = RouterEntry(dir=ROUTER_DIR, threshold=float(router_threshold), files=files)
         if report is not None:
             _copy_hashed(Path(report), tmp / REPORT_NAME)

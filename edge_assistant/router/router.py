@@ -1,12 +1,7 @@
 """The router: keyword rules plus static-embedding similarity, calibrated, with stickiness.
 
-A router folder (``<bundle>/router/``), written by ``edge_assistant.builder.router_fit``::
-
-    router.json        routes, threshold, calibration, stickiness, limits
-    keywords.json      the weighted keyword table per route
-    prototypes.npy     float16 [N, dim]: embedded training prompts, grouped by route
-    embedding/         the static embedding model (see :mod:`.embedding`)
-    fit_report.json    accuracy, calibration error and confusion on the validation split
+A router folder is laid out as :mod:`.format` describes, written by
+``edge_assistant.builder.router_fit``.
 
 Per message: the features are, for each route, the mean cosine similarity to
 its ``k`` nearest training prompts and the (squashed) keyword score; the
@@ -23,25 +18,15 @@ import numpy as np
 
 from ..document import loads_json
 from ..errors import RouterError
-from ..modifier_names import ROUTER_BASE_ROUTE
 from .calibration import Calibrator, softmax
 from .decision import RouteDecision
 from .embedding import EMBEDDING_DIR, StaticEmbedding
 from .followup import detect as detect_followup
+from .format import (DEFAULT_MAX_CHARS, DEFAULT_STICKINESS_BONUS, KEYWORDS_FILE, NONE_ROUTE, PROTOTYPES_FILE,
+                     ROUTER_FILE, RouterConfig)
 from .keywords import KeywordHit, KeywordScorer, squash
 
-ROUTER_FILE = "router.json"
-KEYWORDS_FILE = "keywords.json"
-PROTOTYPES_FILE = "prototypes.npy"
-FIT_REPORT_FILE = "fit_report.json"
-FORMAT_VERSION = 1
-NONE_ROUTE = ROUTER_BASE_ROUTE
 FEATURE_SETS = ("combined", "keyword", "embedding")
-
-# Characters of a message that are scanned and embedded: what a message is
-# about shows in its first lines, and the latency budget (p99 <= 5 ms) must hold
-# for a pasted megabyte. 1,000 characters cost about 1.5 ms (tokenizer + rules).
-DEFAULT_MAX_CHARS = 1000
 
 
 def feature_names(routes: tuple[str, ...]) -> list[str]:
@@ -67,7 +52,7 @@ def nearest_mean(sims: np.ndarray, slices: list[np.ndarray], k: int) -> np.ndarr
 
 @dataclass(frozen=True)
 class Stickiness:
-    bonus: float = 2.0   # added to the previous route's logit for a follow-up (log-odds)
+    bonus: float = DEFAULT_STICKINESS_BONUS   # added to the previous route's logit for a follow-up (log-odds)
 
 
 class Router:
@@ -102,50 +87,33 @@ class Router:
         "keyword"/"embedding" alone (for the benchmark's comparison).
         """
         router_dir = Path(router_dir)
-        config_path = router_dir / ROUTER_FILE
-        if not config_path.is_file():
-            raise RouterError(f"{router_dir} has no {ROUTER_FILE}",
-                              hint="build the router with `edge-assistant build` or pass a bundle that has one")
+        config = RouterConfig.load(router_dir)
         try:
-            config = loads_json(config_path.read_text(encoding="utf-8"))
             keywords_data = loads_json((router_dir / KEYWORDS_FILE).read_text(encoding="utf-8"))
             prototypes = np.load(router_dir / PROTOTYPES_FILE, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise RouterError(f"cannot read the router in {router_dir} ({exc})",
                               hint="re-download the bundle or rebuild the router") from exc
-        if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
-            raise RouterError(f"{config_path} is not a version-{FORMAT_VERSION} router",
-                              hint="rebuild the router with this version of edge-assistant")
-        try:
-            routes = tuple(str(r) for r in config["routes"])
-            calibrators = config["calibrators"]
-            prototype_routes = np.asarray(config["prototype_routes"], dtype=np.int64)
-            k = int(config["k"])
-            fitted_threshold = float(config["threshold"])
-            stickiness = Stickiness(float(config.get("stickiness", {}).get("bonus", Stickiness.bonus)))
-            max_chars = int(config.get("max_chars", DEFAULT_MAX_CHARS))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise RouterError(f"{config_path} is missing or mistypes a field ({exc})",
-                              hint="rebuild the router") from exc
+        routes = config.routes
+        calibrators = config.calibrators
+        prototype_routes = np.asarray(config.prototype_routes, dtype=np.int64)
         if feature_set not in calibrators:
             raise RouterError(f"router has no '{feature_set}' calibration",
                               hint=f"choose one of: {', '.join(sorted(calibrators))}")
         embedding = StaticEmbedding.load(router_dir / EMBEDDING_DIR)
         if prototypes.ndim != 2 or prototypes.shape != (len(prototype_routes), embedding.dim):
-            raise RouterError(f"{PROTOTYPES_FILE} does not match router.json or the embedding size",
+            raise RouterError(f"{PROTOTYPES_FILE} does not match {ROUTER_FILE} or the embedding size",
                               hint="rebuild the router")
-        if k < 1 or len(set(routes)) != len(routes) or np.any(prototype_routes < 0) \
-                or np.any(prototype_routes >= len(routes)):
-            raise RouterError(f"{config_path} has inconsistent routes or k", hint="rebuild the router")
-        chosen = fitted_threshold if threshold is None else float(threshold)
+        chosen = config.threshold if threshold is None else float(threshold)
         if not 0.0 <= chosen <= 1.0:
             raise RouterError(f"router threshold {chosen} is not between 0 and 1",
                               hint="fix router.threshold in the manifest or rebuild the bundle")
         router = cls(routes=routes, threshold=chosen,
                      calibrator=Calibrator.from_dict(calibrators[feature_set], len(routes)),
                      keywords=KeywordScorer.from_dict(keywords_data), embedding=embedding,
-                     prototypes=prototypes, prototype_routes=prototype_routes, k=k,
-                     stickiness=stickiness, max_chars=max_chars, feature_set=feature_set)
+                     prototypes=prototypes, prototype_routes=prototype_routes, k=config.k,
+                     stickiness=Stickiness(config.stickiness_bonus), max_chars=config.max_chars,
+                     feature_set=feature_set)
         # The first call pays for lazy set-up in the tokenizer and numpy (~10 ms here):
         # pay it at load time, not on the user's first message.
         router.route("warm up the tokenizer: def f(x) = 2 + 2")
@@ -228,15 +196,6 @@ class Router:
         elif self.feature_set != "embedding":
             text += "; no keywords"
         return text
-
-
-def fitted_threshold(router_dir: str | Path) -> float:
-    """The threshold chosen on the validation split, for `bundle create` to record in the manifest."""
-    try:
-        return float(loads_json((Path(router_dir) / ROUTER_FILE).read_text(encoding="utf-8"))["threshold"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RouterError(f"cannot read the fitted threshold from {router_dir}/{ROUTER_FILE} ({exc})",
-                          hint="pass a router folder written by fit_router") from exc
 
 
 def _clean_text(text: str) -> str:

@@ -12,7 +12,8 @@ from typing import Protocol, Sequence
 
 from ..modifier_names import AUTO, BASE, choose
 from ..router.decision import BaseOnly, RouteDecision
-from .generation import EngineProtocol, Generation, Message, SamplingParams
+from .generation import EngineProtocol, Generation, Message
+from ..sampling import SamplingParams
 
 
 class RouterProtocol(Protocol):

@@ -19,7 +19,8 @@ from ..errors import EdgeAssistantError
 from ..router.decision import RouteDecision
 from .assistant import AUTO, Assistant
 from .assistant_handle import AssistantHandle
-from .generation import Generation, Message, SamplingParams
+from .generation import Generation, Message
+from ..sampling import SamplingParams
 from .history import History, StoredMessage
 from .reply_recorder import ReplyRecorder
 

@@ -31,13 +31,15 @@ from ..bundle.manifest import sha256_file
 from ..errors import ModelError
 from ..modifier_names import require_modifier
 from .llama_load import load_llama
-from .generation import Generation, GenerationResult, Message, SamplingParams
+from .logits import output_logits
+from .generation import Generation, GenerationResult, Message
+from ..sampling import SamplingParams
 from .alora import invocation_start
 from .kvstate import KEPT, MB, NO_STATE, RESTORED, SHARED, KeptState, StateKey, StateStore, common_prefix
 from .modifier import AdapterSet, ModifierSpec
 from .prompt import MIN_REPLY_TOKENS, PromptFitter, Tokenizer, control_token_pattern
 from .template import CHATML, ChatTemplate
-from .threads import choose_threads
+from ..threads import choose_threads
 
 # How long close() waits for a generation in progress to stop before giving up on freeing.
 CLOSE_WAIT_S = 120.0
@@ -399,10 +401,7 @@ class LlamaEngine:
             stream = self._llm.generate(tokens, temp=0.0)
             try:
                 next(stream)
-                ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
-                n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-                return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
-                                             shape=(n_vocab,)).copy()
+                return output_logits(self._llm.ctx, -1, llama_cpp.llama_vocab_n_tokens(self._vocab))
             finally:
                 stream.close()
 

@@ -27,7 +27,7 @@ from ..document import loads_json
 from ..errors import EdgeAssistantError, ModifierError, TemplateError, UsageError
 from ..modifier_names import AUTO, BASE
 from ..runtime.assistant import Assistant
-from ..runtime.generation import SamplingParams
+from ..sampling import SamplingParams
 from .limits import Limits, is_loopback
 from .protocol import (ChatRequest, RequestError, chunk_body, completion_body, completion_id, openai_finish,
                        parse_chat_request, route_extension)

@@ -19,7 +19,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import EdgeAssistantError
 from ..runtime.assistant import Assistant
-from ..runtime.generation import SamplingParams
+from ..sampling import SamplingParams
 from .app import AssistantApp, error_json
 from .limits import Limits, check_api_key, is_loopback
 

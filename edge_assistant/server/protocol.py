@@ -20,7 +20,8 @@ from typing import Any
 
 from ..errors import ModifierError
 from ..modifier_names import AUTO, choose, is_choice
-from ..runtime.generation import GenerationResult, Message, SamplingParams
+from ..runtime.generation import GenerationResult, Message
+from ..sampling import SamplingParams
 from ..router.decision import RouteDecision
 
 MAX_MESSAGES = 500

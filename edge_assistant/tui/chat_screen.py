@@ -33,7 +33,7 @@ from ..modifier_names import AUTO, is_choice, unknown_modifier
 from ..runtime.assistant_handle import AssistantHandle
 from ..runtime.chat_turn import ChatTurn, TurnRequest
 from ..runtime.firstrun import WELCOME, first_time
-from ..runtime.generation import SamplingParams
+from ..sampling import SamplingParams
 from ..runtime.history import History, StoredMessage
 from ..settings import Settings
 from . import clipboard

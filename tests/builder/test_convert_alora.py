@@ -145,7 +145,7 @@ def test_the_activation_position_matters_exactly(alora, tmp_path: Path) -> None:
 
 
 def test_the_held_out_scorer_applies_an_alora_as_peft_does(alora, tmp_path: Path) -> None:
-    from edge_assistant.builder.heldout import LlamaScorer, ScoredText
+    from edge_assistant.builder.heldout import HeldoutScorer, ScoredText
 
     model, folder, hf_dir, gguf, ids, _invocation = alora
     tokenizer = hf_tokenizer(hf_dir)
@@ -157,7 +157,7 @@ def test_the_held_out_scorer_applies_an_alora_as_peft_does(alora, tmp_path: Path
     peak = logits.max(-1, keepdims=True)
     logprobs = logits - peak - np.log(np.exp(logits - peak).sum(-1, keepdims=True))
     want = -sum(logprobs[i - 1, ids[i]] for i in range(answer, len(ids)))
-    with LlamaScorer(gguf, n_ctx=256) as scorer:
+    with HeldoutScorer(gguf, n_ctx=256) as scorer:
         scorer.use_adapter(adapter)
         got, n = scorer.score(text)
         scorer.use_adapter(None)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from edge_assistant.runtime.assistant import Assistant
-from edge_assistant.runtime.generation import Generation, SamplingParams
+from edge_assistant.runtime.generation import Generation
+from edge_assistant.sampling import SamplingParams
 from edge_assistant.server.http import AssistantServer, make_server
 from edge_assistant.server.limits import Limits
 

@@ -14,7 +14,8 @@ import pytest
 
 from edge_assistant.bundle.manifest import sha256_file
 from edge_assistant.runtime.engine import LlamaEngine
-from edge_assistant.runtime.generation import Message, SamplingParams
+from edge_assistant.runtime.generation import Message
+from edge_assistant.sampling import SamplingParams
 from edge_assistant.runtime.kvstate import KEPT, MB, NO_STATE, RESTORED, SHARED, common_prefix
 from edge_assistant.runtime.alora import invocation_start
 from edge_assistant.runtime.modifier import ModifierSpec

@@ -7,7 +7,8 @@ import pytest
 
 from edge_assistant.bundle.manifest import sha256_file
 from edge_assistant.runtime.engine import LlamaEngine
-from edge_assistant.runtime.generation import Message, SamplingParams
+from edge_assistant.runtime.generation import Message
+from edge_assistant.sampling import SamplingParams
 from edge_assistant.runtime.modifier import ModifierSpec
 from tests.support.llama_ref import reference_logits
 from tests.support.lora import write_random_lora

@@ -12,7 +12,7 @@ import pytest
 from edge_assistant.bundle.manifest import sha256_file
 from edge_assistant.runtime.assistant import Assistant
 from edge_assistant.runtime.engine import LlamaEngine
-from edge_assistant.runtime.generation import SamplingParams
+from edge_assistant.sampling import SamplingParams
 from edge_assistant.runtime.modifier import ModifierSpec
 from edge_assistant.server.http import make_server
 from tests.support.lora import write_random_lora

@@ -20,7 +20,7 @@ import pytest
 from edge_assistant.bundle.manifest import sha256_file
 from edge_assistant.runtime.assistant import Assistant
 from edge_assistant.runtime.engine import LlamaEngine
-from edge_assistant.runtime.generation import SamplingParams
+from edge_assistant.sampling import SamplingParams
 from edge_assistant.server.limits import Limits
 from tests.integration.servekit import running_server
 from tests.support.rawhttp import Exchange, exchange, request

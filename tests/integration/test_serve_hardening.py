@@ -18,7 +18,7 @@ import pytest
 from edge_assistant.bundle.manifest import sha256_file
 from edge_assistant.errors import UsageError
 from edge_assistant.runtime.engine import LlamaEngine
-from edge_assistant.runtime.generation import SamplingParams
+from edge_assistant.sampling import SamplingParams
 from edge_assistant.server.http import make_server
 from edge_assistant.server.limits import Limits
 from edge_assistant.server.protocol import MAX_MESSAGES

@@ -10,7 +10,8 @@ import time
 from typing import Iterator, Sequence
 
 from edge_assistant.router.decision import RouteDecision
-from edge_assistant.runtime.generation import Generation, GenerationResult, Message, SamplingParams
+from edge_assistant.runtime.generation import Generation, GenerationResult, Message
+from edge_assistant.sampling import SamplingParams
 
 
 class ScriptedEngine:

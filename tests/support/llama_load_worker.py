@@ -31,7 +31,8 @@ def main() -> int:
                                  "choice": choose_weight_repack(args.weight_repack).use_extra_bufts}
     if args.via == "engine":
         from edge_assistant.runtime.engine import LlamaEngine
-        from edge_assistant.runtime.generation import Message, SamplingParams
+        from edge_assistant.runtime.generation import Message
+        from edge_assistant.sampling import SamplingParams
         from edge_assistant.runtime.llama_load import set_weight_repack
 
         if args.weight_repack:

@@ -137,3 +137,31 @@ def test_an_installed_name_wins_over_a_local_folder_that_is_not_a_bundle(base: P
     assert find_bundle("demo") == installed
     with pytest.raises(BundleError, match="is not a bundle"):
         find_bundle("./demo")
+
+
+STARTER_ROUTER = REPO / "edge_assistant" / "starter" / "router"
+
+
+def test_bundle_create_records_the_routers_fitted_threshold_unless_one_is_given(base: Path, tmp_path: Path) -> None:
+    fitted = json.loads((STARTER_ROUTER / "router.json").read_text(encoding="utf-8"))["threshold"]
+    code, out, err = _run("bundle", "create", "--base", str(base), "--router", str(STARTER_ROUTER),
+                          "--out", str(tmp_path / "fitted"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "fitted" / "manifest.json").read_text())["router"]["threshold"] == fitted
+    code, _, err = _run("bundle", "create", "--base", str(base), "--router", str(STARTER_ROUTER),
+                        "--router-threshold", "0.75", "--out", str(tmp_path / "given"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "given" / "manifest.json").read_text())["router"]["threshold"] == 0.75
+
+
+def test_bundle_create_refuses_a_router_whose_router_json_is_damaged(base: Path, tmp_path: Path) -> None:
+    import shutil
+
+    router = tmp_path / "router"
+    shutil.copytree(STARTER_ROUTER, router)
+    config = json.loads((router / "router.json").read_text(encoding="utf-8"))
+    (router / "router.json").write_text(json.dumps({**config, "threshold": "high"}), encoding="utf-8")
+    code, _, err = _run("bundle", "create", "--base", str(base), "--router", str(router), "--out", str(tmp_path / "b"))
+    assert code == 1
+    assert "'threshold' must be a number" in err and "Traceback" not in err
+    assert not (tmp_path / "b").exists()

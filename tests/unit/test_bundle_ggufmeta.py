@@ -8,27 +8,14 @@ import pytest
 
 from edge_assistant.bundle.ggufmeta import BASE_SHA256_KEY, read_gguf_info
 from edge_assistant.errors import BundleError
+from tests.support.gguf_files import NOT_UTF8, write_small_gguf
 from tests.support.lora import write_random_lora
 
 
 def test_tensor_table_matches_what_the_gguf_writer_wrote(tmp_path: Path) -> None:
     import gguf
-    import numpy as np
 
-    path = tmp_path / "tiny.gguf"
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_context_length(256)
-    writer.add_token_list([f"tok{i}" for i in range(300)])  # a vocabulary to skip
-    writer.add_tensor("token_embd.weight", np.zeros((300, 64), dtype=np.float16))
-    writer.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), dtype=np.float32))
-    q8 = gguf.quants.quantize(np.ones((32, 64), dtype=np.float32), gguf.GGMLQuantizationType.Q8_0)
-    writer.add_tensor("blk.0.ffn_up.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-    writer.add_tensor("output_norm.weight", np.ones(64, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
+    path = write_small_gguf(tmp_path / "tiny.gguf")
     info = read_gguf_info(path, tensors=True)
     reader = gguf.GGUFReader(path)  # the gguf library's own reader, on a file small enough to be quick
     assert [(t.name, t.shape, t.ggml_type) for t in info.tensors] == [
@@ -41,6 +28,10 @@ def test_tensor_table_matches_what_the_gguf_writer_wrote(tmp_path: Path) -> None
     assert info.context_length == 256
     assert info.array_lengths["tokenizer.ggml.tokens"] == 300
     assert info.dominant_tensor_type() == "F16"  # 19,200 F16 weights outnumber the rest
+    # strings are text for the runtime and the stored bytes for a verbatim copy; both know the architecture
+    raw = read_gguf_info(path, raw_strings=True)
+    assert info.metadata["test.raw"] == NOT_UTF8.decode("utf-8", errors="replace")
+    assert raw.metadata["test.raw"] == NOT_UTF8 and raw.architecture == info.architecture == "llama"
 
 
 def test_real_smollm2_tensor_table_has_its_known_shapes(smollm2_gguf: Path) -> None:

@@ -11,7 +11,7 @@ import zstandard
 
 from edge_assistant.bundle.manifest import load_manifest
 from edge_assistant.bundle.pack import ModifierInput, create_bundle
-from edge_assistant.errors import BundleError, ModifierError
+from edge_assistant.errors import BundleError, ModifierError, UsageError
 from tests.support.bundles import file_sha256, small_base, smollm2_bundle
 from tests.support.lora import write_random_lora
 
@@ -85,6 +85,16 @@ def test_router_files_and_report_are_copied_with_their_hashes(tmp_path: Path, ti
     assert manifest.provenance["recipe"] == "demo.toml"
     assert manifest.provenance["bundle_create"]["zstd_level"] == 3
     assert manifest.quality == {"ppl": 12.3}
+
+
+def test_a_router_without_its_threshold_is_refused_before_anything_is_written(tmp_path: Path,
+                                                                               tiny_base: Path) -> None:
+    router = tmp_path / "router-src"
+    router.mkdir()
+    (router / "routes.json").write_text("{}")
+    with pytest.raises(UsageError, match="a router needs its threshold"):
+        create_bundle(tiny_base, tmp_path / "b", router_dir=router)
+    assert not (tmp_path / "b").exists() and _leftovers(tmp_path) == []
 
 
 def test_a_text_file_as_base_is_refused_and_nothing_is_written(tmp_path: Path) -> None:

@@ -106,8 +106,8 @@ def test_the_manifest_threshold_overrides_the_fitted_one(router_dir: Path):
 
 @pytest.mark.builder
 def test_the_fitted_threshold_can_be_read_for_the_manifest(router_dir: Path, tmp_path: Path):
-    from edge_assistant.router.router import fitted_threshold
+    from edge_assistant.router.format import RouterConfig
 
-    assert fitted_threshold(router_dir) == json.loads((router_dir / "router.json").read_text())["threshold"]
-    with pytest.raises(RouterError, match="cannot read the fitted threshold"):
-        fitted_threshold(tmp_path)
+    assert RouterConfig.load(router_dir).threshold == json.loads((router_dir / "router.json").read_text())["threshold"]
+    with pytest.raises(RouterError, match="has no router.json"):
+        RouterConfig.load(tmp_path)

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from ..durable import atomic_file
 from ..errors import ConversionError
 from . import ggml_quant
-from .artifact import atomic_output
 from .quant_mix import FTYPES, ModelShape, TensorSpec, plan_mix, requires_importance, storage_order
 
 GGML_QNT_VERSION = 2
@@ -185,7 +185,7 @@ def quantize_with_plan(
 
     arch = str(reader.fields["general.architecture"].contents())
     n_bytes = n_weights = used = 0
-    with atomic_output(out) as temp:
+    with atomic_file(out) as temp:
         writer = GGUFWriter(temp, arch)
         align = _field_int(reader, "general.alignment")
         if align:

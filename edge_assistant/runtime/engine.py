@@ -27,8 +27,8 @@ import numpy as np
 import llama_cpp
 
 from ..bundle.ggufmeta import read_gguf_info
-from ..bundle.manifest import sha256_file
 from ..errors import ModelError, ModifierError
+from ..hashing import sha256_file
 from .llama_load import load_llama
 from .generation import Generation, GenerationResult, Message, SamplingParams
 from .alora import invocation_start

@@ -47,8 +47,9 @@ def test_the_convert_stage_applied_awq_scales_before_conversion(built: tuple[Pat
 
 
 def test_the_bundle_verifies_and_binds_each_modifier_to_the_quantized_base(built: tuple[Path, Path, list[str]]) -> None:
-    from edge_assistant.bundle.manifest import load_manifest, sha256_file
+    from edge_assistant.bundle.manifest import load_manifest
     from edge_assistant.bundle.verify import verify_bundle
+    from edge_assistant.hashing import sha256_file
 
     _recipe, out, _log = built
     bundle = out / "bundle"

@@ -6,9 +6,10 @@ exactly the files the manifest names, keeping partial files there so that a
 rerun after a dropped connection resumes with a Range request. The hub client
 checks sizes only, so every file is then hashed against the manifest; a file
 with the wrong bytes is deleted (a rerun fetches it again) and nothing is
-installed. The full bundle check (``verify_bundle``, deep) runs next, and only
-then is the folder renamed to ``bundles/<name>``: there is never a half-written
-bundle under its final name. One pull per repository runs at a time (a lock).
+installed. The full bundle check (``verify_bundle``, deep) runs next, reusing
+those hashes (each file is read once; the packed base is hashed in the read that
+decompresses it), and only then is the folder renamed to ``bundles/<name>``:
+there is never a half-written bundle under its final name. One pull per repository runs at a time (a lock).
 
 Offline (``HF_HUB_OFFLINE=1``) nothing is downloaded: a bundle already installed
 from the same repository is checked and used; else one in huggingface-hub's own

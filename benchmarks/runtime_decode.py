@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import llama_cpp  # noqa: E402
 
-from edge_assistant.bundle.manifest import sha256_file  # noqa: E402
+from edge_assistant.hashing import sha256_file  # noqa: E402
 from edge_assistant.runtime.engine import LlamaEngine  # noqa: E402
 from edge_assistant.runtime.factory import embedded_demo_gguf  # noqa: E402
 from edge_assistant.runtime.generation import Message  # noqa: E402

@@ -246,8 +246,8 @@ def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tup
                   report: Path | None, name: str | None, level: int | None, threads: int,
                   force: bool, base_package: str | None, out_dir: Path) -> None:
     """Pack a base GGUF with zstd and add modifiers, router and report."""
-    from .bundle.manifest import sha256_file
     from .bundle.pack import DEFAULT_LEVEL, ModifierInput, create_bundle
+    from .hashing import hash_once, sha256_file
     from .progress import byte_progress
 
     about = dict(_name_value(descriptions, "--description", "'code=Writes Python'"))
@@ -256,21 +256,22 @@ def bundle_create(base: Path, modifier_specs: tuple[str, ...], descriptions: tup
     if unknown:
         raise UsageError(f"--description names no --modifier: {', '.join(sorted(unknown))}")
     binding = None
-    if bind_unverified and specs:
-        if not base.is_file():
-            raise UsageError(f"base model {base} does not exist", hint="pass --base PATH/TO/MODEL.gguf")
-        with byte_progress(f"hashing {base.name}", base.stat().st_size) as advance:
-            binding = sha256_file(base, advance)
-    modifiers = [ModifierInput(name=n, path=Path(p), description=about.get(n, ""), base_sha256=binding)
-                 for n, p in specs]
-    if router_dir is not None and router_threshold is None:
-        from .router.format import RouterConfig
+    with hash_once():  # create_bundle hashes the base too: read it once
+        if bind_unverified and specs:
+            if not base.is_file():
+                raise UsageError(f"base model {base} does not exist", hint="pass --base PATH/TO/MODEL.gguf")
+            with byte_progress(f"hashing {base.name}", base.stat().st_size) as advance:
+                binding = sha256_file(base, advance)
+        modifiers = [ModifierInput(name=n, path=Path(p), description=about.get(n, ""), base_sha256=binding)
+                     for n, p in specs]
+        if router_dir is not None and router_threshold is None:
+            from .router.format import RouterConfig
 
-        router_threshold = RouterConfig.load(router_dir).threshold   # chosen on the router's validation split
-    path = create_bundle(base, out_dir, name=name, modifiers=modifiers, router_dir=router_dir,
-                         router_threshold=router_threshold,
-                         report=report, level=level or DEFAULT_LEVEL, threads=threads, force=force,
-                         base_package=base_package, progress=byte_progress)
+            router_threshold = RouterConfig.load(router_dir).threshold   # chosen on the router's validation split
+        path = create_bundle(base, out_dir, name=name, modifiers=modifiers, router_dir=router_dir,
+                             router_threshold=router_threshold,
+                             report=report, level=level or DEFAULT_LEVEL, threads=threads, force=force,
+                             base_package=base_package, progress=byte_progress)
     click.echo(str(path))
 
 

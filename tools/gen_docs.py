@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from edge_assistant.runtime.textfile import write_text_atomic
+    from edge_assistant.durable import write_text
 
     try:
         if args.check:
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if out_of_date else 0
         for path, text in expected().items():
             if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                write_text_atomic(path, text)
+                write_text(path, text)
                 print(f"wrote {path.relative_to(ROOT).as_posix()}")
     except GenerationError as exc:
         print(f"gen_docs: error: {exc}", file=sys.stderr)

@@ -27,9 +27,6 @@ that reads it (the original AWQ skips v -> o whenever the shapes differ).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,6 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..durable import atomic_folder
 from ..errors import BuildError, UsageError
 from .importance import Importance, chat_calibration_texts, observe_block
 from .quantsim import FILE_TYPES, FORMATS, fake_quantize, tensor_type
@@ -419,24 +417,8 @@ def awq_hf_dir(hf_dir: Path | str, calib_file: Path | str, qtype: str, out_dir: 
                          hint="check the folder holds a complete transformers model") from exc
     report = apply_awq(model, tokenizer, [text], qtype=qtype, n_grid=n_grid, clip=clip, progress=progress,
                        importance=importance)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        with open(tmp / "awq.json", "w", encoding="utf-8") as fh:
-            json.dump(report.to_dict(), fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "awq.json").write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
     return out_dir

@@ -19,8 +19,8 @@ from typing import Any
 import gguf
 import numpy as np
 
+from ..durable import atomic_file
 from ..errors import ConversionError
-from .artifact import atomic_output
 from .hparams import LlamaHParams, llama_hparams, read_config
 from .rope_layout import interleave_rope_rows, llama3_rope_factors
 from .safetensors_source import SafetensorsSource
@@ -206,7 +206,7 @@ def convert_hf_to_gguf(hf_dir: Path, out: Path, *, outtype: str = "f16", source_
     hp = llama_hparams(read_config(hf_dir), hf_dir)
     # Read the tokenizer before writing anything, so a bad tokenizer leaves no file behind.
     tokenizer = None if source_gguf is not None else read_hf_tokenizer(hf_dir, hp.vocab_size)
-    with SafetensorsSource(hf_dir) as source, atomic_output(out) as temp:
+    with SafetensorsSource(hf_dir) as source, atomic_file(out) as temp:
         plan = plan_tensors(source, hp, weight_type, hf_dir)
         writer = gguf.GGUFWriter(temp, ARCH)
         try:

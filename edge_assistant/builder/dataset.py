@@ -86,9 +86,9 @@ def read_jsonl(path: Path) -> list[list[Message]]:
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> Path:
-    from .stage import atomic_write_text
+    from ..durable import write_text
 
-    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..durable import atomic_file
 from ..errors import ConversionError
-from .artifact import atomic_output
 from .tensor_names import gguf_name
 
 
@@ -129,7 +129,7 @@ def write_imatrix(path: Path | str, vectors: Mapping[str, np.ndarray], *, datase
     from gguf import GGUFWriter
 
     path = Path(path)
-    with atomic_output(path) as temp:
+    with atomic_file(path) as temp:
         writer = GGUFWriter(temp, arch="")
         writer.kv_data[0].clear()
         writer.add_string("general.type", "imatrix")

@@ -22,9 +22,9 @@ import gguf
 import numpy as np
 
 from ..bundle.ggufmeta import ALORA_INVOCATION_KEY, BASE_SHA256_KEY, read_gguf_info
-from ..bundle.manifest import sha256_file
+from ..durable import atomic_file
 from ..errors import ConversionError
-from .artifact import atomic_output
+from ..hashing import sha256_file
 from .gguf_index import read_tensor_index
 from .hparams import llama_hparams, read_config
 from .rope_layout import interleave_rope_rows
@@ -143,7 +143,7 @@ def convert_lora_to_gguf(peft_dir: Path, base: Path, out: Path) -> Path:
     invocation = invocation_tokens(config, base_model, peft_dir)
     with SafetensorsSource(peft_dir, what="adapter") as source:
         pairs = _plan(source, base_model, peft_dir)
-        with atomic_output(out) as temp:
+        with atomic_file(out) as temp:
             writer = gguf.GGUFWriter(temp, ARCH)
             try:
                 writer.add_type(gguf.GGUFType.ADAPTER)

@@ -8,11 +8,11 @@ would silently ship a different model than the one that was validated.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..durable import atomic_folder
 from ..errors import BuildError
 from .base_model import BaseSource, load_model
 from .dataset import Example
@@ -36,13 +36,11 @@ def _logits(model: Any, batch: dict[str, Any]) -> Any:
 
 
 def save_model_dir(model: Any, tokenizer: Any, out_dir: Path) -> Path:
-    """save_pretrained into a temp folder, then rename: a killed merge leaves no half model."""
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    """save_pretrained into a temp folder swapped in whole: a killed merge leaves no half model,
+    and the previous folder stays until the new one is complete."""
+    with atomic_folder(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return out_dir
 
 

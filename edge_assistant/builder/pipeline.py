@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import RecipeError, UsageError
+from ..hashing import hash_once
 from . import demodata
 from .base_model import check_llama_family, resolve_base
 from .disk import check_free_space, remove_intermediates
@@ -125,6 +126,7 @@ def default_out_dir(recipe: Recipe) -> Path:
     return Path("build_artifacts") / recipe.name
 
 
+@hash_once()  # every stage, modifier and the pack share one hash of each unchanged input
 def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None = None,
               until_stage: str | None = None, awq: bool | None = None, progress: bool = True,
               keep_intermediates: bool = False, log: Callable[[str], None] = print) -> Path:

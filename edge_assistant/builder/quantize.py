@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bundle.ggufmeta import read_gguf_info
+from ..durable import atomic_file
 from ..errors import ConversionError
-from .artifact import atomic_output
 from .gguf_index import TensorEntry, read_tensor_index
 
 # --type name -> llama.cpp's enum llama_ftype. Types below 4 bits that need an
@@ -103,7 +103,7 @@ def quantize_gguf(src: Path, out: Path, qtype: str, *, threads: int = 0) -> Quan
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = FTYPES[key]
     params.nthread = threads
-    with atomic_output(out) as temp, _LogCapture(llama_cpp) as log:
+    with atomic_file(out) as temp, _LogCapture(llama_cpp) as log:
         status = llama_cpp.llama_model_quantize(str(src).encode(), str(temp).encode(), ctypes.byref(params))
         if status != 0:
             last = [line for line in log.text.splitlines() if line.strip()][-1:] or ["no message"]

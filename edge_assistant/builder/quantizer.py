@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from ..bundle.ggufmeta import GGUFInfo, read_gguf_info
+from ..durable import atomic_file
 from ..errors import ConversionError
 from . import ggml_quant
-from .artifact import atomic_output
 from .gguf_index import TensorEntry, map_file, tensor_entries
 from .quant_mix import FTYPES, ModelShape, TensorSpec, plan_mix, requires_importance, storage_order
 
@@ -180,7 +180,7 @@ def quantize_with_plan(
 
     arch = str(reader.info.architecture)
     n_bytes = n_weights = used = 0
-    with atomic_output(out) as temp:
+    with atomic_file(out) as temp:
         writer = GGUFWriter(temp, arch)
         align = _field_int(reader, "general.alignment")
         if align:

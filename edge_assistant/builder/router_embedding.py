@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from .. import paths
+from ..durable import atomic_folder
 from ..errors import BuildError
 from ..router.embedding import META_FILE, TOKENIZER_FILE, VECTORS_FILE
-from .artifact import atomic_folder
 
 # PCA dimensions: model2vec's default; 256 keeps most of the similarity structure
 # at a third of MiniLM's 384 (7.5 MB of float16 for a 30k-token vocabulary).
@@ -148,9 +147,6 @@ def write_static_embedding(out_dir: Path, *, tokenizer_json: str, vectors: np.nd
             np.save(f, vectors.astype(np.float16), allow_pickle=False)
         full_meta = {**meta, "dim": int(vectors.shape[1]), "vocab": int(vectors.shape[0]), "unk_id": unk_id}
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2) + "\n", encoding="utf-8")
-        for name in (TOKENIZER_FILE, VECTORS_FILE, META_FILE):
-            with open(tmp / name, "rb") as f:
-                os.fsync(f.fileno())
     return out_dir
 
 

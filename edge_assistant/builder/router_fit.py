@@ -21,7 +21,6 @@ validation split; refit on everything; write the folder atomically with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..bundle.manifest import validate_modifier_name
+from ..durable import atomic_folder
 from ..errors import ManifestError, RecipeError
 from ..router.calibration import softmax
 from ..router.default_keywords import DEFAULT_KEYWORD_RULES
@@ -38,7 +38,6 @@ from ..router.keywords import KeywordRule, KeywordScorer, rules_from_recipe, squ
 from ..router.format import DEFAULT_MAX_CHARS, FIT_REPORT_FILE, KEYWORDS_FILE, NONE_ROUTE, PROTOTYPES_FILE, RouterConfig
 from ..router.router import FEATURE_SETS, feature_names, nearest_mean
 from . import router_embedding
-from .artifact import atomic_folder
 from .logistic import fit_calibrator, log_loss
 
 K_NEAREST = 3
@@ -143,10 +142,7 @@ def _choose_threshold(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def fit_router(examples: Mapping[str, Sequence[str]], out_dir: Path, *,
@@ -244,8 +240,6 @@ def fit_router(examples: Mapping[str, Sequence[str]], out_dir: Path, *,
         shutil.copytree(embedding_dir, tmp / EMBEDDING_DIR)
         with open(tmp / PROTOTYPES_FILE, "wb") as f:
             np.save(f, vectors[protos].astype(np.float16), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
         _write_json(tmp / KEYWORDS_FILE, scorer.to_dict())
         config.save(tmp)
         _write_json(tmp / FIT_REPORT_FILE, report)

@@ -9,7 +9,6 @@ the most bits per weight.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..durable import move_file
 from ..errors import UsageError
 
 # Candidates from largest to smallest; k-quants are left in because on models
@@ -112,7 +112,7 @@ def choose_type(src: Path | str, target: SizeTarget, out: Path | str, *, types: 
             choice.chosen = min(fitting, key=lambda c: (c.perplexity, c.size))
         else:
             choice.chosen = max(fitting, key=lambda c: (c.bits_per_weight, -c.size))
-        os.replace(files[choice.chosen.qtype], out)  # same folder: an atomic rename of a complete file
+        move_file(files[choice.chosen.qtype], out)  # same folder: an atomic rename of a complete file
         choice.path = out
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import sys
 import time
@@ -21,20 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..durable import write_text
+from ..hashing import sha256_file
+
 RECORD_NAME = "record.json"
 _TOOLS = ("edge-assistant", "torch", "transformers", "peft", "accelerate", "gguf", "llama-cpp-python", "zstandard")
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write through a temp file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
 
 
 def tool_versions() -> dict[str, str]:
@@ -47,27 +37,16 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file or of a folder's files (sorted by relative name), cached per (path, size, mtime)."""
+def _input_sha256(path: Path) -> str:
+    """sha256 of an input file, or of a folder's files (sorted by relative name)."""
     path = Path(path)
     if path.is_dir():
         digest = hashlib.sha256()
         for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != RECORD_NAME
                         and not p.name.startswith(".") and "__pycache__" not in p.parts):
-            digest.update(f"{f.relative_to(path).as_posix()}\0{file_sha256(f)}\0".encode())
+            digest.update(f"{f.relative_to(path).as_posix()}\0{sha256_file(f)}\0".encode())
         return digest.hexdigest()
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(4 << 20):
-                digest.update(chunk)
-        _HASH_CACHE[key] = digest.hexdigest()
-    return _HASH_CACHE[key]
+    return sha256_file(path)
 
 
 def fingerprint(config: Any, input_hashes: dict[str, str]) -> str:
@@ -92,7 +71,7 @@ class StageRun:
         return self.dir / RECORD_NAME
 
     def input_hashes(self) -> dict[str, str]:
-        return {key: file_sha256(p) for key, p in sorted(self.inputs.items())}
+        return {key: _input_sha256(p) for key, p in sorted(self.inputs.items())}
 
     def previous(self) -> dict[str, Any] | None:
         """The record of an earlier finished run with the same config and inputs, if any."""
@@ -131,5 +110,5 @@ class StageRun:
             "finished": time.time(),
             "seconds": round(time.time() - self.started, 3),
         }
-        atomic_write_text(self.record_path, json.dumps(record, indent=2, default=str) + "\n")
+        write_text(self.record_path, json.dumps(record, indent=2, default=str) + "\n")
         return record

@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..durable import write_text
 from ..errors import BuildError
+from ..hashing import sha256_file
 from .base_model import BaseSource, gguf_source
 from .context import STAGES, BuildContext, as_table, load_split, quantized_gguf, split_files
 from .dataset import load_sources, read_jsonl, write_jsonl
 from .disk import DEQUANTIZED_PREFIX
 from .recipe import TrainConfig, plan_lines, resolve_source
-from .stage import StageRun, atomic_write_text, file_sha256
+from .stage import StageRun
 
 
 def _rows_as_jsonl(rows: list[list[dict[str, str]]]) -> list[dict[str, Any]]:
@@ -84,7 +86,7 @@ def _reset_checkpoints_if_stale(ctx: BuildContext, run: StageRun) -> None:
         if marker.is_file() and marker.read_text().strip() != current:
             shutil.rmtree(run.dir / "checkpoints")
         marker.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(marker, current + "\n")
+        write_text(marker, current + "\n")
     ctx.wait()
 
 
@@ -189,7 +191,7 @@ def stage_convert(ctx: BuildContext, run: StageRun) -> None:
             text = "\n\n".join(m["content"] for r in rows for m in r) + "\n"
         else:  # no phase 1 data: the packaged calibration text (never used for evaluation)
             text = (Path(__file__).parent / "data" / "calibration.txt").read_text(encoding="utf-8")
-        atomic_write_text(calib, text)  # kept: the quantize stage plans types on the same text
+        write_text(calib, text)  # kept: the quantize stage plans types on the same text
         stats = Importance() if q.importance else None
         hf_dir = Path(awq_hf_dir(hf_dir, calib, q.qtype, run.dir / "awq-model", importance=stats))
         awq_report = hf_dir / "awq.json"
@@ -270,9 +272,8 @@ def _dequantized_base(ctx: BuildContext, run: StageRun, base: Path) -> BaseSourc
     """
     from .base_model import load_model
     from .merge import save_model_dir
-    from .stage import file_sha256
 
-    folder = run.dir / f"{DEQUANTIZED_PREFIX}{file_sha256(base)[:16]}"
+    folder = run.dir / f"{DEQUANTIZED_PREFIX}{sha256_file(base)[:16]}"
     if ctx.is_main and not (folder / "config.json").is_file():
         for old in run.dir.glob(f"{DEQUANTIZED_PREFIX}*"):
             shutil.rmtree(old)
@@ -375,12 +376,12 @@ def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
             ctx.log(f"evaluate {m.name}: held-out NLL {plain.nll:.4f} (base) -> {tuned.nll:.4f} "
                     f"({reduction:+.1%} reduction) on {plain.tokens} answer tokens")
     run.metrics["heldout_nll"] = results
-    path = atomic_write_text(run.dir / "heldout.json", json.dumps(results, indent=2) + "\n")
+    path = write_text(run.dir / "heldout.json", json.dumps(results, indent=2) + "\n")
     run.output("heldout", path)
     report = _task_success(ctx, base)
     run.metrics["task_success"] = report.summary()
     write_jsonl(report.details, run.dir / "tasks.jsonl")
-    run.output("tasks", atomic_write_text(run.dir / "task_success.json",
+    run.output("tasks", write_text(run.dir / "task_success.json",
                                           json.dumps(report.summary(), indent=2) + "\n"))
 
 
@@ -405,7 +406,7 @@ def _task_success(ctx: BuildContext, base: Path) -> Any:
 
     e = ctx.recipe.eval
     tasks = load_tasks(task_dir(ctx))
-    sha = file_sha256(base)
+    sha = sha256_file(base)
     specs = {m.name: ModifierSpec(m.name, ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf", sha,
                                   m.default_scale, m.description) for m in ctx.recipe.modifiers}
     router = Router.load(ctx.stage_dir("router") / "router") if ctx.enabled("router") else None
@@ -440,13 +441,13 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
     records = {name: ctx.record(name) for name in STAGES if name != "bundle" and ctx.enabled(name)}
     quality = build_quality(ctx.recipe, records)
     report = render_report(ctx.recipe, records, quality)
-    report_file = atomic_write_text(run.dir / "REPORT.md", report)
+    report_file = write_text(run.dir / "REPORT.md", report)
     modifiers = [ModifierInput(name=m.name, path=ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf",
                                description=m.description, default_scale=m.default_scale)
                  for m in ctx.recipe.modifiers]
     router_dir = ctx.stage_dir("router") / "router" if ctx.enabled("router") else None
     provenance = {"recipe": ctx.recipe.path.name if ctx.recipe.path else ctx.recipe.name,
-                  "recipe_sha256": file_sha256(ctx.recipe.path) if ctx.recipe.path else None,
+                  "recipe_sha256": sha256_file(ctx.recipe.path) if ctx.recipe.path else None,
                   "source_model": ctx.recipe.base.model, "revision": ctx.recipe.base.revision,
                   "data_hashes": {k: v["sha256"] for k, v in records["data"]["inputs"].items()},
                   "tool_versions": records[next(reversed(records))]["tool_versions"]}

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..durable import atomic_file
 from ..errors import BuildError
 from .base_model import BaseSource, load_model, torch_dtype
 from .dataset import IGNORE_INDEX, Example
@@ -158,12 +158,8 @@ def _save_checkpoint(out_dir: Path, step: int, state: dict[str, Any]) -> Path:
     folder = out_dir / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step-{step}.pt"
-    tmp = folder / f".step-{step}.pt.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
     # Keep the newest two: if the newest turns out unreadable, the one before still resumes.
     for old in _checkpoints(out_dir)[:-2]:
         old.unlink(missing_ok=True)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .manifest import MANIFEST_NAME, Manifest, safe_relpath, sha256_file
+from ..hashing import sha256_file
+from .manifest import MANIFEST_NAME, Manifest, safe_relpath
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,11 @@ from importlib import metadata
 from pathlib import Path
 
 from .. import paths
+from ..durable import write_text
 from ..errors import BundleError, IntegrityError
+from ..hashing import sha256_file
 from ..progress import ProgressCallback
-from .manifest import BaseEntry, Manifest, safe_relpath, sha256_file
+from .manifest import BaseEntry, Manifest, safe_relpath
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +86,6 @@ def _stamp(path: Path) -> dict[str, object]:
 def external_base(manifest: Manifest, *, cache_dir: Path | None = None,
                   progress: ProgressCallback | None = None) -> Path:
     """The verified external base: located, size-checked, and hashed on first use (or after a change)."""
-    from ..runtime.textfile import write_text_atomic
-
     path = locate_external_base(manifest)
     marker = _marker(manifest.base, cache_dir)
     stamp = _stamp(path)
@@ -98,7 +98,7 @@ def external_base(manifest: Manifest, *, cache_dir: Path | None = None,
     hash_external_base(manifest, path, progress)
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(marker, json.dumps(stamp) + "\n")
+        write_text(marker, json.dumps(stamp) + "\n")
     except OSError as exc:
         log.info("cannot remember the verified base in %s (%s); it is hashed again next time", marker, exc)
     return path

@@ -6,9 +6,10 @@ exactly the files the manifest names, keeping partial files there so that a
 rerun after a dropped connection resumes with a Range request. The hub client
 checks sizes only, so every file is then hashed against the manifest; a file
 with the wrong bytes is deleted (a rerun fetches it again) and nothing is
-installed. The full bundle check (``verify_bundle``, deep) runs next, and only
-then is the folder renamed to ``bundles/<name>``: there is never a half-written
-bundle under its final name. One pull per repository runs at a time (a lock).
+installed. The full bundle check (``verify_bundle``, deep) runs next, reusing
+those hashes (each file is read once; the packed base is hashed in the read that
+decompresses it), and only then is the folder renamed to ``bundles/<name>``:
+there is never a half-written bundle under its final name. One pull per repository runs at a time (a lock).
 
 Offline (``HF_HUB_OFFLINE=1``) nothing is downloaded: a bundle already installed
 from the same repository is checked and used; else one in huggingface-hub's own
@@ -33,7 +34,9 @@ from typing import Any, Callable, Iterator
 
 from .. import paths
 from ..document import loads_json
+from ..durable import atomic_folder, fsync_tree, move_file, swap_folder, write_text
 from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
+from ..hashing import hash_once
 from .contents import FileProblem, PromisedFile, check_file, check_files, promised_files, shipped_names
 from .manifest import BUNDLE_NAME_RE, MANIFEST_NAME, Manifest, load_manifest
 
@@ -106,15 +109,7 @@ def read_source(bundle_dir: Path) -> HubSource | None:
 
 
 def _write_source(bundle_dir: Path, source: HubSource) -> Path:
-    path = bundle_dir / SOURCE_NAME
-    tmp = path.with_name(f"{SOURCE_NAME}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(source.__dict__, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_text(bundle_dir / SOURCE_NAME, json.dumps(source.__dict__, indent=2) + "\n")
 
 
 def installed_from(repo_id: str, dest_root: Path, revision: str | None = None) -> Path | None:
@@ -262,27 +257,48 @@ def _load_staged_manifest(staging: Path, repo_id: str) -> Manifest:
     return manifest
 
 
+@hash_once()
 def _check_and_install(staging: Path, root: Path, manifest: Manifest, files: list[PromisedFile],
                        progress: Progress | None, source: HubSource) -> Path:
-    """Hash every staged file against the manifest, run the deep check, then install."""
+    """Hash every staged file against the manifest, run the deep check, then install.
+
+    Each file is read once: the deep check reuses the hashes taken here (``hash_once``), and
+    it hashes the packed base itself, in the same read that decompresses it.
+    """
     where = f"{source.repo_id}@{source.commit[:12]}"
-    problems: list[FileProblem] = []
-    for promised in files:
-        problem = check_file(staging, promised)
-        if problem is not None:
-            # Delete the bad copy so that a rerun fetches it again instead of trusting its size.
-            (staging / promised.path).unlink(missing_ok=True)
-            problems.append(problem)
+    packed = None if manifest.base.is_external else manifest.base.file
+    problems = _bad_files(staging, [f for f in files if f.path != packed])
+    if problems:
+        # Nothing is installed anyway: check the base too, so that one rerun fetches every bad file.
+        problems += _bad_files(staging, [f for f in files if f.path == packed])
+    else:
+        try:
+            _verify_deep(staging, where, "nothing was installed; ask the bundle's publisher to rebuild it")
+        except IntegrityError:
+            problems = _bad_files(staging, [f for f in files if f.path == packed])
+            if not problems:
+                raise   # the packed base is the published one: the bundle itself is broken
     if problems:
         bad = ", ".join(p.path for p in problems)
         raise IntegrityError(
             f"{where}: {_problems_text(problems)}; deleted {bad}, nothing was installed",
             hint=(f"run `edge-assistant pull {source.repo_id}` again; if the same file fails again, "
                   "the copy on the hub is damaged: ask the bundle's publisher to push it again"))
-    _verify_deep(staging, where, "nothing was installed; ask the bundle's publisher to rebuild it")
     target = _install(staging, root, manifest, source)
     _say(progress, f"{manifest.name}: {len(files)} files verified, installed in {target}")
     return target
+
+
+def _bad_files(staging: Path, files: list[PromisedFile]) -> list[FileProblem]:
+    """The files that are not byte for byte the promised ones; each is deleted, so that a rerun
+    fetches it again instead of trusting its size."""
+    problems = []
+    for promised in files:
+        problem = check_file(staging, promised)
+        if problem is not None:
+            (staging / promised.path).unlink(missing_ok=True)
+            problems.append(problem)
+    return problems
 
 
 def _verify_deep(folder: Path, what: str, next_step: str) -> None:
@@ -417,9 +433,7 @@ def _download(repo_id: str, filename: str, commit: str, staging: Path, endpoint:
             f"the connection dropped while downloading {filename} from {repo_id}"
             f" ({_short(exc)}; {_human(kept)} kept)",
             hint=f"run `edge-assistant pull {repo_id}` again when the connection is back: it resumes") from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(part, target)
-    return target
+    return move_file(part, target)
 
 
 def _staging_dir(repo_id: str, commit: str) -> Path:
@@ -478,17 +492,13 @@ def _install(staging: Path, root: Path, manifest: Manifest, source: HubSource) -
     root.mkdir(parents=True, exist_ok=True)
     target = root / manifest.name
     _check_name_free(target, source.repo_id)
-    incoming = staging
-    if os.stat(staging).st_dev != os.stat(root).st_dev:
-        # A rename cannot cross file systems: copy next to the target first, then rename there.
-        incoming = root / f".incoming-{manifest.name}-{os.getpid()}"
-        shutil.rmtree(incoming, ignore_errors=True)
-        shutil.copytree(staging, incoming)
-    old = root / f".replaced-{manifest.name}-{os.getpid()}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(incoming, target)
-    shutil.rmtree(old, ignore_errors=True)
+    if os.stat(staging).st_dev == os.stat(root).st_dev:
+        fsync_tree(staging)
+        swap_folder(staging, target)
+    else:
+        # A rename cannot cross file systems: copy next to the target first, then swap it in there.
+        with atomic_folder(target) as incoming:
+            shutil.copytree(staging, incoming, dirs_exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     if not any(staging.parent.iterdir()):
         staging.parent.rmdir()

@@ -20,16 +20,15 @@ distribution's install folder (``path``), with the sha256 and size it must have
 
 from __future__ import annotations
 
-import hashlib
 import math
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from ..document import loads_json
+from ..durable import write_text
 from ..errors import ManifestError
 from ..modifier_names import NAME_RE, NAME_RULE, RESERVED as RESERVED_NAMES, is_valid_name
 from ..printable import printable
@@ -52,7 +51,6 @@ DIST_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
 # from the last invocation sequence of the prompt on; the adapter GGUF carries that sequence).
 MODIFIER_KINDS = ("lora", "alora")
 
-HASH_CHUNK = 4 << 20
 # Longer paths or names fail with ENAMETOOLONG on the usual file systems (Linux, macOS, Windows).
 MAX_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
@@ -321,23 +319,5 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
 
 
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
-    """Write manifest.json atomically (temp file, fsync, replace)."""
-    path = Path(bundle_dir) / MANIFEST_NAME
-    tmp = path.with_name(f".{MANIFEST_NAME}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(manifest.to_json())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def sha256_file(path: str | Path, progress: Callable[[int], None] | None = None) -> str:
-    """sha256 of a file, read in chunks; ``progress`` gets the byte count of each chunk."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-            if progress:
-                progress(len(chunk))
-    return digest.hexdigest()
+    """Write manifest.json durably (a temp file renamed into place)."""
+    return write_text(Path(bundle_dir) / MANIFEST_NAME, manifest.to_json())

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import shutil
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Sequence
@@ -23,14 +22,15 @@ from typing import BinaryIO, Sequence
 import zstandard
 
 from .. import __version__
+from ..durable import atomic_folder
 from ..errors import BundleError, DiskSpaceError, ModifierError, UsageError
+from ..hashing import CHUNK, sha256_file
 from ..progress import ProgressFactory, no_progress
 from .adapter import inspect_adapter
-from .durable import fsync_dir
 from .ggufmeta import BASE_SHA256_KEY, GGUFInfo, read_gguf_info
-from .manifest import (BASE_PACKED_NAME, HASH_CHUNK, MANIFEST_NAME, MODIFIERS_DIR, NAME_RE, REPORT_NAME,
-                       ROUTER_DIR, SHA256_RE, BaseEntry, Manifest, ModifierEntry, RouterEntry,
-                       sha256_file, validate_modifier_name, write_manifest)
+from .manifest import (BASE_PACKED_NAME, MANIFEST_NAME, MODIFIERS_DIR, NAME_RE, REPORT_NAME, ROUTER_DIR,
+                       SHA256_RE, BaseEntry, Manifest, ModifierEntry, RouterEntry, validate_modifier_name,
+                       write_manifest)
 
 # zstd level: measured on the real SmolLM2 Q4_1 GGUF (benchmarks/bundle_unpack.py),
 # quantized weights barely compress past level 3 while higher levels cost several
@@ -122,12 +122,10 @@ def _copy_hashed(src: Path, dst: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     with open(src, "rb") as fin, open(dst, "xb") as fout:
-        while chunk := fin.read(HASH_CHUNK):
+        while chunk := fin.read(CHUNK):
             digest.update(chunk)
             fout.write(chunk)
             size += len(chunk)
-        fout.flush()
-        os.fsync(fout.fileno())
     return size, digest.hexdigest()
 
 
@@ -144,14 +142,12 @@ def _pack_base(base_gguf: Path, dst: Path, *, level: int, threads: int,
             zw = cctx.stream_writer(out, size=size, closefd=False)
             # Not a `with`: after an interrupt, closing would end the frame short of the size it
             # promised and raise a ZstdError in place of the interrupt; the file goes with the temp folder.
-            while chunk := fin.read(HASH_CHUNK):
+            while chunk := fin.read(CHUNK):
                 digest.update(chunk)
                 zw.write(chunk)
                 read += len(chunk)
                 advance(len(chunk))
             zw.close()
-        fout.flush()
-        os.fsync(fout.fileno())
     if read != size:
         raise BundleError(f"{base_gguf} changed size while it was being packed", hint="run bundle create again")
     return size, digest.hexdigest(), out.size, out.digest.hexdigest()
@@ -231,10 +227,7 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
                     f"but {base_gguf.name} is {base_sha[:12]}…",
                     hint="pass the base it was trained on, or retrain the adapter on this base")
 
-    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+    with _bundle_folder(out_dir, force) as tmp:
         if external_path is not None:
             assert base_sha is not None
             size, sha = base_gguf.stat().st_size, base_sha
@@ -280,14 +273,19 @@ def create_bundle(base_gguf: Path, out_dir: Path, *, name: str | None = None,
             modifiers=tuple(entries), router=router, provenance=record, quality=dict(quality or {}),
         )
         write_manifest(tmp, manifest)
-        fsync_dir(tmp)
-        _move_into_place(tmp, out_dir, force)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise _write_error(exc, out_dir) from exc
-        raise
     return out_dir
+
+
+@contextmanager
+def _bundle_folder(out_dir: Path, force: bool) -> Iterator[Path]:
+    """A temp folder that replaces ``out_dir`` whole when the block ends (``durable.atomic_folder``);
+    an OSError on the way is one clear BundleError."""
+    try:
+        with atomic_folder(out_dir) as tmp:
+            yield tmp
+            _check_out_dir(out_dir, force)  # it may have appeared while we were packing
+    except OSError as exc:
+        raise _write_error(exc, out_dir) from exc
 
 
 def _path_in_package(base_gguf: Path, package: str) -> str:
@@ -309,21 +307,3 @@ def _write_error(exc: OSError, out_dir: Path) -> BundleError:
     where = f" ({exc.filename})" if exc.filename else ""
     return BundleError(f"cannot write bundle {out_dir}: {exc.strerror or exc}{where}",
                        hint="check the folder's permissions and free space, then run bundle create again")
-
-
-def _move_into_place(tmp: Path, out_dir: Path, force: bool) -> None:
-    old = None
-    if out_dir.exists():
-        _check_out_dir(out_dir, force)  # it may have appeared while we were packing
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except OSError as exc:
-        if old is not None:
-            os.rename(old, out_dir)
-        raise BundleError(f"cannot move the new bundle into {out_dir}: {exc.strerror}",
-                          hint="check the folder's permissions and run bundle create again") from exc
-    fsync_dir(out_dir.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -21,9 +21,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -31,11 +29,11 @@ from filelock import FileLock, Timeout
 
 from .. import paths
 from ..document import loads_json
+from ..durable import atomic_file, temp_glob, write_text
 from ..errors import BundleError, DiskSpaceError, IntegrityError
+from ..hashing import sha256_file
 from ..progress import ProgressCallback
-from ..runtime.textfile import write_text_atomic
-from .durable import fsync_dir
-from .manifest import Manifest, safe_relpath, sha256_file
+from .manifest import Manifest, safe_relpath
 from .stream import decompress_bounded
 
 log = logging.getLogger(__name__)
@@ -66,7 +64,7 @@ def _write_stamp(final: Path, sha256: str) -> None:
     """Record that ``final``, as it is now, hashed to ``sha256`` (best effort: without a stamp
     the copy is only hashed again on next use)."""
     try:
-        write_text_atomic(stamp_path(final), json.dumps({"sha256": sha256, **_identity(final)}) + "\n")
+        write_text(stamp_path(final), json.dumps({"sha256": sha256, **_identity(final)}) + "\n")
     except OSError as exc:
         log.info("cannot write %s (%s): the copy will be hashed again on next use", stamp_path(final), exc)
 
@@ -111,7 +109,7 @@ def _is_complete(path: Path, size: int) -> bool:
 
 def _remove_stale_temps(folder: Path, final: Path) -> None:
     # Called with the lock held: any temp for this sha belongs to a dead process.
-    for stale in folder.glob(f".{final.name}.*.tmp"):
+    for stale in folder.glob(temp_glob(final)):
         log.info("removing %s left by an interrupted unpack", stale.name)
         stale.unlink(missing_ok=True)
 
@@ -197,18 +195,9 @@ def _unpack_locked(bundle_dir: Path, manifest: Manifest, folder: Path, final: Pa
 
 
 def _unpack_to(packed: Path, final: Path, manifest: Manifest, progress: ProgressCallback | None) -> None:
-    tmp = final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as sink:
-            digest = decompress_bounded(packed, manifest.base.size, sink=sink, progress=progress)
-            if digest != manifest.base.sha256:
-                raise IntegrityError(
-                    f"{packed.name} unpacks to sha256 {digest[:12]}…, the manifest says {manifest.base.sha256[:12]}…",
-                    hint="the bundle is corrupt; run `edge-assistant bundle verify` and re-download or rebuild it")
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(final.parent)
+    with atomic_file(final) as tmp, open(tmp, "wb") as sink:
+        digest = decompress_bounded(packed, manifest.base.size, sink=sink, progress=progress)
+        if digest != manifest.base.sha256:
+            raise IntegrityError(
+                f"{packed.name} unpacks to sha256 {digest[:12]}…, the manifest says {manifest.base.sha256[:12]}…",
+                hint="the bundle is corrupt; run `edge-assistant bundle verify` and re-download or rebuild it")

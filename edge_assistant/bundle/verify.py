@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import IntegrityError
+from ..hashing import sha256_file
 from ..printable import printable
 from ..progress import ProgressFactory, no_progress
-from .manifest import Manifest, load_manifest, safe_relpath, sha256_file
+from .manifest import Manifest, load_manifest, safe_relpath
 from .stream import decompress_bounded
 from .unpack import cached_base_path, cached_copy_state
 

@@ -27,8 +27,8 @@ import numpy as np
 import llama_cpp
 
 from ..bundle.ggufmeta import read_gguf_info
-from ..bundle.manifest import sha256_file
 from ..errors import ModelError
+from ..hashing import sha256_file
 from ..modifier_names import require_modifier
 from .llama_load import load_llama
 from .logits import output_logits

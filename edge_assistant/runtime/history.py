@@ -30,11 +30,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
+from ..durable import write_text
 from ..errors import HistoryError
 from ..modifier_names import shown
 from ..router.decision import RouteDecision
 from .generation import GenerationResult
-from .textfile import write_text_atomic
 
 Status = Literal["complete", "partial", "stopped", "error"]
 STATUSES: tuple[Status, ...] = ("complete", "partial", "stopped", "error")
@@ -471,7 +471,7 @@ class History:
             directory.mkdir(parents=True, exist_ok=True)
             slug = re.sub(r"[^a-z0-9]+", "-", conversation.title.lower()).strip("-")[:40] or "conversation"
             target = directory / f"{conversation.id:04d}-{slug}.md"
-            write_text_atomic(target, text)
+            write_text(target, text)
         except OSError as exc:
             raise HistoryError(f"cannot export to {directory} ({exc})",
                                hint="choose another folder: /export PATH") from exc

@@ -14,7 +14,7 @@ from typing import Any
 from textual.app import App
 
 from .. import paths
-from ..runtime.textfile import write_text_atomic
+from ..durable import write_text
 
 # A fenced block: an opening fence of 3+ backticks or tildes, then the body up to
 # the same fence (or the end of the text, for a reply that was stopped mid-block).
@@ -34,7 +34,7 @@ def save_copy(text: str) -> Path:
     """Write ``text`` to the fallback file (atomically); returns its path."""
     target = fallback_file()
     target.parent.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(target, text)
+    return write_text(target, text)
 
 
 def copy(app: App[Any], text: str, what: str) -> None:

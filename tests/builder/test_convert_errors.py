@@ -24,7 +24,7 @@ def _copy_model(src: Path, dest: Path) -> Path:
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.suffix in (".gguf", ".part"))
+    return sorted(p.name for p in folder.iterdir() if p.suffix in (".gguf", ".tmp"))
 
 
 def test_unsupported_architecture_is_named_with_what_is_supported(smollm_dir: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from edge_assistant.builder.pipeline import STAGE_FOLDERS, STAGES, run_build
 from edge_assistant.builder.recipe import load_recipe
+from tests.support.hashreads import counting_hash_reads
 
 from .pipeline_fixtures import copy_build, router_embedding_dir, tiny_llama, tiny_recipe_text, write_recipe
 
@@ -23,8 +24,19 @@ def built(tiny_llama: Path, router_embedding_dir: Path, tmp_path_factory: pytest
     folder = tmp_path_factory.mktemp("tiny-build")
     recipe = write_recipe(folder, tiny_recipe_text(tiny_llama, router_embedding_dir))
     log: list[str] = []
-    run_build(load_recipe(recipe), folder / "out", progress=False, log=log.append)
+    with counting_hash_reads() as reads:
+        run_build(load_recipe(recipe), folder / "out", progress=False, log=log.append)
+    (folder / "hash-reads.json").write_text(json.dumps({str(p): n for p, n in reads.items()}))
     return recipe, folder / "out", log
+
+
+def test_the_build_reads_each_input_once_to_hash_it(built: tuple[Path, Path, list[str]]) -> None:
+    _recipe, out, _log = built
+    reads = json.loads((out.parent / "hash-reads.json").read_text())
+    base = str((out / "quantize" / "model-Q8_0.gguf").resolve())
+    # The quantized base is a stage input three times, bound to by each modifier, and packed.
+    assert reads.get(base) == 1, reads.get(base)
+    assert {p: n for p, n in reads.items() if n != 1} == {}
 
 
 def test_every_stage_writes_a_record_with_input_hashes_and_tool_versions(built: tuple[Path, Path, list[str]]) -> None:
@@ -47,8 +59,9 @@ def test_the_convert_stage_applied_awq_scales_before_conversion(built: tuple[Pat
 
 
 def test_the_bundle_verifies_and_binds_each_modifier_to_the_quantized_base(built: tuple[Path, Path, list[str]]) -> None:
-    from edge_assistant.bundle.manifest import load_manifest, sha256_file
+    from edge_assistant.bundle.manifest import load_manifest
     from edge_assistant.bundle.verify import verify_bundle
+    from edge_assistant.hashing import sha256_file
 
     _recipe, out, _log = built
     bundle = out / "bundle"

@@ -44,8 +44,8 @@ def make_bundle(folder: Path, name: str = "tiny", *, seed: int = 0, vocab: int =
 
     Random weights barely compress, so the packed base is about ``vocab`` * 256 bytes.
     """
-    from edge_assistant.bundle.manifest import sha256_file
     from edge_assistant.bundle.pack import ModifierInput, create_bundle
+    from edge_assistant.hashing import sha256_file
     from tests.support.lora import write_random_lora
 
     inputs = folder.parent / f".{folder.name}-inputs"

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from edge_assistant.bundle.manifest import sha256_file
+from edge_assistant.hashing import sha256_file
 from tests.support.lora import write_random_lora
 
 pytestmark = pytest.mark.real_model

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from edge_assistant import paths
-from edge_assistant.bundle.manifest import load_manifest, sha256_file
+from edge_assistant.bundle.manifest import load_manifest
 from edge_assistant.bundle.unpack import cached_base_path, unpack_base
+from edge_assistant.hashing import sha256_file
 from tests.support.bundles import copy_bundle, edit_manifest, file_sha256, handmade_bundle, small_base, smollm2_bundle
 from tests.support.lora import write_random_lora
 

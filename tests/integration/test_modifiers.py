@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_assistant.bundle.manifest import sha256_file
+from edge_assistant.hashing import sha256_file
 from edge_assistant.runtime.engine import LlamaEngine
 from edge_assistant.runtime.generation import Message
 from edge_assistant.sampling import SamplingParams

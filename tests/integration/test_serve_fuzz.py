@@ -17,7 +17,7 @@ from typing import Callable
 
 import pytest
 
-from edge_assistant.bundle.manifest import sha256_file
+from edge_assistant.hashing import sha256_file
 from edge_assistant.runtime.assistant import Assistant
 from edge_assistant.runtime.engine import LlamaEngine
 from edge_assistant.sampling import SamplingParams

@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from edge_assistant.bundle.manifest import sha256_file
+from edge_assistant.hashing import sha256_file
 from edge_assistant.errors import UsageError
 from edge_assistant.runtime.engine import LlamaEngine
 from edge_assistant.sampling import SamplingParams

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_assistant.bundle.manifest import (BaseEntry, Manifest, RouterEntry, sha256_file,
-                                            write_manifest)
+from edge_assistant.bundle.manifest import BaseEntry, Manifest, RouterEntry, write_manifest
+from edge_assistant.hashing import sha256_file
 
 EVAL_FILE = Path(__file__).resolve().parents[2] / "data" / "router_eval.jsonl"
 

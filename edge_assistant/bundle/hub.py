@@ -38,6 +38,7 @@ from ..durable import atomic_folder, fsync_tree, move_file, swap_folder, write_t
 from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
 from ..hashing import hash_once
 from .contents import FileProblem, PromisedFile, check_file, check_files, promised_files, shipped_names
+from .hub_errors import Say, short, translated
 from .manifest import BUNDLE_NAME_RE, MANIFEST_NAME, Manifest, load_manifest
 
 SOURCE_NAME = ".hub-source.json"   # inside an installed bundle: the repository and commit it came from
@@ -311,43 +312,25 @@ def _verify_deep(folder: Path, what: str, next_step: str) -> None:
         raise type(exc)(f"{what}: {exc.message}", hint=next_step) from exc
 
 
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    """Transport errors of the HTTP client under huggingface-hub (httpx2 in 2.x)."""
-    import httpx2
-
-    return (httpx2.HTTPError, OSError)
-
-
 def _resolve_commit(repo_id: str, revision: str, endpoint: str) -> str:
     """Pin the revision to one commit first, so that every file comes from the same commit."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import (EntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
 
     url = hf_hub_url(repo_id, MANIFEST_NAME, revision=revision, endpoint=endpoint)
-    try:
+    with translated(
+            revision=Say(HubError, f"{repo_id} has no revision {revision!r}",
+                         "check the branch, tag or commit name (leave out --revision for main)"),
+            repository=Say(HubError, f"repository {repo_id} was not found on {endpoint}",
+                           "check the name; for a private repository log in (`hf auth login`) or set HF_TOKEN"),
+            entry=Say(HubError, f"{repo_id} is not an edge-assistant bundle (it has no {MANIFEST_NAME})",
+                      "pull a repository that `edge-assistant bundle push` published"),
+            transport=Say(HubError, lambda why: f"cannot reach {endpoint} to look up {repo_id} ({why})",
+                          "check the connection (and HF_ENDPOINT) and run the same command again")):
         meta = get_hf_file_metadata(url, endpoint=endpoint, retry_on_errors=True)
-    except RevisionNotFoundError as exc:
-        raise HubError(f"{repo_id} has no revision {revision!r}",
-                       hint="check the branch, tag or commit name (leave out --revision for main)") from exc
-    except RepositoryNotFoundError as exc:
-        raise HubError(f"repository {repo_id} was not found on {endpoint}",
-                       hint="check the name; for a private repository log in (`hf auth login`) or set HF_TOKEN") from exc
-    except EntryNotFoundError as exc:
-        raise HubError(f"{repo_id} is not an edge-assistant bundle (it has no {MANIFEST_NAME})",
-                       hint="pull a repository that `edge-assistant bundle push` published") from exc
-    except _hub_errors() as exc:
-        raise HubError(f"cannot reach {endpoint} to look up {repo_id} ({_short(exc)})",
-                       hint="check the connection (and HF_ENDPOINT) and run the same command again") from exc
     if not meta.commit_hash or not _COMMIT_RE.fullmatch(meta.commit_hash):
         raise HubError(f"{endpoint} did not say which commit {repo_id}@{revision} is",
                        hint="check that HF_ENDPOINT points at a Hugging Face compatible hub")
     return meta.commit_hash
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text and text[0] else type(exc).__name__
 
 
 class _Oversize(Exception):
@@ -384,55 +367,55 @@ def _download(repo_id: str, filename: str, commit: str, staging: Path, endpoint:
     from urllib.parse import urlsplit
 
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
     target = staging / filename
     if target.is_file():
         return target   # fetched by an earlier run of this commit; the sha256 check follows anyway
-    part = None
+    part: Path | None = None
+
+    def kept() -> str:
+        return _human(part.stat().st_size if part is not None and part.is_file() else 0)
+
+    failures = translated(
+        entry=Say(IntegrityError, f"{repo_id}@{commit[:12]} lacks {filename}, which its manifest lists",
+                  "ask the bundle's publisher to push the bundle again"),
+        refused=Say(HubError, lambda why: f"the hub refused {filename} of {repo_id} ({why})",
+                    "check access to the repository and run the same command again"),
+        transport=Say(HubError, lambda why: f"the connection dropped while downloading {filename} from {repo_id}"
+                                            f" ({why}; {kept()} kept)",
+                      f"run `edge-assistant pull {repo_id}` again when the connection is back: it resumes"))
     try:
-        meta = get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint),
-                                    endpoint=endpoint, retry_on_errors=True)
-        etag = re.sub(r"[^A-Za-z0-9_.-]", "_", meta.etag or "no-etag")
-        part = staging / PARTIAL_DIR / f"{filename}.{etag}{PARTIAL_SUFFIX}"
-        part.parent.mkdir(parents=True, exist_ok=True)
-        if meta.size is not None and part.is_file() and part.stat().st_size > meta.size:
-            part.unlink()   # longer than the file itself: not a prefix of it, start again
-        if meta.size is not None and (meta.size > limit or (size is not None and meta.size != size)):
-            raise IntegrityError(
-                f"{repo_id}@{commit[:12]}: the hub says {filename} is {meta.size} bytes, "
-                f"{'the manifest says ' + str(size) if size is not None else 'over the limit of ' + str(limit)}; "
-                "nothing was downloaded or installed",
-                hint="ask the bundle's publisher to push the bundle again")
-        headers = build_hf_headers()
-        headers["Accept-Encoding"] = "identity"   # byte ranges of a compressed stream would not line up
-        if urlsplit(meta.location).netloc != urlsplit(endpoint).netloc:
-            headers.pop("authorization", None)    # a signed CDN address: never send the token elsewhere
-        with open(part, "ab") as f:
-            http_get(meta.location, _CappedFile(f, limit), resume_size=f.tell(), headers=headers,
-                     expected_size=meta.size, displayed_filename=filename)
-            f.flush()
-            os.fsync(f.fileno())
+        with failures:
+            meta = get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint),
+                                        endpoint=endpoint, retry_on_errors=True)
+            etag = re.sub(r"[^A-Za-z0-9_.-]", "_", meta.etag or "no-etag")
+            part = staging / PARTIAL_DIR / f"{filename}.{etag}{PARTIAL_SUFFIX}"
+            part.parent.mkdir(parents=True, exist_ok=True)
+            if meta.size is not None and part.is_file() and part.stat().st_size > meta.size:
+                part.unlink()   # longer than the file itself: not a prefix of it, start again
+            if meta.size is not None and (meta.size > limit or (size is not None and meta.size != size)):
+                raise IntegrityError(
+                    f"{repo_id}@{commit[:12]}: the hub says {filename} is {meta.size} bytes, "
+                    f"{'the manifest says ' + str(size) if size is not None else 'over the limit of ' + str(limit)}; "
+                    "nothing was downloaded or installed",
+                    hint="ask the bundle's publisher to push the bundle again")
+            headers = build_hf_headers()
+            headers["Accept-Encoding"] = "identity"   # byte ranges of a compressed stream would not line up
+            if urlsplit(meta.location).netloc != urlsplit(endpoint).netloc:
+                headers.pop("authorization", None)    # a signed CDN address: never send the token elsewhere
+            with open(part, "ab") as f:
+                http_get(meta.location, _CappedFile(f, limit), resume_size=f.tell(), headers=headers,
+                         expected_size=meta.size, displayed_filename=filename)
+                f.flush()
+                os.fsync(f.fileno())
     except _Oversize:
         if part is not None:
             part.unlink(missing_ok=True)
         raise IntegrityError(f"{repo_id}@{commit[:12]}: the hub sent more than the {limit} bytes allowed for "
                              f"{filename}; the download was stopped and deleted, nothing was installed",
                              hint="ask the bundle's publisher to push the bundle again") from None
-    except EntryNotFoundError as exc:
-        raise IntegrityError(f"{repo_id}@{commit[:12]} lacks {filename}, which its manifest lists",
-                             hint="ask the bundle's publisher to push the bundle again") from exc
-    except HfHubHTTPError as exc:
-        raise HubError(f"the hub refused {filename} of {repo_id} ({_short(exc)})",
-                       hint="check access to the repository and run the same command again") from exc
-    except _hub_errors() as exc:
-        kept = part.stat().st_size if part is not None and part.is_file() else 0
-        raise HubError(
-            f"the connection dropped while downloading {filename} from {repo_id}"
-            f" ({_short(exc)}; {_human(kept)} kept)",
-            hint=f"run `edge-assistant pull {repo_id}` again when the connection is back: it resumes") from exc
     return move_file(part, target)
 
 
@@ -519,26 +502,27 @@ def push_bundle(bundle_dir: str | Path, repo_id: str, *, private: bool = False,
         raise HubError("HF_HUB_OFFLINE=1 forbids uploading", hint="unset HF_HUB_OFFLINE and push again")
 
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     endpoint = _endpoint()
     api = HfApi(endpoint=endpoint)
     names = shipped_names(manifest, folder)
     _say(progress, f"pushing {manifest.name} ({len(names)} files) to {repo_id} on {endpoint}")
-    try:
+    with translated(
+            refused=Say(HubError, lambda why: f"the hub refused the upload to {repo_id} ({why})", _push_refused_hint),
+            transport=Say(HubError, lambda why: f"the upload to {repo_id} failed ({why})",
+                          "check the connection and push again (a commit is all or nothing)")):
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in names]
         info = api.create_commit(repo_id, operations=operations, revision=revision,
                                  commit_message=f"edge-assistant bundle {manifest.name}")
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        hint = ("log in with `hf auth login` or set HF_TOKEN to a token with write access"
-                if status in (401, 403) else "check the repository name and your access, then push again")
-        raise HubError(f"the hub refused the upload to {repo_id} ({_short(exc)})", hint=hint) from exc
-    except _hub_errors() as exc:
-        raise HubError(f"the upload to {repo_id} failed ({_short(exc)})",
-                       hint="check the connection and push again (a commit is all or nothing)") from exc
     _say(progress, f"pushed {manifest.name} to {repo_id}: {info.commit_url}")
     return str(info.commit_url)
+
+
+def _push_refused_hint(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None and response.status_code in (401, 403):
+        return "log in with `hf auth login` or set HF_TOKEN to a token with write access"
+    return "check the repository name and your access, then push again"

@@ -17,6 +17,7 @@ import numpy as np
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO = "acme/tiny"   # the repository the pull tests publish their bundle as
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
 
 
@@ -113,3 +114,11 @@ def files_of(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` by relative POSIX path (hidden bookkeeping files left out)."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and not p.name.startswith(".")}
+
+
+def error_line(stderr: str) -> str:
+    """The one ``edge-assistant: error:`` line a failed command printed (and no traceback)."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("edge-assistant: error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]

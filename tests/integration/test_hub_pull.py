@@ -10,37 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.fakehub import FakeHub
-from tests.integration.hubkit import Cli, files_of, make_bundle
-
-REPO = "acme/tiny"
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("published") / "tiny")
-
-
-@pytest.fixture
-def hub(published: Path):
-    with FakeHub() as hub:
-        hub.publish_folder(REPO, published)
-        yield hub
-
-
-@pytest.fixture
-def cli(tmp_path: Path, hub: FakeHub) -> Cli:
-    return Cli(tmp_path, endpoint=hub.url)
+from tests.integration.hubkit import REPO, Cli, error_line, files_of, make_bundle
 
 
 def _downloads(cli: Cli) -> Path:
     return cli.home / "data" / "downloads"
-
-
-def _error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("edge-assistant: error:")]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
 
 
 def test_pull_installs_exactly_the_published_files_and_records_the_commit(cli: Cli, hub: FakeHub) -> None:
@@ -65,7 +39,7 @@ def test_a_file_with_the_right_size_and_wrong_bytes_is_deleted_reported_and_noth
     failed = cli("pull", REPO)
 
     assert failed.returncode == 1
-    line = _error_line(failed.stderr)
+    line = error_line(failed.stderr)
     assert "modifiers/code.gguf" in line and "sha256" in line and "nothing was installed" in line
     assert f"edge-assistant pull {REPO}` again" in line
     assert not (cli.bundles / "tiny").exists()
@@ -94,7 +68,7 @@ def test_a_connection_dropped_mid_file_gives_a_clear_error_and_a_rerun_resumes(t
         failed = cli("pull", "acme/big")
 
         assert failed.returncode == 1
-        line = _error_line(failed.stderr)
+        line = error_line(failed.stderr)
         assert "connection dropped while downloading base.gguf.zst" in line
         assert "again when the connection is back: it resumes" in line
         assert not (cli.bundles / "big").exists()
@@ -129,7 +103,7 @@ def test_offline_pull_of_a_bundle_never_pulled_says_what_to_do(cli: Cli, hub: Fa
     result = cli("pull", REPO, offline=True)
 
     assert result.returncode == 1
-    line = _error_line(result.stderr)
+    line = error_line(result.stderr)
     assert "neither installed nor in the hub cache" in line
     assert "HF_HUB_OFFLINE=1" in line and "connect once" in line and "--bundle PATH" in line
     assert hub.requests == []
@@ -164,7 +138,7 @@ def test_offline_pull_from_a_partial_hub_cache_installs_nothing(cli: Cli, hub: F
     result = cli("pull", REPO, offline=True)
 
     assert result.returncode == 1
-    assert "holds only part of acme/tiny" in _error_line(result.stderr)
+    assert "holds only part of acme/tiny" in error_line(result.stderr)
     assert not (cli.bundles / "tiny").exists()
 
 
@@ -176,7 +150,7 @@ def test_offline_pull_refuses_an_installed_copy_that_was_damaged_since(cli: Cli,
     result = cli("pull", REPO, offline=True)
 
     assert result.returncode == 1
-    line = _error_line(result.stderr)
+    line = error_line(result.stderr)
     assert "router/routes.json" in line and "damaged" in line
 
 
@@ -206,7 +180,7 @@ def test_pulling_a_repository_that_holds_no_bundle_fails_with_a_next_step(cli: C
     result = cli("pull", repo)
 
     assert result.returncode == 1
-    line = _error_line(result.stderr)
+    line = error_line(result.stderr)
     assert expected in line and " — " in line
     assert not cli.bundles.exists() or not any(cli.bundles.iterdir())
 
@@ -215,7 +189,7 @@ def test_an_unknown_revision_is_reported_as_such(cli: Cli) -> None:
     result = cli("pull", REPO, "--revision", "v9")
 
     assert result.returncode == 1
-    assert "has no revision 'v9'" in _error_line(result.stderr)
+    assert "has no revision 'v9'" in error_line(result.stderr)
 
 
 def test_pull_never_replaces_a_different_bundle_of_the_same_name(cli: Cli, hub: FakeHub, tmp_path: Path) -> None:
@@ -225,7 +199,7 @@ def test_pull_never_replaces_a_different_bundle_of_the_same_name(cli: Cli, hub: 
     result = cli("pull", REPO)
 
     assert result.returncode == 1
-    line = _error_line(result.stderr)
+    line = error_line(result.stderr)
     assert "another bundle named 'tiny'" in line and "not pulled from a hub" in line
     assert files_of(local) == before
     gets = [r.path for r in hub.requests if r.method == "GET"]
@@ -241,5 +215,5 @@ def test_a_second_pull_of_the_same_repository_is_refused_while_the_first_runs(cl
         result = cli("pull", REPO)
 
     assert result.returncode == 1
-    assert "another `edge-assistant pull acme/tiny` is running" in _error_line(result.stderr)
+    assert "another `edge-assistant pull acme/tiny` is running" in error_line(result.stderr)
     assert not (cli.bundles / "tiny").exists()

@@ -13,15 +13,8 @@ from edge_assistant.bundle.contents import promised_files
 from edge_assistant.bundle.manifest import load_manifest
 from edge_assistant.errors import IntegrityError
 from tests.integration.fakehub import FakeHub
-from tests.integration.hubkit import files_of, make_bundle
+from tests.integration.hubkit import REPO, files_of
 from tests.support.hashreads import counting_hash_reads
-
-REPO = "acme/tiny"
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("published") / "tiny")
 
 
 @pytest.fixture

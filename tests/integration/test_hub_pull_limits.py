@@ -8,33 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.fakehub import FakeHub
-from tests.integration.hubkit import Cli, make_bundle
-
-REPO = "acme/tiny"
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("published") / "tiny")
-
-
-@pytest.fixture
-def hub(published: Path):
-    with FakeHub() as hub:
-        hub.publish_folder(REPO, published)
-        yield hub
-
-
-@pytest.fixture
-def cli(tmp_path: Path, hub: FakeHub) -> Cli:
-    return Cli(tmp_path, endpoint=hub.url)
-
-
-def _error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("edge-assistant: error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
+from tests.integration.hubkit import REPO, Cli, error_line
 
 
 def _gets(hub: FakeHub, name: str) -> list[str]:
@@ -48,7 +22,7 @@ def test_a_file_the_hub_says_is_bigger_than_the_manifest_is_never_downloaded(cli
     failed = cli("pull", REPO)
 
     assert failed.returncode == 1
-    line = _error_line(failed.stderr)
+    line = error_line(failed.stderr)
     assert "modifiers/code.gguf" in line and f"{40 << 20} bytes" in line and "nothing was downloaded" in line
     assert _gets(hub, "code.gguf") == []
     assert not (cli.bundles / "tiny").exists()
@@ -65,7 +39,7 @@ def test_a_manifest_naming_pulls_own_files_is_refused_before_anything_is_install
     failed = cli("pull", REPO)
 
     assert failed.returncode == 1
-    line = _error_line(failed.stderr)
+    line = error_line(failed.stderr)
     assert repr(name) in line and "pull keeps for its own files" in line
     assert [r for r in hub.requests if r.method == "GET" and not r.path.endswith("manifest.json")] == []
     assert not (cli.bundles / "tiny").exists()
@@ -78,5 +52,5 @@ def test_a_deeply_nested_pulled_manifest_is_one_line(cli: Cli, hub: FakeHub) -> 
     failed = cli("pull", REPO)
 
     assert failed.returncode == 1
-    assert "nested more than" in _error_line(failed.stderr)
+    assert "nested more than" in error_line(failed.stderr)
     assert not (cli.bundles / "tiny").exists()

@@ -86,7 +86,7 @@ def read_jsonl(path: Path) -> list[list[Message]]:
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> Path:
-    from .stage import atomic_write_text
+    from .stage_record import atomic_write_text
 
     return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 

@@ -31,7 +31,7 @@ from .base_model import check_llama_family, resolve_base
 from .disk import check_free_space, remove_intermediates
 from .context import STAGE_FOLDERS, STAGES, TRAINING_STAGES, BuildContext, as_table, quantized_gguf
 from .recipe import Recipe, check_quantize, resolve_source
-from .stage import StageRun
+from .stage_record import StageRun
 from .stages import RUNNERS
 
 __all__ = ["STAGES", "STAGE_FOLDERS", "run_build", "default_out_dir"]

@@ -16,7 +16,7 @@ from .context import STAGES, BuildContext, as_table, load_split, quantized_gguf,
 from .dataset import load_sources, read_jsonl, write_jsonl
 from .disk import DEQUANTIZED_PREFIX
 from .recipe import TrainConfig, plan_lines, resolve_source
-from .stage import StageRun, atomic_write_text, file_sha256
+from .stage_record import StageRun, atomic_write_text, file_sha256
 
 
 def _rows_as_jsonl(rows: list[list[dict[str, str]]]) -> list[dict[str, Any]]:
@@ -76,7 +76,7 @@ def stage_data(ctx: BuildContext, run: StageRun) -> None:
 
 def _reset_checkpoints_if_stale(ctx: BuildContext, run: StageRun) -> None:
     """Checkpoints from a run with another config or other inputs must not be resumed."""
-    from .stage import fingerprint
+    from .stage_record import fingerprint
 
     marker = run.dir / "checkpoints" / "FINGERPRINT"
     current = fingerprint(run.config, run.input_hashes())
@@ -271,7 +271,7 @@ def _dequantized_base(ctx: BuildContext, run: StageRun, base: Path) -> BaseSourc
     """
     from .base_model import load_model
     from .merge import save_model_dir
-    from .stage import file_sha256
+    from .stage_record import file_sha256
 
     folder = run.dir / f"{DEQUANTIZED_PREFIX}{file_sha256(base)[:16]}"
     if ctx.is_main and not (folder / "config.json").is_file():

@@ -1,4 +1,4 @@
-"""Build stages and their records.
+"""Stage records: the record.json each stage writes last (config, input hashes, outputs, versions).
 
 Each stage writes into ``<out>/<stage>/`` and, last of all, ``record.json``:
 the stage's config, the sha256 of every input file, tool versions, timings and

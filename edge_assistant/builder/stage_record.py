@@ -83,6 +83,7 @@ class StageRun:
     dir: Path
     config: Any
     inputs: dict[str, Path]
+    writes: dict[str, Path] = field(default_factory=dict)  # declared outputs: where the runner writes them
     started: float = field(default_factory=time.time)
     metrics: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)

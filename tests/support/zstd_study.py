@@ -1,4 +1,4 @@
-"""What zstd really buys on a GGUF: ratio, time and unpack speed per level, measured.
+"""What zstd really buys on a GGUF: ratio, time and unpack speed per level, measured (tests and benchmarks).
 
 Quantized weights are close to random bytes, so zstd saves only a few percent on
 them; the level is chosen from measurements, not assumed (`choose_level`): a slower
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from ..errors import UsageError
+from edge_assistant.errors import UsageError
 
 DEFAULT_LEVELS = (1, 3, 9, 19)
 

@@ -52,10 +52,7 @@ def stage_data(ctx: BuildContext, run: StageRun) -> None:
         return out
 
     counts = {}
-    groups: list[tuple[str, TrainConfig]] = []
-    if recipe.phase1.enabled:
-        groups.append(("phase1", recipe.phase1))
-    groups += [(f"modifier-{m.name}", recipe.modifier_train(m)) for m in recipe.modifiers]
+    groups = _groups(recipe)
     # Validate every file before writing any split, so one bad row anywhere stops the build here.
     group_files = {group: files(cfg.data) for group, cfg in groups}
     for paths in group_files.values():
@@ -525,9 +522,10 @@ def quantized_base(ctx: BuildContext) -> Path:
     return output_of(ctx, "quantize", "gguf")
 
 
-def _groups(recipe: Recipe) -> list[str]:
-    """The data stage's train/validation splits: phase 1's, then one per modifier."""
-    return (["phase1"] if recipe.phase1.enabled else []) + [f"modifier-{m.name}" for m in recipe.modifiers]
+def _groups(recipe: Recipe) -> list[tuple[str, TrainConfig]]:
+    """The data stage's train/validation splits and the training each feeds: phase 1's, then one per modifier."""
+    groups = [("phase1", recipe.phase1)] if recipe.phase1.enabled else []
+    return groups + [(f"modifier-{m.name}", recipe.modifier_train(m)) for m in recipe.modifiers]
 
 
 def _data_config(ctx: BuildContext) -> Any:
@@ -550,7 +548,7 @@ def _data_inputs(ctx: BuildContext) -> dict[str, Path]:
 
 
 def _data_outputs(ctx: BuildContext, d: Path) -> dict[str, Path]:
-    splits = {f"{g}.{part}": d / f"{g}.{part}.jsonl" for g in _groups(ctx.recipe) for part in ("train", "val")}
+    splits = {f"{g}.{part}": d / f"{g}.{part}.jsonl" for g, _cfg in _groups(ctx.recipe) for part in ("train", "val")}
     return {**splits, "router-none": d / "router-none.jsonl"}
 
 

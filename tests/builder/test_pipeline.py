@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_assistant.builder.context import BuildContext
 from edge_assistant.builder.pipeline import STAGE_FOLDERS, STAGES, build_context, run_build
 from edge_assistant.builder.recipe import load_recipe
 from edge_assistant.builder.stages import BUILD_STAGES, bundle_dir
@@ -71,7 +72,7 @@ def test_every_stage_reads_only_the_inputs_its_stage_declares(built: tuple[Path,
     # What a stage runner opens or lists under the build folder must be its own folder or an input
     # its Stage declares (and so hashed into its record). llama.cpp's own reads (C code) are not
     # seen here; the files it loads are declared by the same stages anyway.
-    _recipe, out, _log = built
+    recipe, out, _log = built
     out = Path(os.path.abspath(out))
     seen: dict[str, list[Path]] = {s: [] for s in STAGES}
     for name, path in _TOUCHED:
@@ -83,14 +84,14 @@ def test_every_stage_reads_only_the_inputs_its_stage_declares(built: tuple[Path,
         allowed = [out / STAGE_FOLDERS[name]] + [Path(os.path.abspath(i["path"])) for i in record["inputs"].values()]
         exact: set[Path] = set()
         if name == "bundle":  # the finished bundle, written through a temp folder beside it (and that folder synced)
-            target = Path(os.path.abspath(bundle_dir(build_context(load_recipe(_recipe), out))))
+            target = Path(os.path.abspath(bundle_dir(build_context(load_recipe(recipe), out))))
             allowed += [target] + [p for p in seen[name] if p.parent == out and p.name.startswith(f".{target.name}.")]
             exact.add(target.parent)
         undeclared = sorted({str(p) for p in seen[name] if p not in exact and not any(_within(p, a) for a in allowed)})
         assert not undeclared, f"stage {name} read paths its Stage does not declare: {undeclared}"
 
 
-def _stale(ctx) -> list[str]:  # type: ignore[no-untyped-def]
+def _stale(ctx: BuildContext) -> list[str]:
     """The stages a rerun would run again: those whose declared config and inputs no longer match their record."""
     return [s.name for s in BUILD_STAGES if s.applies(ctx.recipe) and s.prepare(ctx).previous() is None]
 

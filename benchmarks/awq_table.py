@@ -23,8 +23,8 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_assistant.builder.compression import compression_report, measure_compression  # noqa: E402
-from edge_assistant.builder.zstd_study import choose_level, measure_grouping, measure_zstd  # noqa: E402
+from tests.support.compression import compression_report, measure_compression  # noqa: E402
+from tests.support.zstd_study import choose_level, measure_grouping, measure_zstd  # noqa: E402
 
 DATA = ROOT / "edge_assistant" / "builder" / "data"
 

@@ -156,7 +156,8 @@ def _prepare(work: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from edge_assistant.builder.hf_checkpoint import save_hf_checkpoint
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.hf_checkpoint import save_hf_checkpoint
 
     src = _smollm2_gguf()
     model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)

@@ -24,6 +24,7 @@ from ..errors import BuildError
 
 if TYPE_CHECKING:
     from .context import BuildContext
+    from .stage_record import StageRun
 
 DEQUANTIZED_PREFIX = "base-dequantized-"  # <modifiers>/base-dequantized-<sha16>/, one per quantized base
 
@@ -77,14 +78,14 @@ def _train_dtype_bytes(dtype: str) -> int:
     return 2 if dtype == "bf16" else 4
 
 
-def stage_need(ctx: BuildContext, name: str) -> int | None:
-    """Estimated bytes ``name`` writes, or None when the base is not a local file to measure."""
+def stage_need(ctx: BuildContext, run: StageRun) -> int | None:
+    """Estimated bytes stage ``run`` writes, or None when the base is not a local file to measure."""
     recipe = ctx.recipe
+    name = run.name
     if name in ("data", "router", "evaluate"):
         return _SMALL
-    if name == "bundle":
-        files = [ctx.stage_dir("quantize") / f"model-{recipe.quantize.qtype}.gguf"]
-        files += [ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf" for m in recipe.modifiers]
+    if name == "bundle":  # copies of its base (unless the bundle refers to an installed one) and modifiers
+        files = [run.inputs[m.name] for m in recipe.modifiers] + ([] if recipe.external_base else [run.inputs["base"]])
         return int(sum(f.stat().st_size for f in files if f.is_file()) * _MARGIN) + _SMALL
     shapes = base_shapes(ctx.source.local_path)
     if shapes is None:
@@ -103,7 +104,7 @@ def stage_need(ctx: BuildContext, name: str) -> int | None:
         need = params * _BITS.get(recipe.quantize.qtype.upper(), 8.5) / 8
     elif name == "modifiers":
         need = 0
-        if not any(ctx.stage_dir("modifiers").glob(f"{DEQUANTIZED_PREFIX}*/config.json")):
+        if not any(run.dir.glob(f"{DEQUANTIZED_PREFIX}*/config.json")):
             need += params * _train_dtype_bytes(recipe.modifier_training.dtype)
         for m in recipe.modifiers:
             cfg = recipe.modifier_train(m)
@@ -117,9 +118,10 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
 
-def check_free_space(ctx: BuildContext, name: str) -> None:
-    """Stop before stage ``name`` starts when its estimated footprint does not fit on the output disk."""
-    need = stage_need(ctx, name)
+def check_free_space(ctx: BuildContext, run: StageRun) -> None:
+    """Stop before stage ``run`` starts when its estimated footprint does not fit on the output disk."""
+    name = run.name
+    need = stage_need(ctx, run)
     if need is None:
         return
     folder = ctx.out
@@ -131,14 +133,10 @@ def check_free_space(ctx: BuildContext, name: str) -> None:
                          hint="free some disk (finished stages' intermediates can go) or pass --out on a bigger disk")
 
 
-def dequantized_copies(ctx: BuildContext) -> list[Path]:
-    return sorted(ctx.stage_dir("modifiers").glob(f"{DEQUANTIZED_PREFIX}*"))
-
-
-def remove_intermediates(ctx: BuildContext) -> int:
-    """Delete the modifiers' dequantized base copies; returns the bytes freed."""
+def remove_intermediates(modifiers_dir: Path) -> int:
+    """Delete the modifiers' dequantized base copies (in the modifiers stage's folder); returns the bytes freed."""
     freed = 0
-    for folder in dequantized_copies(ctx):
+    for folder in sorted(modifiers_dir.glob(f"{DEQUANTIZED_PREFIX}*")):
         freed += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         shutil.rmtree(folder)
     return freed

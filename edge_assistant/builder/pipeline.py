@@ -12,9 +12,10 @@
     evaluate   task success on hand-written held-out tasks (base, modifier, auto) and held-out NLL
     bundle     zstd pack, manifest quality fields, REPORT.md
 
-Each stage folder ends with ``record.json``; a rerun skips stages whose config
-and input hashes match their record, and a stage killed midway starts again
-(training resumes from its last checkpoint).
+Each stage is declared once, as a Stage in stages.py: the recipe settings and files it
+reads, what it writes, its runner. Each stage folder ends with ``record.json``; a rerun
+skips stages whose config and input hashes match their record, and a stage killed
+midway starts again (training resumes from its last checkpoint).
 """
 
 
@@ -25,92 +26,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import RecipeError, UsageError
+from ..errors import BuildError, RecipeError, UsageError
 from ..hashing import hash_once
-from . import demodata
 from .base_model import check_llama_family, resolve_base
+from .context import BuildContext
 from .disk import check_free_space, remove_intermediates
-from .context import STAGE_FOLDERS, STAGES, TRAINING_STAGES, BuildContext, as_table, quantized_gguf
-from .recipe import Recipe, check_quantize, resolve_source
-from .stage import StageRun
-from .stages import RUNNERS
+from .recipe import Recipe, check_quantize
+from .stage_record import RECORD_NAME, StageRun
+from .stages import BUILD_STAGES, Stage, applies, bundle_dir, output_of, stage
 
-__all__ = ["STAGES", "STAGE_FOLDERS", "run_build", "default_out_dir"]
+STAGES = tuple(s.name for s in BUILD_STAGES)
+STAGE_FOLDERS = {s.name: s.folder_name for s in BUILD_STAGES}
 
-
-def _stage_spec(ctx: BuildContext, name: str) -> tuple[Any, dict[str, Path]]:
-    """(config, input files) of a stage: what its fingerprint covers."""
-    r = ctx.recipe
-    data = ctx.stage_dir("data")
-    if name == "data":
-        # The recipe file itself is not an input: only the settings below are, so editing another
-        # section of the recipe does not regenerate the data.
-        # The generators' own source is an input: a changed generator regenerates the demo data.
-        inputs: dict[str, Path] = {"demo-generators": Path(demodata.__file__).parent}
-        for s in sorted({s for s in _all_sources(r)}):
-            resolved = resolve_source(r, s)
-            if isinstance(resolved, Path):
-                inputs[f"source:{s}"] = resolved
-        config = {"demo": as_table(r.demo_data), "seed": r.seed, "phase1": [r.phase1.data, r.phase1.val_fraction],
-                  "modifiers": {m.name: [m.data, r.modifier_train(m).val_fraction] for m in r.modifiers},
-                  "none": r.router.none_data, "phase1_enabled": r.phase1.enabled}
-        return config, inputs
-    if name == "phase1":
-        return ({"train": as_table(r.phase1), "seed": r.seed, "base": ctx.base_config()},
-                {**ctx.base_inputs(), "train": data / "phase1.train.jsonl", "val": data / "phase1.val.jsonl"})
-    if name == "merge":
-        inputs = dict(ctx.base_inputs())
-        if r.phase1.enabled:
-            inputs["adapter"] = ctx.stage_dir("phase1") / "adapter"
-        return {"dtype": r.phase1.dtype, "tolerance": r.phase1.merge_tolerance, "base": ctx.base_config()}, inputs
-    if name == "convert":
-        inputs = {"model": ctx.stage_dir("merge") / "model"}
-        if ctx.source.gguf_path:
-            inputs["source_gguf"] = ctx.source.gguf_path
-        return ({"outtype": r.quantize.outtype, "awq": ctx.awq, "awq_calib_rows": r.quantize.awq_calib_rows,
-                 "importance": r.quantize.importance}, inputs)
-    if name == "quantize":
-        return ({"qtype": r.quantize.qtype, "importance": r.quantize.importance and ctx.awq,
-                 "target_size": r.quantize.target_size},
-                {"gguf": ctx.stage_dir("convert") / f"model-{r.quantize.outtype}.gguf"})
-    if name == "modifiers":
-        inputs = {"base": quantized_gguf(ctx)}
-        for m in r.modifiers:
-            inputs[f"{m.name}.train"] = data / f"modifier-{m.name}.train.jsonl"
-        return {m.name: [as_table(r.modifier_train(m)), m.default_scale, m.kind] for m in r.modifiers}, inputs
-    if name == "router":
-        inputs = {"none": data / "router-none.jsonl"}
-        for m in r.modifiers:
-            inputs[m.name] = data / f"modifier-{m.name}.train.jsonl"
-        return as_table(r.router), inputs
-    if name == "evaluate":
-        from .stages import task_dir
-
-        inputs = {"base": quantized_gguf(ctx), "tasks": task_dir(ctx)}
-        if ctx.enabled("router"):
-            inputs["router"] = ctx.stage_dir("router") / "router"
-        for m in r.modifiers:
-            inputs[m.name] = ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf"
-            inputs[f"{m.name}.val"] = data / f"modifier-{m.name}.val.jsonl"
-        return {"eval": as_table(r.eval), "scales": {m.name: m.default_scale for m in r.modifiers}}, inputs
-    if name == "bundle":
-        inputs = {"base": quantized_gguf(ctx), "evaluate": ctx.stage_dir("evaluate") / "heldout.json"}
-        for m in r.modifiers:
-            inputs[m.name] = ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf"
-        if ctx.enabled("router"):
-            inputs["router"] = ctx.stage_dir("router") / "router"
-        for prior in ("phase1", "merge", "quantize"):
-            if ctx.enabled(prior):
-                inputs[f"{prior}.record"] = ctx.stage_dir(prior) / "record.json"
-        return {"name": r.name, "level": r.bundle_level, "external_base": r.external_base,
-                "modifiers": [[m.name, m.description, m.default_scale] for m in r.modifiers]}, inputs
-    raise AssertionError(name)
-
-
-def _all_sources(recipe: Recipe) -> list[str]:
-    from .recipe import all_data_sources
-
-    return all_data_sources(recipe)
+__all__ = ["STAGES", "STAGE_FOLDERS", "build_context", "run_build", "default_out_dir"]
 
 
 def _check_stage_name(name: str | None, flag: str) -> None:
@@ -126,18 +54,9 @@ def default_out_dir(recipe: Recipe) -> Path:
     return Path("build_artifacts") / recipe.name
 
 
-@hash_once()  # every stage, modifier and the pack share one hash of each unchanged input
-def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None = None,
-              until_stage: str | None = None, awq: bool | None = None, progress: bool = True,
-              keep_intermediates: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) a recipe; returns the bundle folder, or the output folder with --until.
-
-    Before each stage that runs, its estimated disk footprint is checked against the free
-    space under ``out`` (disk.check_free_space). When the build finishes, the modifiers'
-    dequantized base copy is deleted unless ``keep_intermediates``.
-    """
-    _check_stage_name(from_stage, "--from")
-    _check_stage_name(until_stage, "--until")
+def build_context(recipe: Recipe, out: Path | None = None, *, awq: bool | None = None, progress: bool = True,
+                  log: Callable[[str], None] = print) -> BuildContext:
+    """The context the stages of ``recipe`` run in, after the checks that need no work done."""
     # e.g. IQ2_XS with --no-awq (no calibration pass, so no importance): fail before any work
     check_quantize(recipe.quantize, recipe.path, awq=recipe.quantize.awq if awq is None else awq)
     out = Path(out) if out is not None else default_out_dir(recipe)
@@ -148,6 +67,43 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
                           hint="point base.model at a .gguf file or package:NAME, or turn quantization on")
     ctx = BuildContext(recipe=recipe, out=out, source=source,
                        awq=recipe.quantize.awq if awq is None else awq, progress=progress, log=log)
+    if applies(ctx, "merge"):
+        ctx.tokenizer_copy = output_of(ctx, "merge", "model")
+    return ctx
+
+
+def _finished_record(ctx: BuildContext, step: Stage) -> dict[str, Any]:
+    path = step.dir(ctx) / RECORD_NAME
+    if not path.is_file():
+        raise UsageError(f"stage '{step.name}' has not finished in {ctx.out}",
+                         hint=f"run the build without --from (or with --from {step.name}) first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _record_outputs(run: StageRun) -> None:
+    """Record the stage's declared outputs; one it did not write is a bug in its runner."""
+    for key, path in run.writes.items():
+        if not path.exists():
+            raise BuildError(f"stage '{run.name}' finished without writing its output {key} ({path})",
+                             hint="this is a bug in the stage; rerun with --from " + run.name.split(":")[0])
+        run.output(key, path)
+
+
+@hash_once()  # every stage, modifier and the pack share one hash of each unchanged input
+def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None = None,
+              until_stage: str | None = None, awq: bool | None = None, progress: bool = True,
+              keep_intermediates: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) a recipe; returns the bundle folder, or the output folder with --until.
+
+    Each stage's rerun decision and record come from its Stage declaration (stages.py).
+    Before each stage that runs, its estimated disk footprint is checked against the free
+    space under ``out`` (disk.check_free_space). When the build finishes, the modifiers'
+    dequantized base copy is deleted unless ``keep_intermediates``.
+    """
+    _check_stage_name(from_stage, "--from")
+    _check_stage_name(until_stage, "--until")
+    ctx = build_context(recipe, out, awq=awq, progress=progress, log=log)
+    out = ctx.out
     out.mkdir(parents=True, exist_ok=True)
     first = STAGES.index(from_stage) if from_stage else 0
     last = STAGES.index(until_stage) if until_stage else len(STAGES) - 1
@@ -161,27 +117,26 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
     ctx._state = PartialState(cpu=not torch.cuda.is_available())
     if not ctx.is_main:
         ctx.log = log = lambda line: None
-    for index, name in enumerate(STAGES):
-        if not ctx.enabled(name):
+    for index, step in enumerate(BUILD_STAGES):
+        name = step.name
+        if not step.applies(recipe):
             continue
         if index < first:
-            ctx.record(name)  # an earlier stage must have finished for --from to make sense
+            _finished_record(ctx, step)  # an earlier stage must have finished for --from to make sense
             continue
         if index > last:
             break
-        config, inputs = _stage_spec(ctx, name)
-        missing = [str(p) for p in inputs.values() if not Path(p).exists()]
+        run = step.prepare(ctx)
+        missing = [str(p) for p in run.inputs.values() if not Path(p).exists()]
         if missing:
             raise UsageError(f"stage '{name}' needs {missing[0]}, which does not exist",
                              hint="run the earlier stages first (drop --from)")
-        run = StageRun(name=name, dir=ctx.stage_dir(name), config=json.loads(json.dumps(config, default=str)),
-                       inputs=inputs)
         skip = run.previous() is not None and from_stage != name
         ctx.wait()
         if skip:
             log(f"[{name}] unchanged since the last run: skipped")
             continue
-        check_free_space(ctx, name)  # every rank: they all stop, none waits for a stage that never runs
+        check_free_space(ctx, run)  # every rank: they all stop, none waits for a stage that never runs
         if ctx.is_main:
             run.invalidate()
             run.dir.mkdir(parents=True, exist_ok=True)
@@ -189,19 +144,20 @@ def run_build(recipe: Recipe, out: Path | None = None, *, from_stage: str | None
         log(f"[{name}] running")
         # Training stages run on every process (each trains on its share of a batch); the others
         # (data, conversion, scoring, packing) run once, on rank 0, while the rest wait.
-        if name in TRAINING_STAGES or ctx.is_main:
-            RUNNERS[name](ctx, run)
+        if step.training or ctx.is_main:
+            step.run(ctx, run)
         ctx.wait()
         if ctx.is_main:
+            _record_outputs(run)
             record = run.finish()
             log(f"[{name}] done in {record['seconds']:.1f} s")
         ctx.wait()
-    if ctx.is_main and not keep_intermediates:
-        freed = remove_intermediates(ctx)
+    if ctx.is_main and not keep_intermediates and applies(ctx, "modifiers"):
+        freed = remove_intermediates(stage("modifiers").dir(ctx))
         if freed:
             log(f"removed the modifiers' dequantized base copy ({freed / 1e9:.2f} GB); "
                 "--keep-intermediates keeps it")
     ctx.wait()
     log(f"build finished in {time.time() - build_started:.0f} s: {out}")
-    bundle = out / "bundle"
+    bundle = bundle_dir(ctx)
     return bundle if bundle.is_dir() and last == len(STAGES) - 1 else out

@@ -1,5 +1,9 @@
-"""The build stages. Each takes the build context and its StageRun, writes into the stage folder
-and records outputs and metrics on the run; pipeline.run_build decides which of them run."""
+"""The build stages, each one Stage: its folder, the recipe settings and files it reads, what it writes, its runner.
+
+A runner reads only its StageRun's ``inputs`` and writes its declared outputs to
+``run.writes``; pipeline.run_build derives the rerun decision (config + input
+hashes) and the record (outputs, metrics) of every stage from its Stage.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,20 @@ import dataclasses
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..durable import write_text
 from ..errors import BuildError
 from ..hashing import sha256_file
+from . import demodata
 from .base_model import BaseSource, gguf_source
-from .context import STAGES, BuildContext, as_table, load_split, quantized_gguf, split_files
+from .context import BuildContext, as_table, read_split
 from .dataset import load_sources, read_jsonl, write_jsonl
 from .disk import DEQUANTIZED_PREFIX
-from .recipe import TrainConfig, plan_lines, resolve_source
-from .stage import StageRun
+from .recipe import Recipe, TrainConfig, all_data_sources, plan_lines, resolve_source
+from .stage_record import RECORD_NAME, StageRun
 
 
 def _rows_as_jsonl(rows: list[list[dict[str, str]]]) -> list[dict[str, Any]]:
@@ -39,7 +45,7 @@ def stage_data(ctx: BuildContext, run: StageRun) -> None:
         out = []
         for s in sources:
             if s not in resolved:
-                r = resolve_source(recipe, s)
+                r = run.inputs.get(f"source:{s}") or resolve_source(recipe, s)  # a file, or a demo domain
                 if isinstance(r, str):
                     r = write_demo(r, recipe.demo_data.rows_per_domain, recipe.demo_data.seed,
                                    demo_dir / f"{r}.jsonl")
@@ -48,10 +54,7 @@ def stage_data(ctx: BuildContext, run: StageRun) -> None:
         return out
 
     counts = {}
-    groups: list[tuple[str, TrainConfig]] = []
-    if recipe.phase1.enabled:
-        groups.append(("phase1", recipe.phase1))
-    groups += [(f"modifier-{m.name}", recipe.modifier_train(m)) for m in recipe.modifiers]
+    groups = _groups(recipe)
     # Validate every file before writing any split, so one bad row anywhere stops the build here.
     group_files = {group: files(cfg.data) for group, cfg in groups}
     for paths in group_files.values():
@@ -59,26 +62,21 @@ def stage_data(ctx: BuildContext, run: StageRun) -> None:
             read_jsonl(f)
     for group, cfg in groups:
         split = load_sources(group_files[group], cfg.val_fraction, recipe.seed)
-        train_file, val_file = split_files(ctx, group)
-        write_jsonl(_rows_as_jsonl(split.train), train_file)
-        write_jsonl(_rows_as_jsonl(split.val), val_file)
-        run.output(f"{group}.train", train_file)
-        run.output(f"{group}.val", val_file)
+        write_jsonl(_rows_as_jsonl(split.train), run.writes[f"{group}.train"])
+        write_jsonl(_rows_as_jsonl(split.val), run.writes[f"{group}.val"])
         counts[group] = {"train": len(split.train), "val": len(split.val)}
         for line in plan_lines(group, cfg, len(split.train), ctx.world_size):
             ctx.log(line)
     none_sources = recipe.router.none_data or (recipe.phase1.data if recipe.phase1.enabled else ())
     none_rows = [r for f in files(tuple(none_sources)) for r in read_jsonl(f)]
-    none_file = run.dir / "router-none.jsonl"
-    write_jsonl(_rows_as_jsonl(none_rows), none_file)
-    run.output("router-none", none_file)
+    write_jsonl(_rows_as_jsonl(none_rows), run.writes["router-none"])
     run.metrics["rows"] = counts
     run.metrics["sources"] = {s: str(p) for s, p in resolved.items()}
 
 
 def _reset_checkpoints_if_stale(ctx: BuildContext, run: StageRun) -> None:
     """Checkpoints from a run with another config or other inputs must not be resumed."""
-    from .stage import fingerprint
+    from .stage_record import fingerprint
 
     marker = run.dir / "checkpoints" / "FINGERPRINT"
     current = fingerprint(run.config, run.input_hashes())
@@ -90,14 +88,14 @@ def _reset_checkpoints_if_stale(ctx: BuildContext, run: StageRun) -> None:
     ctx.wait()
 
 
-def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfig, group: str, label: str,
+def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfig, label: str,
            *, kind: str = "lora") -> Any:
     from .dataset import tokenize_all
     from .train import train_lora
 
     _reset_checkpoints_if_stale(ctx, run)
     tokenizer = ctx.tokenizer()
-    split = load_split(ctx, group)
+    split = read_split(run.inputs["train"], run.inputs["val"])
     train = tokenize_all(tokenizer, split.train, cfg.max_seq_len)
     val = tokenize_all(tokenizer, split.val, cfg.max_seq_len)
     invocation = None
@@ -133,8 +131,7 @@ def _train(ctx: BuildContext, run: StageRun, source: BaseSource, cfg: TrainConfi
 
 
 def stage_phase1(ctx: BuildContext, run: StageRun) -> None:
-    result = _train(ctx, run, ctx.source, ctx.recipe.phase1, "phase1", "phase1")
-    run.output("adapter", result.adapter_dir)
+    result = _train(ctx, run, ctx.source, ctx.recipe.phase1, "phase1")
     run.metrics.update(result.summary())
 
 
@@ -144,13 +141,12 @@ def stage_merge(ctx: BuildContext, run: StageRun) -> None:
 
     cfg = ctx.recipe.phase1
     tokenizer = ctx.tokenizer()
-    adapter = ctx.stage_dir("phase1") / "adapter" if cfg.enabled else None
-    probe = tokenize_all(tokenizer, load_split(ctx, "phase1").val[:4], min(cfg.max_seq_len, 256)) if adapter else []
-    result = merge_lora(ctx.source, adapter, tokenizer, probe, run.dir / "model", dtype=cfg.dtype,
+    adapter = run.inputs.get("adapter")
+    probe = tokenize_all(tokenizer, read_jsonl(run.inputs["probe"])[:4], min(cfg.max_seq_len, 256)) if adapter else []
+    result = merge_lora(ctx.source, adapter, tokenizer, probe, run.writes["model"], dtype=cfg.dtype,
                         tolerance=cfg.merge_tolerance)
     ctx.log(f"merge: max |logit diff| adapter vs merged = {result.max_abs_logit_diff:.3g} "
             f"(tolerance {cfg.merge_tolerance:g})")
-    run.output("model", result.model_dir)
     run.metrics.update({"max_abs_logit_diff": result.max_abs_logit_diff,
                         "mean_abs_logit_diff": result.mean_abs_logit_diff,
                         "probe_tokens": result.probe_tokens, "tolerance": cfg.merge_tolerance,
@@ -180,28 +176,28 @@ def stage_convert(ctx: BuildContext, run: StageRun) -> None:
     from .convert import convert_hf_to_gguf
 
     q = ctx.recipe.quantize
-    hf_dir = ctx.stage_dir("merge") / "model"
+    hf_dir = run.inputs["model"]
     if ctx.awq:
         from .awq import awq_hf_dir
         from .importance import Importance, write_imatrix
 
-        calib = run.dir / "awq-calib.txt"
-        rows = load_split(ctx, "phase1").train[: q.awq_calib_rows] if ctx.recipe.phase1.enabled else []
-        if rows:
+        calib = run.writes["calibration"]
+        source = run.inputs["calibration"]
+        if source.suffix == ".jsonl":  # phase 1 training text
+            rows = read_jsonl(source)[: q.awq_calib_rows]
             text = "\n\n".join(m["content"] for r in rows for m in r) + "\n"
         else:  # no phase 1 data: the packaged calibration text (never used for evaluation)
-            text = (Path(__file__).parent / "data" / "calibration.txt").read_text(encoding="utf-8")
+            text = source.read_text(encoding="utf-8")
         write_text(calib, text)  # kept: the quantize stage plans types on the same text
         stats = Importance() if q.importance else None
-        hf_dir = Path(awq_hf_dir(hf_dir, calib, q.qtype, run.dir / "awq-model", importance=stats))
+        hf_dir = Path(awq_hf_dir(hf_dir, calib, q.qtype, run.writes["awq-model"], importance=stats))
         awq_report = hf_dir / "awq.json"
         run.metrics["awq"] = json.loads(awq_report.read_text()) if awq_report.is_file() else True
         if stats is not None:
-            run.output("importance", write_imatrix(run.dir / "importance.gguf", stats.vectors()))
+            write_imatrix(run.writes["importance"], stats.vectors())
             run.metrics["importance_tensors"] = len(stats)
-    gguf = convert_hf_to_gguf(hf_dir, run.dir / f"model-{q.outtype}.gguf", outtype=q.outtype,
-                              source_gguf=ctx.source.gguf_path, progress=_tensor_bar(ctx, "convert"))
-    run.output("gguf", Path(gguf))
+    convert_hf_to_gguf(hf_dir, run.writes["gguf"], outtype=q.outtype, source_gguf=run.inputs.get("source_gguf"),
+                       progress=_tensor_bar(ctx, "convert"))
 
 
 def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: Path) -> None:
@@ -212,7 +208,7 @@ def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: 
 
     q = ctx.recipe.quantize
     vectors = read_imatrix(importance_file)
-    out = run.dir / f"model-{q.qtype}.gguf"
+    out = run.writes["gguf"]
     plan_text = None
     fallbacks: list[dict[str, str]] = []
     if q.target_size:
@@ -222,9 +218,8 @@ def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: 
         from .size_plan import plan_to_size
         from .size_target import parse_target
 
-        convert_dir = ctx.stage_dir("convert")
-        model, tokenizer = _load_hf(convert_dir / "awq-model")
-        windows = _windows(tokenizer, (convert_dir / "awq-calib.txt").read_text(encoding="utf-8"), 256, 256)
+        model, tokenizer = _load_hf(run.inputs["awq-model"])
+        windows = _windows(tokenizer, run.inputs["calibration"].read_text(encoding="utf-8"), 256, 256)
         with torch.no_grad():
             plan = plan_to_size(model, windows, src, parse_target(q.target_size), importance=vectors)
         types, plan_text = plan.types, plan.table()
@@ -237,7 +232,6 @@ def _our_quantize(ctx: BuildContext, run: StageRun, src: Path, importance_file: 
     counts: dict[str, int] = {}
     for t in read_tensor_index(out):
         counts[t.qtype.name] = counts.get(t.qtype.name, 0) + 1
-    run.output("gguf", out)
     run.metrics.update({"qtype": q.qtype.upper(), "bits_per_weight": result.bits_per_weight, "size": result.size,
                         "fallbacks": fallbacks, "tensor_types": counts, "source_size": src.stat().st_size,
                         "quantizer": "ggml kernels, importance-weighted", "importance_tensors": result.with_importance,
@@ -248,13 +242,11 @@ def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
     from .quantize import quantize_gguf
 
     q = ctx.recipe.quantize
-    src = ctx.stage_dir("convert") / f"model-{q.outtype}.gguf"
-    importance_file = ctx.stage_dir("convert") / "importance.gguf"
-    if q.importance and ctx.awq and importance_file.is_file():
-        _our_quantize(ctx, run, src, importance_file)
+    src = run.inputs["gguf"]
+    if "importance" in run.inputs:
+        _our_quantize(ctx, run, src, run.inputs["importance"])
         return
-    report = quantize_gguf(src, run.dir / f"model-{q.qtype}.gguf", q.qtype, threads=q.threads)
-    run.output("gguf", Path(report.path))
+    report = quantize_gguf(src, run.writes["gguf"], q.qtype, threads=q.threads)
     run.metrics.update({"qtype": report.qtype, "bits_per_weight": report.bits_per_weight, "size": report.size,
                         "fallbacks": [dataclasses.asdict(f) for f in report.fallbacks],
                         "tensor_types": report.tensor_types, "source_size": src.stat().st_size})
@@ -286,13 +278,14 @@ def _dequantized_base(ctx: BuildContext, run: StageRun, base: Path) -> BaseSourc
 def stage_modifiers(ctx: BuildContext, run: StageRun) -> None:
     from .lora_convert import convert_lora_to_gguf
 
-    base = quantized_gguf(ctx)
+    base = run.inputs["base"]
     trained_on: BaseSource | None = None
     for m in ctx.recipe.modifiers:
         cfg = ctx.recipe.modifier_train(m)
+        # Each modifier keeps its own record, so a changed modifier retrains alone.
         sub = StageRun(name=f"modifier:{m.name}", dir=run.dir / m.name, config={**as_table(cfg), "kind": m.kind},
-                       inputs={"base": base, "train": split_files(ctx, f"modifier-{m.name}")[0],
-                               "val": split_files(ctx, f"modifier-{m.name}")[1]})
+                       inputs={"base": base, "train": run.inputs[f"{m.name}.train"],
+                               "val": run.inputs[f"{m.name}.val"]})
         previous = sub.previous()
         ctx.wait()  # every rank decides on the same record before rank 0 may replace it
         if previous is not None:
@@ -301,9 +294,9 @@ def stage_modifiers(ctx: BuildContext, run: StageRun) -> None:
             if ctx.is_main:
                 sub.invalidate()
             trained_on = trained_on or _dequantized_base(ctx, run, base)
-            result = _train(ctx, sub, trained_on, cfg, f"modifier-{m.name}", f"modifier {m.name}", kind=m.kind)
+            result = _train(ctx, sub, trained_on, cfg, f"modifier {m.name}", kind=m.kind)
             if ctx.is_main:
-                gguf = convert_lora_to_gguf(result.adapter_dir, base, sub.dir / f"{m.name}.gguf")
+                gguf = convert_lora_to_gguf(result.adapter_dir, base, run.writes[m.name])
                 sub.output("gguf", Path(gguf))
                 sub.output("adapter", result.adapter_dir)
                 sub.metrics.update(result.summary())
@@ -312,7 +305,6 @@ def stage_modifiers(ctx: BuildContext, run: StageRun) -> None:
             ctx.wait()
             previous = json.loads(sub.record_path.read_text(encoding="utf-8"))
         run.metrics[m.name] = previous["metrics"]
-        run.output(m.name, run.dir / m.name / previous["outputs"]["gguf"])
 
 
 def stage_router(ctx: BuildContext, run: StageRun) -> None:
@@ -322,22 +314,17 @@ def stage_router(ctx: BuildContext, run: StageRun) -> None:
     r = ctx.recipe.router
     examples: dict[str, list[str]] = {}
     for m in ctx.recipe.modifiers:
-        examples[m.name] = [prompt_of(x) for x in load_split(ctx, f"modifier-{m.name}").train]
-    examples["none"] = [prompt_of(x) for x in read_jsonl(ctx.stage_dir("data") / "router-none.jsonl")]
+        examples[m.name] = [prompt_of(x) for x in read_jsonl(run.inputs[m.name])]
+    examples["none"] = [prompt_of(x) for x in read_jsonl(run.inputs["none"])]
     # General chat mixed into a modifier's data (demodata.GENERAL_SHARE) belongs to the base, not the modifier.
     from .demodata import chat
 
     general = set(examples["none"]) | chat.all_prompts()
     examples.update({m: [p for p in v if p not in general] for m, v in examples.items() if m != "none"})
     examples = {k: list(dict.fromkeys(v))[: r.max_prompts_per_class] for k, v in examples.items()}
-    embedding = None
-    if r.embedding:
-        embedding = Path(r.embedding).expanduser()
-        if not embedding.is_absolute() and ctx.recipe.path is not None:
-            embedding = ctx.recipe.path.parent / embedding
-    out = fit_router(examples, run.dir / "router", keyword_rules=r.keyword_rules or None,
-                     embedding_source=embedding, seed=ctx.recipe.seed, embedding_dims=r.embedding_dims)
-    run.output("router", Path(out))
+    fit_router(examples, run.writes["router"], keyword_rules=r.keyword_rules or None,
+               embedding_source=run.inputs.get("embedding:source"), seed=ctx.recipe.seed,
+               embedding_dims=r.embedding_dims)
     run.metrics["prompts_per_class"] = {k: len(v) for k, v in examples.items()}
 
 
@@ -357,14 +344,14 @@ def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
     from .heldout import HeldoutScorer
 
     e = ctx.recipe.eval
-    base = quantized_gguf(ctx)
+    base = run.inputs["base"]
     tokenizer = ctx.tokenizer()
     results = {}
     with HeldoutScorer(base, n_ctx=e.n_ctx, n_threads=e.n_threads) as scorer:
         for m in ctx.recipe.modifiers:
-            rows = load_split(ctx, f"modifier-{m.name}").val[: e.max_examples]
+            rows = read_jsonl(run.inputs[f"{m.name}.val"])[: e.max_examples]
             texts = _scored_texts(tokenizer, rows)
-            adapter = ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf"
+            adapter = run.inputs[m.name]
             t0 = time.time()
             plain = scorer.mean_nll(texts)
             tuned = scorer.mean_nll(texts, adapter, m.default_scale)
@@ -376,13 +363,11 @@ def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
             ctx.log(f"evaluate {m.name}: held-out NLL {plain.nll:.4f} (base) -> {tuned.nll:.4f} "
                     f"({reduction:+.1%} reduction) on {plain.tokens} answer tokens")
     run.metrics["heldout_nll"] = results
-    path = write_text(run.dir / "heldout.json", json.dumps(results, indent=2) + "\n")
-    run.output("heldout", path)
-    report = _task_success(ctx, base)
+    write_text(run.writes["heldout"], json.dumps(results, indent=2) + "\n")
+    report = _task_success(ctx, run)
     run.metrics["task_success"] = report.summary()
     write_jsonl(report.details, run.dir / "tasks.jsonl")
-    run.output("tasks", write_text(run.dir / "task_success.json",
-                                          json.dumps(report.summary(), indent=2) + "\n"))
+    write_text(run.writes["tasks"], json.dumps(report.summary(), indent=2) + "\n")
 
 
 def task_dir(ctx: BuildContext) -> Path:
@@ -397,7 +382,7 @@ def task_dir(ctx: BuildContext) -> Path:
     return folder
 
 
-def _task_success(ctx: BuildContext, base: Path) -> Any:
+def _task_success(ctx: BuildContext, run: StageRun) -> Any:
     """Greedy replies of the shipped files to the held-out tasks: base, each modifier, and auto routing."""
     from ..router.router import Router
     from ..runtime.engine import LlamaEngine
@@ -405,11 +390,12 @@ def _task_success(ctx: BuildContext, base: Path) -> Any:
     from .task_eval import engine_generator, load_tasks, run_tasks
 
     e = ctx.recipe.eval
-    tasks = load_tasks(task_dir(ctx))
+    base = run.inputs["base"]
+    tasks = load_tasks(run.inputs["tasks"])
     sha = sha256_file(base)
-    specs = {m.name: ModifierSpec(m.name, ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf", sha,
+    specs = {m.name: ModifierSpec(m.name, run.inputs[m.name], sha,
                                   m.default_scale, m.description) for m in ctx.recipe.modifiers}
-    router = Router.load(ctx.stage_dir("router") / "router") if ctx.enabled("router") else None
+    router = Router.load(run.inputs["router"]) if "router" in run.inputs else None
     with LlamaEngine(base, base_sha256=sha, modifiers=specs, context_length=e.n_ctx, threads=e.n_threads,
                      batch_threads=e.n_threads) as engine:
         refused = dict(engine.adapters.refused)
@@ -438,28 +424,29 @@ def stage_bundle(ctx: BuildContext, run: StageRun) -> None:
     from ..router.format import RouterConfig
     from .report import build_quality, render_report
 
-    records = {name: ctx.record(name) for name in STAGES if name != "bundle" and ctx.enabled(name)}
+    records = {s.name: json.loads(run.inputs[f"{s.name}.record"].read_text(encoding="utf-8"))
+               for s in BUILD_STAGES if f"{s.name}.record" in run.inputs}
     quality = build_quality(ctx.recipe, records)
     report = render_report(ctx.recipe, records, quality)
-    report_file = write_text(run.dir / "REPORT.md", report)
-    modifiers = [ModifierInput(name=m.name, path=ctx.stage_dir("modifiers") / m.name / f"{m.name}.gguf",
+    report_file = write_text(run.writes["report"], report)
+    modifiers = [ModifierInput(name=m.name, path=run.inputs[m.name],
                                description=m.description, default_scale=m.default_scale)
                  for m in ctx.recipe.modifiers]
-    router_dir = ctx.stage_dir("router") / "router" if ctx.enabled("router") else None
-    provenance = {"recipe": ctx.recipe.path.name if ctx.recipe.path else ctx.recipe.name,
-                  "recipe_sha256": sha256_file(ctx.recipe.path) if ctx.recipe.path else None,
+    router_dir = run.inputs.get("router")
+    recipe_file = run.inputs.get("recipe:file")
+    provenance = {"recipe": recipe_file.name if recipe_file else ctx.recipe.name,
+                  "recipe_sha256": sha256_file(recipe_file) if recipe_file else None,
                   "source_model": ctx.recipe.base.model, "revision": ctx.recipe.base.revision,
                   "data_hashes": {k: v["sha256"] for k, v in records["data"]["inputs"].items()},
                   "tool_versions": records[next(reversed(records))]["tool_versions"]}
-    target = ctx.out / "bundle"
+    target = bundle_dir(ctx)
     # create_bundle writes into a temp folder and renames it, replacing an older bundle only.
     threshold = RouterConfig.load(router_dir).threshold if router_dir is not None else None
-    create_bundle(quantized_gguf(ctx), target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
+    create_bundle(run.inputs["base"], target, name=ctx.recipe.name, modifiers=modifiers, router_dir=router_dir,
                   router_threshold=threshold,
                   report=report_file, provenance=provenance, quality=quality, level=ctx.recipe.bundle_level,
                   force=True, base_package=_base_distribution(ctx) if ctx.recipe.external_base else None,
                   progress=byte_progress if ctx.progress else None)
-    run.output("report", report_file)
     run.metrics["bundle"] = str(target)
     ctx.log(f"bundle: {target}")
 
@@ -478,8 +465,225 @@ def _base_distribution(ctx: BuildContext) -> str:
     return dists[0]
 
 
-RUNNERS: dict[str, Callable[[BuildContext, StageRun], None]] = {
-    "data": stage_data, "phase1": stage_phase1, "merge": stage_merge, "convert": stage_convert,
-    "quantize": stage_quantize, "modifiers": stage_modifiers, "router": stage_router,
-    "evaluate": stage_evaluate, "bundle": stage_bundle,
-}
+# -- declarations ------------------------------------------------------------
+
+
+def _always(recipe: Recipe) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One build step, declared once: the pipeline derives its rerun decision and its record from this."""
+
+    name: str
+    run: Callable[[BuildContext, StageRun], None]
+    config: Callable[[BuildContext], Any]  # the recipe settings its result depends on
+    inputs: Callable[[BuildContext], dict[str, Path]]  # every file or folder it reads: hashed, must exist
+    outputs: Callable[[BuildContext, Path], dict[str, Path]]  # what it writes (in its folder) that is recorded
+    folder: str = ""  # under the build's output folder; the stage's name unless set
+    applies: Callable[[Recipe], bool] = _always  # e.g. no phase 1, no modifiers, no router
+    training: bool = False  # runs on every process (each trains on its share of a batch), not on rank 0 only
+
+    @property
+    def folder_name(self) -> str:
+        return self.folder or self.name
+
+    def dir(self, ctx: BuildContext) -> Path:
+        return ctx.out / self.folder_name
+
+    def prepare(self, ctx: BuildContext) -> StageRun:
+        """This stage's run in ``ctx``: ``previous()`` on it says whether an earlier result still holds."""
+        folder = self.dir(ctx)
+        return StageRun(name=self.name, dir=folder, config=json.loads(json.dumps(self.config(ctx), default=str)),
+                        inputs=self.inputs(ctx), writes=self.outputs(ctx, folder))
+
+
+def stage(name: str) -> Stage:
+    return next(s for s in BUILD_STAGES if s.name == name)
+
+
+def output_of(ctx: BuildContext, name: str, key: str) -> Path:
+    """Where stage ``name`` writes its output ``key``: how a later stage declares it as an input."""
+    s = stage(name)
+    return s.outputs(ctx, s.dir(ctx))[key]
+
+
+def applies(ctx: BuildContext, name: str) -> bool:
+    return stage(name).applies(ctx.recipe)
+
+
+def bundle_dir(ctx: BuildContext) -> Path:
+    """The finished bundle: ``<out>/bundle/``, beside the bundle stage's own folder (``pack/``)."""
+    return ctx.out / "bundle"
+
+
+def quantized_base(ctx: BuildContext) -> Path:
+    """The base the modifiers train on and bind to: the quantize stage's output, or the GGUF base as it is."""
+    if not applies(ctx, "quantize"):
+        assert ctx.source.gguf_path is not None  # run_build checks it
+        return ctx.source.gguf_path
+    return output_of(ctx, "quantize", "gguf")
+
+
+def _groups(recipe: Recipe) -> list[tuple[str, TrainConfig]]:
+    """The data stage's train/validation splits and the training each feeds: phase 1's, then one per modifier."""
+    groups = [("phase1", recipe.phase1)] if recipe.phase1.enabled else []
+    return groups + [(f"modifier-{m.name}", recipe.modifier_train(m)) for m in recipe.modifiers]
+
+
+def _data_config(ctx: BuildContext) -> Any:
+    r = ctx.recipe
+    return {"demo": as_table(r.demo_data), "seed": r.seed, "phase1": [r.phase1.data, r.phase1.val_fraction],
+            "modifiers": {m.name: [m.data, r.modifier_train(m).val_fraction] for m in r.modifiers},
+            "none": r.router.none_data, "phase1_enabled": r.phase1.enabled}
+
+
+def _data_inputs(ctx: BuildContext) -> dict[str, Path]:
+    # The recipe file itself is not an input: only the settings above are, so editing another
+    # section of the recipe does not regenerate the data.
+    # The generators' own source is an input: a changed generator regenerates the demo data.
+    inputs: dict[str, Path] = {"demo-generators": Path(demodata.__file__).parent}
+    for s in sorted(set(all_data_sources(ctx.recipe))):
+        resolved = resolve_source(ctx.recipe, s)
+        if isinstance(resolved, Path):
+            inputs[f"source:{s}"] = resolved
+    return inputs
+
+
+def _data_outputs(ctx: BuildContext, d: Path) -> dict[str, Path]:
+    splits = {f"{g}.{part}": d / f"{g}.{part}.jsonl" for g, _cfg in _groups(ctx.recipe) for part in ("train", "val")}
+    return {**splits, "router-none": d / "router-none.jsonl"}
+
+
+def _phase1_inputs(ctx: BuildContext) -> dict[str, Path]:
+    return {**ctx.base_inputs(), "train": output_of(ctx, "data", "phase1.train"),
+            "val": output_of(ctx, "data", "phase1.val")}
+
+
+def _merge_inputs(ctx: BuildContext) -> dict[str, Path]:
+    inputs = dict(ctx.base_inputs())
+    if ctx.recipe.phase1.enabled:
+        inputs["adapter"] = output_of(ctx, "phase1", "adapter")
+        inputs["probe"] = output_of(ctx, "data", "phase1.val")  # the rows the logit check runs on
+    return inputs
+
+
+def _convert_inputs(ctx: BuildContext) -> dict[str, Path]:
+    inputs = {"model": output_of(ctx, "merge", "model")}
+    if ctx.source.gguf_path:
+        inputs["source_gguf"] = ctx.source.gguf_path
+    if ctx.awq:  # AWQ calibrates on phase 1's training text, else on the packaged text
+        packaged = Path(__file__).parent / "data" / "calibration.txt"
+        inputs["calibration"] = output_of(ctx, "data", "phase1.train") if ctx.recipe.phase1.enabled else packaged
+    return inputs
+
+
+def _convert_outputs(ctx: BuildContext, d: Path) -> dict[str, Path]:
+    q = ctx.recipe.quantize
+    outputs = {"gguf": d / f"model-{q.outtype}.gguf"}
+    if ctx.awq:
+        outputs.update({"calibration": d / "awq-calib.txt", "awq-model": d / "awq-model"})
+        if q.importance:
+            outputs["importance"] = d / "importance.gguf"
+    return outputs
+
+
+def _uses_importance(ctx: BuildContext) -> bool:
+    return ctx.recipe.quantize.importance and ctx.awq
+
+
+def _quantize_inputs(ctx: BuildContext) -> dict[str, Path]:
+    inputs = {"gguf": output_of(ctx, "convert", "gguf")}
+    if _uses_importance(ctx):
+        inputs["importance"] = output_of(ctx, "convert", "importance")
+        if ctx.recipe.quantize.target_size:  # types are planned on the AWQ model and its calibration text
+            inputs["awq-model"] = output_of(ctx, "convert", "awq-model")
+            inputs["calibration"] = output_of(ctx, "convert", "calibration")
+    return inputs
+
+
+def _modifiers_inputs(ctx: BuildContext) -> dict[str, Path]:
+    inputs = {"base": quantized_base(ctx)}
+    for m in ctx.recipe.modifiers:
+        inputs[f"{m.name}.train"] = output_of(ctx, "data", f"modifier-{m.name}.train")
+        inputs[f"{m.name}.val"] = output_of(ctx, "data", f"modifier-{m.name}.val")
+    return inputs
+
+
+def _router_inputs(ctx: BuildContext) -> dict[str, Path]:
+    inputs = {"none": output_of(ctx, "data", "router-none"), "demo:chat": Path(demodata.chat.__file__)}
+    for m in ctx.recipe.modifiers:
+        inputs[m.name] = output_of(ctx, "data", f"modifier-{m.name}.train")
+    r = ctx.recipe.router
+    if r.embedding:
+        embedding = Path(r.embedding).expanduser()
+        if not embedding.is_absolute() and ctx.recipe.path is not None:
+            embedding = ctx.recipe.path.parent / embedding
+        inputs["embedding:source"] = embedding
+    return inputs
+
+
+def _evaluate_inputs(ctx: BuildContext) -> dict[str, Path]:
+    inputs = {"base": quantized_base(ctx), "tasks": task_dir(ctx)}
+    if applies(ctx, "router"):
+        inputs["router"] = output_of(ctx, "router", "router")
+    for m in ctx.recipe.modifiers:
+        inputs[m.name] = output_of(ctx, "modifiers", m.name)
+        inputs[f"{m.name}.val"] = output_of(ctx, "data", f"modifier-{m.name}.val")
+    return inputs
+
+
+def _bundle_inputs(ctx: BuildContext) -> dict[str, Path]:
+    inputs = {"base": quantized_base(ctx)}
+    for m in ctx.recipe.modifiers:
+        inputs[m.name] = output_of(ctx, "modifiers", m.name)
+    if applies(ctx, "router"):
+        inputs["router"] = output_of(ctx, "router", "router")
+    for s in BUILD_STAGES:  # REPORT.md and the manifest's quality fields come from every earlier record
+        if s.name != "bundle" and s.applies(ctx.recipe):
+            inputs[f"{s.name}.record"] = s.dir(ctx) / RECORD_NAME
+    if ctx.recipe.path is not None:  # its sha256 goes into the manifest's provenance
+        inputs["recipe:file"] = ctx.recipe.path
+    return inputs
+
+
+BUILD_STAGES: tuple[Stage, ...] = (
+    Stage("data", stage_data, _data_config, _data_inputs, _data_outputs),
+    Stage("phase1", stage_phase1,
+          lambda ctx: {"train": as_table(ctx.recipe.phase1), "seed": ctx.recipe.seed, "base": ctx.base_config()},
+          _phase1_inputs, lambda ctx, d: {"adapter": d / "adapter"},
+          applies=lambda r: r.phase1.enabled, training=True),
+    Stage("merge", stage_merge,
+          lambda ctx: {"dtype": ctx.recipe.phase1.dtype, "tolerance": ctx.recipe.phase1.merge_tolerance,
+                       "base": ctx.base_config()},
+          _merge_inputs, lambda ctx, d: {"model": d / "model"}, applies=lambda r: r.quantize.enabled),
+    Stage("convert", stage_convert,
+          lambda ctx: {"outtype": ctx.recipe.quantize.outtype, "awq": ctx.awq,
+                       "awq_calib_rows": ctx.recipe.quantize.awq_calib_rows,
+                       "importance": ctx.recipe.quantize.importance},
+          _convert_inputs, _convert_outputs, applies=lambda r: r.quantize.enabled),
+    Stage("quantize", stage_quantize,
+          lambda ctx: {"qtype": ctx.recipe.quantize.qtype, "importance": _uses_importance(ctx),
+                       "target_size": ctx.recipe.quantize.target_size},
+          _quantize_inputs, lambda ctx, d: {"gguf": d / f"model-{ctx.recipe.quantize.qtype}.gguf"},
+          applies=lambda r: r.quantize.enabled),
+    Stage("modifiers", stage_modifiers,
+          lambda ctx: {m.name: [as_table(ctx.recipe.modifier_train(m)), m.default_scale, m.kind]
+                       for m in ctx.recipe.modifiers},
+          _modifiers_inputs, lambda ctx, d: {m.name: d / m.name / f"{m.name}.gguf" for m in ctx.recipe.modifiers},
+          applies=lambda r: bool(r.modifiers), training=True),
+    Stage("router", stage_router, lambda ctx: as_table(ctx.recipe.router), _router_inputs,
+          lambda ctx, d: {"router": d / "router"}, applies=lambda r: r.router.enabled and bool(r.modifiers)),
+    Stage("evaluate", stage_evaluate,
+          lambda ctx: {"eval": as_table(ctx.recipe.eval),
+                       "scales": {m.name: m.default_scale for m in ctx.recipe.modifiers}},
+          _evaluate_inputs, lambda ctx, d: {"heldout": d / "heldout.json", "tasks": d / "task_success.json"},
+          applies=lambda r: bool(r.modifiers)),
+    # The bundle stage's own files (record, REPORT.md) live in `pack/`, leaving `bundle/` to the bundle.
+    Stage("bundle", stage_bundle,
+          lambda ctx: {"name": ctx.recipe.name, "level": ctx.recipe.bundle_level,
+                       "external_base": ctx.recipe.external_base,
+                       "modifiers": [[m.name, m.description, m.default_scale] for m in ctx.recipe.modifiers]},
+          _bundle_inputs, lambda ctx, d: {"report": d / "REPORT.md"}, folder="pack"),
+)

@@ -76,7 +76,7 @@ def smollm2_hf(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from edge_assistant.builder.hf_checkpoint import save_hf_checkpoint
+    from tests.support.hf_checkpoint import save_hf_checkpoint
 
     model = AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name,
                                                  dtype=torch.float32)

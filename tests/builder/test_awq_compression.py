@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_assistant.builder.compression import CompressionRow, compression_report
 from edge_assistant.builder.size_target import SizeTarget, parse_target
-from edge_assistant.builder.zstd_study import (
+from edge_assistant.errors import UsageError
+from tests.support.compression import CompressionRow, compression_report
+from tests.support.zstd_study import (
     BLOCK_FIELDS,
     ZstdLevel,
     choose_level,
@@ -17,7 +18,6 @@ from edge_assistant.builder.zstd_study import (
     measure_zstd,
     ungroup_tensor_bytes,
 )
-from edge_assistant.errors import UsageError
 
 pytestmark = pytest.mark.builder
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
 from pathlib import Path
 
 import pytest
 
-from edge_assistant.builder.pipeline import STAGE_FOLDERS, STAGES, run_build
+from edge_assistant.builder.context import BuildContext
+from edge_assistant.builder.pipeline import STAGE_FOLDERS, STAGES, build_context, run_build
 from edge_assistant.builder.recipe import load_recipe
+from edge_assistant.builder.stages import BUILD_STAGES, bundle_dir
 from tests.support.hashreads import counting_hash_reads
 
 from .pipeline_fixtures import copy_build, router_embedding_dir, tiny_llama, tiny_recipe_text, write_recipe
@@ -17,15 +22,37 @@ pytestmark = [pytest.mark.builder, pytest.mark.slow]
 __all__ = ["router_embedding_dir", "tiny_llama"]  # fixtures used by name below
 
 
+# Paths the build opened or listed from Python while a stage ran: (stage, path). An audit hook
+# cannot be removed, so it only records while `_RUNNING` names a stage of the build below.
+_RUNNING: list[str] = []
+_TOUCHED: list[tuple[str, Path]] = []
+
+
+def _watch(event: str, args: tuple) -> None:
+    if _RUNNING and event in ("open", "os.listdir", "os.scandir") and args \
+            and isinstance(args[0], (str, bytes, os.PathLike)):
+        _TOUCHED.append((_RUNNING[0], Path(os.path.abspath(os.fsdecode(args[0])))))
+
+
 @pytest.fixture(scope="module")
 def built(tiny_llama: Path, router_embedding_dir: Path, tmp_path_factory: pytest.TempPathFactory
           ) -> tuple[Path, Path, list[str]]:
-    """(recipe, output folder, log lines) of one full build of the tiny recipe."""
+    """(recipe, output folder, log lines) of one full build of the tiny recipe; `_TOUCHED` holds what it read."""
     folder = tmp_path_factory.mktemp("tiny-build")
     recipe = write_recipe(folder, tiny_recipe_text(tiny_llama, router_embedding_dir))
     log: list[str] = []
-    with counting_hash_reads() as reads:
-        run_build(load_recipe(recipe), folder / "out", progress=False, log=log.append)
+
+    def watch_stages(line: str) -> None:
+        log.append(line)
+        if m := re.fullmatch(r"\[(\w+)\] (running|done in .*)", line):
+            _RUNNING[:] = [m[1]] if m[2] == "running" else []
+
+    sys.addaudithook(_watch)
+    try:
+        with counting_hash_reads() as reads:
+            run_build(load_recipe(recipe), folder / "out", progress=False, log=watch_stages)
+    finally:
+        _RUNNING.clear()
     (folder / "hash-reads.json").write_text(json.dumps({str(p): n for p, n in reads.items()}))
     return recipe, folder / "out", log
 
@@ -47,6 +74,69 @@ def test_every_stage_writes_a_record_with_input_hashes_and_tool_versions(built: 
         assert all(len(i["sha256"]) == 64 for i in record["inputs"].values())
         assert "torch" in record["tool_versions"] and record["seconds"] >= 0
         assert f"[{stage}] done" in "\n".join(log)
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def test_every_stage_reads_only_the_inputs_its_stage_declares(built: tuple[Path, Path, list[str]]) -> None:
+    # What a stage runner opens or lists under the build folder must be its own folder or an input
+    # its Stage declares (and so hashed into its record). llama.cpp's own reads (C code) are not
+    # seen here; the files it loads are declared by the same stages anyway.
+    recipe, out, _log = built
+    out = Path(os.path.abspath(out))
+    seen: dict[str, list[Path]] = {s: [] for s in STAGES}
+    for name, path in _TOUCHED:
+        if _within(path, out):
+            seen[name].append(path)
+    for name in STAGES:
+        assert seen[name], f"no file access seen while {name} ran: the audit hook recorded nothing"
+        record = json.loads((out / STAGE_FOLDERS[name] / "record.json").read_text())
+        allowed = [out / STAGE_FOLDERS[name]] + [Path(os.path.abspath(i["path"])) for i in record["inputs"].values()]
+        exact: set[Path] = set()
+        if name == "bundle":  # the finished bundle, written through a temp folder beside it (and that folder synced)
+            target = Path(os.path.abspath(bundle_dir(build_context(load_recipe(recipe), out))))
+            allowed += [target] + [p for p in seen[name] if p.parent == out and p.name.startswith(f".{target.name}.")]
+            exact.add(target.parent)
+        undeclared = sorted({str(p) for p in seen[name] if p not in exact and not any(_within(p, a) for a in allowed)})
+        assert not undeclared, f"stage {name} read paths its Stage does not declare: {undeclared}"
+
+
+def _stale(ctx: BuildContext) -> list[str]:
+    """The stages a rerun would run again: those whose declared config and inputs no longer match their record."""
+    return [s.name for s in BUILD_STAGES if s.applies(ctx.recipe) and s.prepare(ctx).previous() is None]
+
+
+def test_the_rerun_decision_changes_exactly_when_a_declared_input_changes(
+        built: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
+    recipe, out, _log = built
+    copy = copy_build(out, tmp_path / "out")
+    ctx = build_context(load_recipe(recipe), copy, progress=False, log=lambda line: None)
+    assert _stale(ctx) == []
+    declared = {s.name: list(s.prepare(ctx).inputs.values()) for s in BUILD_STAGES if s.applies(ctx.recipe)}
+    inside = sorted({p for paths in declared.values() for p in paths if _within(p, copy)})
+    assert len(inside) >= 20  # data splits, adapters, models, records: most inputs are earlier stages' outputs
+    for path in inside:
+        readers = [name for name, paths in declared.items() if any(_within(path, p) for p in paths)]
+        if path.is_dir():
+            extra = path / "extra.txt"
+            extra.write_text("a file the folder did not have\n")
+            assert _stale(ctx) == readers, path
+            extra.unlink()
+        else:
+            original = path.read_bytes()
+            path.write_bytes(original + b"\n")
+            assert _stale(ctx) == readers, path
+            path.write_bytes(original)
+        assert _stale(ctx) == [], path
+    # Every file no stage declares (details, checkpoints, demo files, the bundle) can change freely.
+    undeclared = [p for p in copy.rglob("*") if p.is_file() and not any(_within(p, i) for i in inside)]
+    assert any(p.name == "tasks.jsonl" for p in undeclared) and any("checkpoints" in p.parts for p in undeclared)
+    for path in undeclared:
+        with open(path, "ab") as f:
+            f.write(b"\n")
+    assert _stale(ctx) == []
 
 
 def test_the_convert_stage_applied_awq_scales_before_conversion(built: tuple[Path, Path, list[str]]) -> None:

@@ -62,9 +62,9 @@ def router_dir(router_bundle: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def router(router_dir: Path):
-    from edge_assistant.router import load_router
+    from edge_assistant.router.router import Router
 
-    return load_router(router_dir)
+    return Router.load(router_dir)
 
 
 @pytest.fixture(scope="session")

@@ -40,8 +40,8 @@ def test_similar_requests_embed_closer_than_unrelated_ones(embedding_dir: Path):
 def test_loading_a_router_and_routing_imports_no_builder_stack(router_dir: Path):
     probe = (
         "import json, sys\n"
-        "from edge_assistant.router import load_router\n"
-        f"d = load_router({str(router_dir)!r}).route('now make it faster', previous='code')\n"
+        "from edge_assistant.router.router import Router\n"
+        f"d = Router.load({str(router_dir)!r}).route('now make it faster', previous='code')\n"
         "third = sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'edge_assistant'})\n"
         "print(json.dumps({'modifier': d.modifier, 'third_party': third}))\n"
     )

@@ -11,7 +11,6 @@ import pytest
 from edge_assistant.builder.router_fit import fit_router
 from edge_assistant.builder.router_seed import load_examples
 from edge_assistant.errors import RecipeError, RouterError
-from edge_assistant.router import load_router
 from edge_assistant.router.router import Router
 
 GOOD = {"none": [f"general question number {i}" for i in range(10)],
@@ -56,7 +55,7 @@ def test_a_recipe_defined_route_with_its_own_keywords_is_fitted_and_routed(tmp_p
     examples["none"] = [p for p in examples["none"] if "recipe" not in p.lower() and "cook" not in p.lower()]
     out = fit_router(examples, tmp_path / "router", embedding_source=embedding_dir,
                      keyword_rules={"cooking": [(r"\b(bake|baking|roast|recipe|cook)\w*", 2.0, "kitchen words")]})
-    router = load_router(out)
+    router = Router.load(out)
     assert router.routes == ("none", "code", "cooking")
     decision = router.route("How long do I bake a salmon fillet at 200 degrees?")
     assert decision.modifier == "cooking", decision.reason

@@ -1,4 +1,4 @@
-"""Save a transformers Llama model as the safetensors folder the converters read.
+"""Save a transformers Llama model as the safetensors folder the converters read (tests and benchmarks).
 
 A model loaded with ``from_pretrained(dir, gguf_file=...)`` is already
 dequantized to float, but transformers still tags it with its GGUF "quantizer"

@@ -1,4 +1,4 @@
-"""Build stages and their records.
+"""Stage records: the record.json each stage writes last (config, input hashes, outputs, versions).
 
 Each stage writes into ``<out>/<stage>/`` and, last of all, ``record.json``:
 the stage's config, the sha256 of every input file, tool versions, timings and
@@ -62,6 +62,7 @@ class StageRun:
     dir: Path
     config: Any
     inputs: dict[str, Path]
+    writes: dict[str, Path] = field(default_factory=dict)  # declared outputs: where the runner writes them
     started: float = field(default_factory=time.time)
     metrics: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)

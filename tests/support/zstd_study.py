@@ -1,4 +1,4 @@
-"""What zstd really buys on a GGUF: ratio, time and unpack speed per level, measured.
+"""What zstd really buys on a GGUF: ratio, time and unpack speed per level, measured (tests and benchmarks).
 
 Quantized weights are close to random bytes, so zstd saves only a few percent on
 them; the level is chosen from measurements, not assumed (`choose_level`): a slower
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from ..errors import UsageError
+from edge_assistant.errors import UsageError
 
 DEFAULT_LEVELS = (1, 3, 9, 19)
 
@@ -132,7 +132,7 @@ def ungroup_tensor_bytes(grouped: bytes, gguf_type: str) -> bytes:
 
 def group_gguf_bytes(path: Path | str) -> bytes:
     """The GGUF with every tensor's bytes field-grouped in place (same length, same offsets)."""
-    from .gguf_index import read_tensor_index
+    from edge_assistant.builder.gguf_index import read_tensor_index
 
     path = Path(path)
     data = bytearray(path.read_bytes())

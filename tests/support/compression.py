@@ -1,9 +1,9 @@
-"""The compression trade-off, measured: each type with and without AWQ, as a table.
+"""The compression trade-off, measured: each type with and without AWQ, as a table (tests and benchmarks).
 
 `measure_compression` converts a float model to f16 GGUF, quantizes it to each
 type plainly and after AWQ, and scores every file through llama.cpp against the
-f16 one on held-out text; `compression_report` turns the rows into the Markdown
-table that goes into a bundle's REPORT.md.
+f16 one on held-out text; `compression_report` turns the rows into a Markdown
+table (benchmarks/awq_table.py prints it).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .evaluate import evaluate_gguf
-from .zstd_study import measure_zstd
+from edge_assistant.builder.evaluate import evaluate_gguf
+from tests.support.zstd_study import measure_zstd
 
 DEFAULT_TYPES = ("Q8_0", "Q5_0", "Q4_0")  # 8-, 5- and 4-bit block-32 types: they fit 576-wide rows
 
@@ -71,7 +71,7 @@ def compression_report(rows: Sequence[CompressionRow], *, zstd_level: int = 3, t
 
 
 def _bits_per_weight(path: Path) -> float:
-    from .gguf_index import read_tensor_index
+    from edge_assistant.builder.gguf_index import read_tensor_index
 
     tensors = read_tensor_index(path)
     n_bytes = sum(t.nbytes for t in tensors)
@@ -84,7 +84,7 @@ def _awq_hf_copy(hf_dir: Path, calib_text: str, qtype: str, out_dir: Path, n_gri
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .awq import apply_awq
+    from edge_assistant.builder.awq import apply_awq
 
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
@@ -113,8 +113,8 @@ def measure_compression(
     progress: Callable[[str], None] | None = None,
 ) -> list[CompressionRow]:
     """Rows for f16 and each type (plain, and after AWQ when `awq`); GGUFs are kept in `workdir`."""
-    from .convert import convert_hf_to_gguf
-    from .quantize import quantize_gguf
+    from edge_assistant.builder.convert import convert_hf_to_gguf
+    from edge_assistant.builder.quantize import quantize_gguf
 
     hf_dir, workdir = Path(hf_dir), Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,8 @@ deleted as soon as the converter has read them. llama_model_quantize is a
 comparison row only with --llama-quantize (at 8B it takes as long again).
 --layers N keeps the 8B tensor shapes (the 1 GB f16 embedding and output
 matrices, the largest tensors, included) with N of the 32 layers: the same peak
-memory per tensor in a fraction of the time (--layers 2: llama.cpp's row included
-by default, and whether the two files are the same bytes).
+memory per tensor in a fraction of the time (with --llama-quantize: llama.cpp's
+row, and whether the two files are the same bytes).
 
 --quick: a tiny Llama-3 shape (hidden 256, 2 layers, the real 128k vocabulary)
 through the 8b path, llama.cpp's row and the byte comparison included: seconds.
@@ -269,7 +269,7 @@ def _main_8b(options: argparse.Namespace) -> None:
     else:
         cfg, shape = {**LLAMA31_8B, "num_hidden_layers": options.layers}, "Llama-3.1-8B"
     layers = cfg["num_hidden_layers"]
-    with_llama = options.llama_quantize or options.quick or layers <= 2
+    with_llama = options.llama_quantize or options.quick
     n_params = sum(math.prod(shape) for _, shape in _llama_tensors(cfg))
     n_q4 = 0 if options.no_quantize else (2 if with_llama else 1)
     need = n_params * (2 + 2) + n_q4 * n_params * 5 // 8 + (1 << 30)  # shards + f16, Q4_K_M files
@@ -331,7 +331,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=LLAMA31_8B["num_hidden_layers"],
                         help="8b: layers to generate (default 32; 2 keeps every tensor shape, in minutes)")
     parser.add_argument("--llama-quantize", action="store_true",
-                        help="8b: add llama_model_quantize as a comparison row (default with --layers 2 or less)")
+                        help="8b: add llama_model_quantize as a comparison row and compare the bytes")
     parser.add_argument("--tmp", default=None, help="folder for the temporary files (default: the system temp)")
     parser.add_argument("--threads", type=int, default=1, help="quantizer threads (default 1)")
     parser.add_argument("--no-quantize", action="store_true", help="8b: stop after the conversion")

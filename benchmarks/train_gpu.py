@@ -26,6 +26,10 @@ model FLOPs per token for LoRA training = 2N (forward) + 2N (backward to
 activations; frozen weights get no weight gradient) + 6 x trainable params +
 12 * layers * hidden * seq (attention). Peak is looked up by GPU name (dense
 bf16) or given with --peak-tflops; on a CPU MFU is printed only with --peak-tflops.
+
+The 135M-shape CPU table (one noisy run on the loaded shared machine) is in docs/build.md
+"Training speed"; torch.compile is left out of the CPU defaults (its CPU compile takes
+many minutes). No GPU figure exists yet: no device has been lent.
 """
 
 from __future__ import annotations

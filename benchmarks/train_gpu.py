@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=None,
                         help=f"comma list (default GPU: {GPU_VARIANTS}; CPU: {CPU_VARIANTS})")
     parser.add_argument("--find-batch", action="store_true", help="also find the largest batch that fits (GPU)")
-    parser.add_argument("--quick", action="store_true", help="tiny shape, 3 steps: a smoke run in seconds")
+    parser.add_argument("--quick", action="store_true", help="tiny shape, seq 64, 3 steps: a smoke run in seconds")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
 
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     size = "tiny" if args.quick else (args.size or ("1b" if gpu else "tiny"))
     steps = 3 if args.quick else (args.steps or (20 if gpu else 4))
     batch = args.batch or (8 if gpu else 4)
-    seq = args.seq or (2048 if gpu else 256)
+    seq = args.seq or (64 if args.quick else 2048 if gpu else 256)
     rows = args.rows or ("full" if gpu else "chat")
     peak = args.peak_tflops or (next((p for k, p in PEAK_BF16_TFLOPS if k in device), None) if gpu else None)
     variants = (args.variants or (GPU_VARIANTS if gpu else CPU_VARIANTS)).split(",")

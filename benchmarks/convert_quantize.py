@@ -2,9 +2,11 @@
 
 Measures (never asserts), each step in its own process so its peak resident set
 (VmHWM) is its own:
-  copy        plain file copy of the same safetensors bytes (the baseline: disk speed)
-  convert     our HF -> GGUF converter, f16 and q8_0 output
-  quantize    llama.cpp's quantizer through quantize_gguf, f16 -> Q4_K_M and Q4_0
+  copy            plain file copy of the same safetensors bytes (the baseline: disk speed)
+  convert         our HF -> GGUF converter, f16 and q8_0 output
+  quantize ours   our quantizer (builder/quantizer.py: ggml's kernels, llama.cpp's
+                  per-tensor mix, one slab of rows in memory), f16 -> Q4_K_M
+  llama.cpp       llama_model_quantize through quantize_gguf, f16 -> Q4_K_M and Q4_0
 
 --shape 135m (default): the real SmolLM2; the HF folder is made first (SmolLM2
 GGUF -> transformers -> save_pretrained) and is not timed.
@@ -12,15 +14,25 @@ GGUF -> transformers -> save_pretrained) and is not timed.
 --shape 8b: a Llama-3.1-8B-shaped checkpoint (random bf16 weights, 4 safetensors
 shards plus an index, the real Llama 3 tokenizer) generated here, one block of
 rows at a time so generation never holds the model either, then converted to an
-f16 GGUF and quantized to Q4_K_M. Needs ~16 GB (bf16) + ~16 GB (f16 GGUF) of free
-disk at once; each file is deleted as soon as the next step has read it.
---quick keeps the 8B tensor shapes (the 2 GB embedding and output matrices, the
-largest tensors, included) but only 2 of the 32 layers: the same peak memory
-per tensor in well under a minute of conversion. With the default shape, --quick
-converts to f16 and quantizes to Q4_K_M only (what CI runs).
+f16 GGUF and quantized to Q4_K_M by our quantizer (the build's). Needs ~16 GB
+(bf16) + ~16 GB (f16 GGUF) + ~5 GB (Q4_K_M) of free disk at once; the shards are
+deleted as soon as the converter has read them. llama_model_quantize is a
+comparison row only with --llama-quantize (at 8B it takes as long again).
+--layers N keeps the 8B tensor shapes (the 1 GB f16 embedding and output
+matrices, the largest tensors, included) with N of the 32 layers: the same peak
+memory per tensor in a fraction of the time (with --llama-quantize: llama.cpp's
+row, and whether the two files are the same bytes).
+
+--quick: a tiny Llama-3 shape (hidden 256, 2 layers, the real 128k vocabulary)
+through the 8b path, llama.cpp's row and the byte comparison included: seconds.
+
+Measured (Dec 2026, 2 shared CPU cores at load average ~10, 1 thread), --shape 8b --layers 2:
+convert 37.7 MB/s, peak RSS 264 MB; our Q4_K_M 5.7 MB/s, peak RSS 284 MB (llama_model_quantize on
+the same file: 3,515 MB, same bytes). Details in docs/converters.md.
 
     PYTHONPATH=. python benchmarks/convert_quantize.py [--threads N]
-    PYTHONPATH=. python benchmarks/convert_quantize.py --shape 8b [--quick] [--tmp DIR]
+    PYTHONPATH=. python benchmarks/convert_quantize.py --quick
+    PYTHONPATH=. python benchmarks/convert_quantize.py --shape 8b [--layers N] [--llama-quantize] [--tmp DIR]
 """
 
 from __future__ import annotations
@@ -77,6 +89,9 @@ LLAMA31_8B = {
     "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                      "original_max_position_embeddings": 8192},
 }
+# --quick: the same family and vocabulary, rows still whole k-quant blocks (256), in seconds.
+LLAMA3_TINY = {**LLAMA31_8B, "hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}
 
 
 def _llama_tensors(cfg: dict) -> list[tuple[str, tuple[int, ...]]]:
@@ -123,13 +138,12 @@ def _write_shard(path: Path, tensors: list[tuple[str, tuple[int, ...]]], seed: i
                 bits.tofile(out)
 
 
-def _generate_8b(folder: Path, layers: int) -> None:
-    """A sharded Llama-3.1-8B-shaped HF folder: config, Llama 3 tokenizer, 4 shards and their index."""
+def _generate_8b(folder: Path, cfg: dict) -> None:
+    """A sharded Llama-3-shaped HF folder: config, Llama 3 tokenizer, 4 shards and their index."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.builder.model_factory import llama3_tokenizer  # the one builder of the Llama 3 HF tokenizer
 
     folder.mkdir(parents=True)
-    cfg = {**LLAMA31_8B, "num_hidden_layers": layers}
     (folder / "config.json").write_text(json.dumps(cfg, indent=2))
     llama3_tokenizer().save_pretrained(folder)
     tensors = _llama_tensors(cfg)
@@ -170,8 +184,8 @@ def _step(name: str, args: list[str]) -> dict[str, float]:
     before = _hwm_mb()
     start = time.perf_counter()
     if name == "generate":
-        folder, layers = Path(args[0]), int(args[1])
-        _generate_8b(folder, layers)
+        folder = Path(args[0])
+        _generate_8b(folder, json.loads(args[1]))
         bytes_in = sum(p.stat().st_size for p in folder.glob("*.safetensors"))  # bytes written, here
     elif name == "copy":
         src, dst = Path(args[0]), Path(args[1])
@@ -185,6 +199,14 @@ def _step(name: str, args: list[str]) -> dict[str, float]:
         start = time.perf_counter()
         convert_hf_to_gguf(hf_dir, out, outtype=outtype, source_gguf=_smollm2_gguf() if args[3:] else None)
         bytes_in = sum(p.stat().st_size for p in hf_dir.glob("*.safetensors"))
+    elif name == "quantize-ours":
+        from edge_assistant.builder.quantizer import quantize_mix
+
+        src, out, qtype = Path(args[0]), Path(args[1]), args[2]
+        before = _hwm_mb()
+        start = time.perf_counter()
+        quantize_mix(src, out, qtype)
+        bytes_in = src.stat().st_size
     else:
         from edge_assistant.builder.quantize import quantize_gguf
 
@@ -232,34 +254,40 @@ def _main_135m(options: argparse.Namespace) -> None:
         weights = next(hf_dir.glob("*.safetensors"))
         rows = [("copy safetensors (baseline)", _run_child("copy", str(weights), str(work / "copy.bin")))]
         rows.append(("convert -> f16", _run_child("convert", str(hf_dir), str(work / "m.f16.gguf"), "f16", "smollm2")))
-        if not options.quick:
-            rows.append(("convert -> q8_0", _run_child("convert", str(hf_dir), str(work / "m.q8_0.gguf"), "q8_0",
-                                                       "smollm2")))
-        for qtype in ("Q4_K_M",) if options.quick else ("Q4_K_M", "Q4_0"):
-            rows.append((f"quantize f16 -> {qtype}", _run_child(
+        rows.append(("convert -> q8_0", _run_child("convert", str(hf_dir), str(work / "m.q8_0.gguf"), "q8_0",
+                                                   "smollm2")))
+        rows.append(("quantize ours f16 -> Q4_K_M", _run_child(
+            "quantize-ours", str(work / "m.f16.gguf"), str(work / "m.ours.gguf"), "Q4_K_M")))
+        for qtype in ("Q4_K_M", "Q4_0"):
+            rows.append((f"llama.cpp f16 -> {qtype}", _run_child(
                 "quantize", str(work / "m.f16.gguf"), str(work / f"m.{qtype}.gguf"), qtype, str(options.threads))))
     _table(f"SmolLM2-135M, {rows[0][1]['bytes_in'] / 1e6:.0f} MB of f32 safetensors; "
            f"quantizer threads={options.threads}", rows, rows[0][1]["bytes_in"] / 1e6)
 
 
 def _main_8b(options: argparse.Namespace) -> None:
-    layers = 2 if options.quick else LLAMA31_8B["num_hidden_layers"]
-    cfg = {**LLAMA31_8B, "num_hidden_layers": layers}
+    if options.quick:
+        cfg, shape = LLAMA3_TINY, "tiny Llama-3"
+    else:
+        cfg, shape = {**LLAMA31_8B, "num_hidden_layers": options.layers}, "Llama-3.1-8B"
+    layers = cfg["num_hidden_layers"]
+    with_llama = options.llama_quantize or options.quick
     n_params = sum(math.prod(shape) for _, shape in _llama_tensors(cfg))
-    need = n_params * (2 + 2) + (0 if options.no_quantize else n_params // 2) + (1 << 30)  # shards + f16, Q4_K_M
+    n_q4 = 0 if options.no_quantize else (2 if with_llama else 1)
+    need = n_params * (2 + 2) + n_q4 * n_params * 5 // 8 + (1 << 30)  # shards + f16, Q4_K_M files
     tmp_root = Path(options.tmp or tempfile.gettempdir())
     free = shutil.disk_usage(tmp_root).free
     if free < need:
         sys.exit(f"error: {tmp_root} has {free / 1e9:.1f} GB free, this run needs about {need / 1e9:.1f} GB "
                  f"(hint: pass --tmp DIR on a bigger disk, or --quick)")
-    print(f"Llama-3.1-8B shape, {layers} of 32 layers, {n_params / 1e9:.2f} B parameters; "
+    print(f"{shape} shape, {layers} layers, {n_params / 1e9:.2f} B parameters; "
           f"{free / 1e9:.0f} GB free under {tmp_root}, needs ~{need / 1e9:.0f} GB", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-convert-8b-", dir=tmp_root) as tmp:
         work = Path(tmp)
         hf_dir = work / "llama-8b-shape"
         rows = []
         print("generating the sharded bf16 checkpoint ...", flush=True)
-        generated = _run_child("generate", str(hf_dir), str(layers))
+        generated = _run_child("generate", str(hf_dir), json.dumps(cfg))
         shard = sorted(hf_dir.glob("*.safetensors"))[0]
         rows.append(("copy 1 shard (baseline)", _run_child("copy", str(shard), str(work / "copy.bin"))))
         (work / "copy.bin").unlink()
@@ -268,17 +296,32 @@ def _main_8b(options: argparse.Namespace) -> None:
         rows.append(("convert bf16 -> f16 GGUF", _run_child("convert", str(hf_dir), str(work / "m.f16.gguf"), "f16")))
         model_mb = generated["bytes_in"] / 1e6
         shutil.rmtree(hf_dir)  # read once; free its 16 GB before the quantizer writes
-        q4 = "not run (--no-quantize)"
+        q4, same = "not run (--no-quantize)", None
+        ours, theirs = work / "m.Q4_K_M.gguf", work / "m.Q4_K_M.llama.gguf"
         if not options.no_quantize:
-            print("quantizing to Q4_K_M ...", flush=True)
-            rows.append(("quantize f16 -> Q4_K_M", _run_child(
-                "quantize", str(work / "m.f16.gguf"), str(work / "m.Q4_K_M.gguf"), "Q4_K_M", str(options.threads))))
-            q4 = f"{(work / 'm.Q4_K_M.gguf').stat().st_size / 1e6:.0f} MB"
-    _table(f"Llama-3.1-8B shape ({layers} layers), {model_mb:.0f} MB of bf16 safetensors in 4 shards -> "
-           f"Q4_K_M {q4}; quantizer threads={options.threads}", rows, model_mb)
-    convert = rows[2][1]
-    print(f"\nconverter peak RSS {convert['peak_mb'] / 1024:.2f} GB (target <= 3 GB), "
-          f"{convert['bytes_in'] / convert['seconds'] / 1e6:.0f} MB/s")
+            print("quantizing to Q4_K_M (ours) ...", flush=True)
+            rows.append(("quantize ours f16 -> Q4_K_M", _run_child(
+                "quantize-ours", str(work / "m.f16.gguf"), str(ours), "Q4_K_M")))
+            q4 = f"{ours.stat().st_size / 1e6:.0f} MB"
+            if with_llama:
+                print("quantizing to Q4_K_M (llama_model_quantize, comparison) ...", flush=True)
+                rows.append(("llama.cpp f16 -> Q4_K_M", _run_child(
+                    "quantize", str(work / "m.f16.gguf"), str(theirs), "Q4_K_M", str(options.threads))))
+                same = _same_bytes(ours, theirs)
+    _table(f"{shape} shape ({layers} layers), {model_mb:.0f} MB of bf16 safetensors in 4 shards -> "
+           f"Q4_K_M {q4}; llama.cpp threads={options.threads}, ours 1", rows, model_mb)
+    for label, row in rows[2:4]:
+        print(f"\n{label}: peak RSS {row['peak_mb'] / 1024:.2f} GB (target <= 3 GB), "
+              f"{row['bytes_in'] / row['seconds'] / 1e6:.0f} MB/s", end="")
+    print()
+    if same is not None:
+        print(f"our Q4_K_M is byte for byte llama_model_quantize's: {'yes' if same else 'NO'}")
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    import filecmp
+
+    return filecmp.cmp(a, b, shallow=False)
 
 
 def main() -> None:
@@ -286,7 +329,11 @@ def main() -> None:
     parser.add_argument("--shape", choices=("135m", "8b"), default="135m",
                         help="135m: the real SmolLM2 (default); 8b: a generated Llama-3.1-8B-shaped checkpoint")
     parser.add_argument("--quick", action="store_true",
-                        help="135m: f16 and Q4_K_M only; 8b: 2 layers instead of 32 (same tensor shapes)")
+                        help="a tiny Llama-3 shape through the 8b path, llama.cpp's row included: seconds")
+    parser.add_argument("--layers", type=int, default=LLAMA31_8B["num_hidden_layers"],
+                        help="8b: layers to generate (default 32; 2 keeps every tensor shape, in minutes)")
+    parser.add_argument("--llama-quantize", action="store_true",
+                        help="8b: add llama_model_quantize as a comparison row and compare the bytes")
     parser.add_argument("--tmp", default=None, help="folder for the temporary files (default: the system temp)")
     parser.add_argument("--threads", type=int, default=1, help="quantizer threads (default 1)")
     parser.add_argument("--no-quantize", action="store_true", help="8b: stop after the conversion")
@@ -295,7 +342,7 @@ def main() -> None:
     if options.step:
         print(json.dumps(_step(options.step[0], options.step[1:])))
         return
-    if options.shape == "8b":
+    if options.shape == "8b" or options.quick:
         _main_8b(options)
     else:
         _main_135m(options)

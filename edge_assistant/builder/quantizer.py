@@ -1,10 +1,14 @@
 """Our GGUF quantizer: ggml's kernels, our per-tensor types, importance weights, one tensor at a time.
 
 `quantize_with_plan(src, out, types)` reads a float GGUF (f32/f16/bf16 tensors)
-through a memory map, quantizes each tensor to the type the plan gives it with
-`ggml_quantize_chunk` (weighted by that tensor's importance vector when one is
-given) and streams it into the output with the `gguf` writer: at most one
-tensor's float rows (in slabs of rows) are in memory, whatever the model size.
+one slab of rows at a time with positioned reads (no memory map, so the source's
+pages never count in the process's resident set), quantizes each tensor to the
+type the plan gives it with `ggml_quantize_chunk` (weighted by that tensor's
+importance vector when one is given) and streams it into the output with the
+`gguf` writer: at most one slab of one tensor's rows is in memory, whatever the
+model size (an 8B-shaped Q4_K_M: see benchmarks/convert_quantize.py). The
+metadata and tensor table come from gguf_index, which reads a 128k-token
+vocabulary in seconds where `gguf.GGUFReader` takes minutes and ~600 MB.
 
 The output is laid out like `llama_model_quantize`'s: the same metadata in the
 same order (general.quantization_version and general.file_type moved to the
@@ -22,15 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle.ggufmeta import GGUFInfo, read_gguf_info
+from ..bundle.ggufmeta import read_gguf_info
 from ..durable import atomic_file
 from ..errors import ConversionError
 from . import ggml_quant
-from .gguf_index import TensorEntry, map_file, tensor_entries
+from .gguf_index import MetadataValue, TensorEntry, tensor_entries, typed_metadata
 from .quant_mix import FTYPES, ModelShape, TensorSpec, plan_mix, requires_importance, storage_order
 
 GGML_QNT_VERSION = 2
-_SLAB_BYTES = 256 * 2**20  # float rows quantized at once: bounds memory on 8B-sized tensors
+_SLAB_BYTES = 64 * 2**20  # float32 rows quantized at once: bounds memory on 8B-sized tensors
 _FLOAT_TYPES = ("F32", "F16", "BF16")
 _DROPPED_KEYS = ("split.no", "split.count", "split.tensors.count")
 
@@ -51,38 +55,45 @@ class QuantizedFile:
         return counts
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Source:
-    """A GGUF to quantize: its metadata (strings as stored), tensor table and a memory map of its bytes."""
+    """A GGUF's metadata (in file order, strings as raw bytes) and tensor table, without its tensor data."""
 
-    info: GGUFInfo
+    path: Path
+    metadata: dict[str, MetadataValue]
     tensors: list[TensorEntry]
-    buffer: np.ndarray
+
+    def int_field(self, key: str) -> int | None:
+        entry = self.metadata.get(key)
+        return None if entry is None else int(entry.value)  # type: ignore[call-overload]
+
+    @property
+    def arch(self) -> str:
+        entry = self.metadata.get("general.architecture")
+        if entry is None or not isinstance(entry.value, bytes):
+            raise ConversionError(f"{self.path} has no general.architecture", hint="re-run `build convert`")
+        return entry.value.decode("utf-8")
 
 
 def _reader(src: Path) -> _Source:
-    info = read_gguf_info(src, keep_arrays=True, raw_strings=True, tensors=True)  # a clear error if not GGUF
+    # one parse of the header: a clear error when it is not GGUF at all
+    info = read_gguf_info(src, keep_arrays=True, raw_strings=True, tensors=True)
     if info.is_adapter:
         raise ConversionError(f"{src} is a LoRA adapter, not a model", hint="quantize the base model GGUF")
-    return _Source(info, tensor_entries(info), map_file(src))
+    return _Source(src, typed_metadata(info), tensor_entries(info))
 
 
-def _field_int(reader: _Source, key: str) -> int | None:
-    value = reader.info.metadata.get(key)
-    return None if value is None else int(value)  # type: ignore[call-overload]
-
-
-def model_shape(reader: _Source) -> ModelShape:
-    arch = str(reader.info.architecture)
-    n_layer = _field_int(reader, f"{arch}.block_count") or 0
-    n_head = _field_int(reader, f"{arch}.attention.head_count") or 0
-    n_head_kv = _field_int(reader, f"{arch}.attention.head_count_kv") or n_head
+def model_shape(source: _Source) -> ModelShape:
+    arch = source.arch
+    n_layer = source.int_field(f"{arch}.block_count") or 0
+    n_head = source.int_field(f"{arch}.attention.head_count") or 0
+    n_head_kv = source.int_field(f"{arch}.attention.head_count_kv") or n_head
     return ModelShape(n_layer=n_layer, n_head=n_head, n_head_kv=n_head_kv,
-                      n_expert=_field_int(reader, f"{arch}.expert_count") or 0, arch=arch)
+                      n_expert=source.int_field(f"{arch}.expert_count") or 0, arch=arch)
 
 
-def tensor_specs(reader: _Source) -> list[TensorSpec]:
-    return [TensorSpec(t.name, tuple(reversed(t.shape)), t.qtype.name) for t in reader.tensors]
+def tensor_specs(source: _Source) -> list[TensorSpec]:
+    return [TensorSpec(t.name, tuple(reversed(t.shape)), t.qtype.name) for t in source.tensors]
 
 
 def mix_plan(src: Path | str, mix: str, *, has_importance: bool = False, fit_rows: bool = True) -> dict[str, str]:
@@ -91,38 +102,57 @@ def mix_plan(src: Path | str, mix: str, *, has_importance: bool = False, fit_row
     return plan_mix(tensor_specs(reader), mix, model_shape(reader), has_importance=has_importance, fit_rows=fit_rows)
 
 
-def _copy_metadata(reader: _Source, writer: Any, file_type: int) -> None:
+def _copy_metadata(source: _Source, writer: Any, file_type: int) -> None:
     from gguf import GGUFValueType
 
     writer.kv_data[0].clear()  # the writer pre-fills general.architecture; keep the source's order instead
-    for name, (vtype, sub) in reader.info.value_types.items():
+    for name, entry in source.metadata.items():
         if name in _DROPPED_KEYS or name in ("general.quantization_version", "general.file_type"):
             continue
-        value = reader.info.metadata[name]   # strings as the bytes stored, arrays as lists
-        if vtype == GGUFValueType.ARRAY:
-            if not value:
+        if entry.vtype == GGUFValueType.ARRAY:
+            if not entry.value:
                 raise ConversionError(f"metadata {name} is an empty array", hint="re-run `build convert`")
-            writer.add_key_value(name, value, GGUFValueType.ARRAY, sub_type=GGUFValueType(sub))
+            writer.add_key_value(name, entry.value, entry.vtype, sub_type=entry.sub_type)
         else:
-            writer.add_key_value(name, value, GGUFValueType(vtype))
+            writer.add_key_value(name, entry.value, entry.vtype)
     writer.add_uint32("general.quantization_version", GGML_QNT_VERSION)
     writer.add_uint32("general.file_type", file_type)
 
 
-def _float_rows(data: np.ndarray, stored: str, start: int, stop: int) -> np.ndarray:
-    rows = data.reshape(-1, data.shape[-1])[start:stop]
-    if stored == "BF16":
-        return (rows.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
-    return rows.astype(np.float32)
+_STORED = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
 
 
-def _encode(tensor: TensorEntry, data: np.ndarray, qtype: str, importance: np.ndarray | None) -> Any:
-    """Yield the output bytes of one tensor, slab of rows by slab."""
-    n_per_row = tensor.shape[0]
-    n_rows = tensor.n_elements // n_per_row
-    per_slab = max(1, _SLAB_BYTES // (4 * n_per_row))
+def _raw_rows(handle: Any, tensor: TensorEntry, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop of a tensor as stored (float tensors as numbers, others as bytes), read from disk."""
+    row_bytes = tensor.nbytes // max(1, tensor.n_elements // tensor.shape[0])
+    handle.seek(tensor.offset + start * row_bytes)
+    dtype = _STORED.get(tensor.qtype.name, np.uint8)
+    count = (stop - start) * row_bytes // np.dtype(dtype).itemsize
+    rows = np.fromfile(handle, dtype=dtype, count=count)
+    if rows.size != count:
+        raise ConversionError(f"{tensor.name} is cut short in the file", hint="rebuild the source GGUF")
+    return rows.reshape(stop - start, -1)
+
+
+def _float_rows(handle: Any, tensor: TensorEntry, start: int, stop: int) -> np.ndarray:
+    rows = _raw_rows(handle, tensor, start, stop)
+    if tensor.qtype.name == "BF16":
+        return (rows.astype(np.uint32) << 16).view(np.float32)
+    return rows.astype(np.float32, copy=False)
+
+
+def _slabs(tensor: TensorEntry, row_bytes: int) -> Any:
+    """(start, stop) row ranges of at most _SLAB_BYTES each (at least one row)."""
+    n_rows = tensor.n_elements // tensor.shape[0]
+    per_slab = max(1, _SLAB_BYTES // max(1, row_bytes))
     for start in range(0, n_rows, per_slab):
-        rows = _float_rows(data, tensor.qtype.name, start, min(n_rows, start + per_slab))
+        yield start, min(n_rows, start + per_slab)
+
+
+def _encode(handle: Any, tensor: TensorEntry, qtype: str, importance: np.ndarray | None) -> Any:
+    """Yield the output bytes of one tensor, slab of rows by slab."""
+    for start, stop in _slabs(tensor, 4 * tensor.shape[0]):
+        rows = _float_rows(handle, tensor, start, stop)
         if qtype == "F32":
             yield rows
         elif qtype == "F16":
@@ -178,11 +208,11 @@ def quantize_with_plan(
                                   f"the tensor's rows {t.shape[0]}", hint="collect importance on this model")
         plan[name] = want
 
-    arch = str(reader.info.architecture)
+    arch = reader.arch
     n_bytes = n_weights = used = 0
-    with atomic_file(out) as temp:
+    with atomic_file(out) as temp, open(src, "rb") as handle:
         writer = GGUFWriter(temp, arch)
-        align = _field_int(reader, "general.alignment")
+        align = reader.int_field("general.alignment")
         if align:
             writer.data_alignment = align
         _copy_metadata(reader, writer, FTYPES.get(file_type.upper(), FTYPES["Q8_0"]))
@@ -190,7 +220,7 @@ def quantize_with_plan(
             t = by_name[name]
             qtype = plan[name]
             shape = tuple(reversed(t.shape))
-            nbytes = (int(t.n_elements) // shape[-1]) * ggml_quant.row_size(qtype, shape[-1]) \
+            nbytes = (t.n_elements // shape[-1]) * ggml_quant.row_size(qtype, shape[-1]) \
                 if qtype != t.qtype.name else t.nbytes
             writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=GGMLQuantizationType[qtype])
         writer.write_header_to_file(temp)
@@ -204,19 +234,15 @@ def quantize_with_plan(
             writer.write_padding(fout, fout.tell())
             written = 0
             if qtype == t.qtype.name:  # copied as it is, in slabs of rows
-                data = t.view(reader.buffer)
-                raw = data.reshape(-1, data.shape[-1]) if data.ndim > 1 else data.reshape(1, -1)
-                step = max(1, _SLAB_BYTES // max(1, raw[:1].nbytes))
-                for start in range(0, raw.shape[0], step):
-                    part = np.ascontiguousarray(raw[start:start + step])
-                    fout.write(part.tobytes())
+                for start, stop in _slabs(t, t.nbytes // max(1, t.n_elements // t.shape[0])):
+                    part = _raw_rows(handle, t, start, stop)
+                    fout.write(part.data)
                     written += part.nbytes
             else:
                 vec = importance.get(name)
                 used += vec is not None and qtype not in _FLOAT_TYPES
-                vec = None if vec is None else np.asarray(vec, dtype=np.float32)
-                for part in _encode(t, t.view(reader.buffer), qtype, vec):
-                    fout.write(np.ascontiguousarray(part).tobytes())
+                for part in _encode(handle, t, qtype, None if vec is None else np.asarray(vec, dtype=np.float32)):
+                    fout.write(np.ascontiguousarray(part).data)
                     written += part.nbytes
             if written != ti.nbytes:
                 raise ConversionError(f"{name}: wrote {written} bytes, expected {ti.nbytes}",

@@ -53,7 +53,7 @@ def built(tiny_package: Path, router_embedding_dir: Path, tmp_path_factory: pyte
         modifier_training=dataclasses.replace(recipe.modifier_training, max_steps=4, max_seq_len=128,
                                               checkpoint_every=2, learning_rate=1e-2),
         router=dataclasses.replace(recipe.router, embedding=str(router_embedding_dir), max_prompts_per_class=40),
-        eval=dataclasses.replace(recipe.eval, max_examples=4, n_ctx=512),
+        eval=dataclasses.replace(recipe.eval, max_examples=4, n_ctx=512, n_threads=1, max_tasks=2, task_max_tokens=12),
     )
     out = tmp_path_factory.mktemp("starter-build") / "out"
     log: list[str] = []

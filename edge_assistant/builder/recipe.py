@@ -107,7 +107,8 @@ class QuantizeConfig:
         "Size of the base: bytes (\"105MB\") or bits per weight (\"5.5bpw\"). When set, the types are chosen per "
         "tensor group by measured sensitivity to fit it (qtype is then the type AWQ is searched for); "
         "empty: qtype for the whole file, by llama.cpp's rules.", "")
-    threads: int = _help("Quantizer threads; 0: all cores.", 0)
+    threads: int = _help("Not used since the quantize stage runs our streaming quantizer (one thread); "
+                         "kept so older recipes still load.", 0)
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,10 @@ async def _startup_pilot(pilot) -> None:  # type: ignore[no-untyped-def]
     # CPU time of this process so far: what the start costs on an idle machine, whatever
     # else shares the CPUs now (interpreter start-up before main() is not counted).
     cpu = time.process_time()
-    while app.assistant is None and app._load_error is None:
+    while not app.model.ready and app.model.error is None:
         await asyncio.sleep(0.005)
     print(json.dumps({"interactive_s": interactive, "interactive_cpu_s": cpu,
-                      "model_ready_s": time.time() - spawned, "load_error": app._load_error}), flush=True)
+                      "model_ready_s": time.time() - spawned, "load_error": app.model.error}), flush=True)
     app.exit()
 
 

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..durable import atomic_folder
 from ..errors import BuildError, UsageError

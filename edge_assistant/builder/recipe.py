@@ -265,8 +265,8 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def _validate(recipe: Recipe) -> None:
-    from ..bundle.manifest import MODIFIER_KINDS, NAME_RE
-    from ..modifier_names import NAME_RULE, is_valid_name
+    from ..bundle.manifest import MODIFIER_KINDS
+    from ..modifier_names import NAME_RE, NAME_RULE, is_valid_name
 
     path = recipe.path
     if not NAME_RE.fullmatch(recipe.name):

@@ -38,7 +38,7 @@ from ..durable import atomic_folder, fsync_tree, move_file, swap_folder, write_t
 from ..errors import BundleError, DiskSpaceError, HubError, IntegrityError, ManifestError, UsageError
 from ..hashing import hash_once
 from .contents import FileProblem, PromisedFile, check_file, check_files, promised_files, shipped_names
-from .hub_errors import Say, short, translated
+from .hub_errors import Say, translated
 from .manifest import BUNDLE_NAME_RE, MANIFEST_NAME, Manifest, load_manifest
 
 SOURCE_NAME = ".hub-source.json"   # inside an installed bundle: the repository and commit it came from

@@ -30,7 +30,7 @@ from typing import Any
 from ..document import loads_json
 from ..durable import write_text
 from ..errors import ManifestError
-from ..modifier_names import NAME_RE, NAME_RULE, RESERVED as RESERVED_NAMES, is_valid_name
+from ..modifier_names import NAME_RULE, is_valid_name
 from ..printable import printable
 
 FORMAT_VERSION = 1
@@ -41,7 +41,7 @@ ROUTER_DIR = "router"
 REPORT_NAME = "REPORT.md"
 
 # Match these with ``fullmatch``: ``match`` with a trailing ``$`` also accepts a final newline.
-# NAME_RE (a modifier's name, also a recipe's) and RESERVED_NAMES are owned by ``modifier_names``.
+# A modifier's name (also a recipe's) is checked by ``modifier_names``, its one owner.
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # A bundle's name is also its folder's name when installed.
 BUNDLE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")

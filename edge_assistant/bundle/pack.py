@@ -25,10 +25,11 @@ from .. import __version__
 from ..durable import atomic_folder
 from ..errors import BundleError, DiskSpaceError, ModifierError, UsageError
 from ..hashing import CHUNK, sha256_file
+from ..modifier_names import NAME_RE
 from ..progress import ProgressFactory, no_progress
 from .adapter import inspect_adapter
 from .ggufmeta import BASE_SHA256_KEY, GGUFInfo, read_gguf_info
-from .manifest import (BASE_PACKED_NAME, MANIFEST_NAME, MODIFIERS_DIR, NAME_RE, REPORT_NAME, ROUTER_DIR,
+from .manifest import (BASE_PACKED_NAME, MANIFEST_NAME, MODIFIERS_DIR, REPORT_NAME, ROUTER_DIR,
                        SHA256_RE, BaseEntry, Manifest, ModifierEntry, RouterEntry, validate_modifier_name,
                        write_manifest)
 

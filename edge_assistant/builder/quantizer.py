@@ -102,6 +102,14 @@ def mix_plan(src: Path | str, mix: str, *, has_importance: bool = False, fit_row
     return plan_mix(tensor_specs(reader), mix, model_shape(reader), has_importance=has_importance, fit_rows=fit_rows)
 
 
+def mix_plans(src: Path | str, mix: str, *, has_importance: bool = False) -> tuple[dict[str, str], dict[str, str]]:
+    """(the types `mix` gives, the types its rules wanted before the row-length fallback), from one header read."""
+    reader = _reader(Path(src))
+    specs, shape = tensor_specs(reader), model_shape(reader)
+    return (plan_mix(specs, mix, shape, has_importance=has_importance),
+            plan_mix(specs, mix, shape, has_importance=has_importance, fit_rows=False))
+
+
 def _copy_metadata(source: _Source, writer: Any, file_type: int) -> None:
     from gguf import GGUFValueType
 

@@ -208,7 +208,7 @@ def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
     """
     from .gguf_index import read_tensor_index
     from .importance import read_imatrix
-    from .quantizer import mix_plan, quantize_with_plan
+    from .quantizer import mix_plans, quantize_with_plan
 
     q = ctx.recipe.quantize
     src = run.inputs["gguf"]
@@ -231,8 +231,7 @@ def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
         types, plan_text = plan.types, plan.table()
         ctx.log(plan_text)
     else:
-        types = mix_plan(src, q.qtype, has_importance=vectors is not None)
-        wished = mix_plan(src, q.qtype, has_importance=vectors is not None, fit_rows=False)
+        types, wished = mix_plans(src, q.qtype, has_importance=vectors is not None)
         fallbacks = [{"tensor": n, "wanted": w, "got": types[n]} for n, w in wished.items() if types[n] != w]
     bar = _tensor_bar(ctx, "quantize")
     result = quantize_with_plan(src, out, types, importance=vectors, file_type=q.qtype, mix=q.qtype,

@@ -39,58 +39,17 @@ import numpy as np  # noqa: E402
 
 import llama_cpp  # noqa: E402
 
+from edge_assistant.builder.switch_eval import Timeline, conversation  # noqa: E402 -- the evaluate stage's own
 from edge_assistant.hashing import sha256_file  # noqa: E402
 from edge_assistant.runtime.engine import LlamaEngine  # noqa: E402
 from edge_assistant.runtime.factory import embedded_demo_gguf  # noqa: E402
 from edge_assistant.runtime.generation import Message  # noqa: E402
-from edge_assistant.sampling import SamplingParams  # noqa: E402
 from edge_assistant.runtime.kvstate import MB  # noqa: E402
 from edge_assistant.runtime.modifier import ModifierSpec  # noqa: E402
 from tests.support.lora import write_random_lora  # noqa: E402
 from edge_assistant.runtime.llama_load import model_params
 
 QUICK_SIZE = 100
-SYSTEM = Message("system", "You are a helpful assistant.")
-TOPICS = ["the water cycle", "how bread rises", "the rules of chess", "why leaves change colour",
-          "how a bicycle gear works", "the history of the printing press", "how vaccines train the body",
-          "what makes a bridge strong", "how bees make honey", "the phases of the moon",
-          "how a refrigerator cools", "why the sea is salty", "how glass is made", "the life of a star"]
-ANSWER = ("Here is a short explanation of {t}. It starts with a simple idea, then each step follows from the "
-          "one before, and small details matter more than they seem at first. In everyday life you can see "
-          "{t} at work if you look closely, and once you notice it you will see it everywhere.")
-FOLLOW_UPS = ["Can you say that again in two sentences?", "What is the most surprising part of it?",
-              "Give me one everyday example.", "What would a child ask about it next?"]
-
-
-def conversation(engine: LlamaEngine, target: int) -> list[Message]:
-    """A made-up chat of about ``target`` prompt tokens, ending with a user question."""
-    messages = [SYSTEM]
-    i = 0
-    while True:
-        topic = TOPICS[i % len(TOPICS)]
-        candidate = messages + [Message("user", f"Please explain {topic}.")]
-        if len(engine.build_prompt(candidate, 64)[0]) >= target:
-            return candidate
-        messages = candidate + [Message("assistant", ANSWER.format(t=topic))]
-        i += 1
-
-
-class Timeline:
-    """Turns of one conversation on one engine: each appends the reply and a follow-up question."""
-
-    def __init__(self, engine: LlamaEngine, start: list[Message], reply_tokens: int, catch_up: bool) -> None:
-        self.engine, self.messages, self.reply_tokens, self.n = engine, list(start), reply_tokens, 0
-        self.catch_up = catch_up
-
-    def turn(self, modifier: str | None):
-        sampling = SamplingParams(max_tokens=self.reply_tokens, temperature=0.0, repeat_penalty=1.1)
-        result = self.engine.generate(self.messages, modifier=modifier, sampling=sampling).run()
-        self.messages.append(Message("assistant", result.text or "OK."))
-        if self.catch_up:   # what the chat app does while the user reads and types: not timed
-            self.engine.catch_up(self.messages)
-        self.messages.append(Message("user", FOLLOW_UPS[self.n % len(FOLLOW_UPS)]))
-        self.n += 1
-        return result
 
 
 def kind_rows(engine: LlamaEngine, start: list[Message], x: str, y: str, reply_tokens: int, catch_up: bool):

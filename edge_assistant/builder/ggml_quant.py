@@ -9,6 +9,7 @@ dependency: the library is the one the runtime already loads.
 from __future__ import annotations
 
 import ctypes
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,14 @@ def fits(qtype: str, n_per_row: int) -> bool:
     return n_per_row % block_size(qtype) == 0
 
 
-def quantize_rows(qtype: str, rows: np.ndarray, importance: np.ndarray | None = None) -> np.ndarray:
+def quantize_rows(qtype: str, rows: np.ndarray, importance: np.ndarray | None = None, *,
+                  threads: int = 1) -> np.ndarray:
     """Quantize a [n_rows, n_per_row] float array to `qtype`; the raw bytes, as uint8 [n_rows, row_size].
 
     `importance` is one non-negative weight per column (n_per_row values), or None.
-    Types that require importance raise a clear error without it.
+    Types that require importance raise a clear error without it. With `threads` > 1
+    the rows are split into that many runs quantized at once (ctypes releases the GIL
+    around ggml); every row is quantized on its own, so the bytes are the same.
     """
     tid = type_id(qtype)
     lib = _lib()
@@ -119,8 +123,21 @@ def quantize_rows(qtype: str, rows: np.ndarray, importance: np.ndarray | None = 
         raise ConversionError(f"{qtype} needs importance statistics", hint="pass calibration text (--calib)")
     size = int(lib.ggml_row_size(tid, n_per_row))
     out = np.empty((n_rows, size), dtype=np.uint8)
-    written = lib.ggml_quantize_chunk(tid, src.ctypes.data, out.ctypes.data, 0, n_rows, n_per_row,
-                                      None if weights is None else weights.ctypes.data)
+    imatrix = None if weights is None else weights.ctypes.data
+    bounds = np.linspace(0, n_rows, min(max(1, threads), n_rows) + 1, dtype=np.int64)
+    runs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def run(span: tuple[int, int]) -> int:
+        a, b = span
+        return int(lib.ggml_quantize_chunk(tid, src[a:b].ctypes.data, out[a:b].ctypes.data, 0, b - a,
+                                           n_per_row, imatrix))
+
+    if len(runs) > 1:
+        lib.ggml_quantize_init(tid)  # its lookup tables, built once before the threads share them
+        with ThreadPoolExecutor(len(runs)) as pool:
+            written = sum(pool.map(run, runs))
+    else:
+        written = sum(map(run, runs))
     if written != out.nbytes or not lib.ggml_validate_row_data(tid, out.ctypes.data, out.nbytes):
         raise ConversionError(f"ggml produced invalid {qtype} data ({written} of {out.nbytes} bytes)",
                               hint="check the source tensor for NaN or infinite values")

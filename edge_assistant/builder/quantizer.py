@@ -29,6 +29,7 @@ import numpy as np
 from ..bundle.ggufmeta import read_gguf_info
 from ..durable import atomic_file
 from ..errors import ConversionError
+from ..threads import usable_cpus
 from . import ggml_quant
 from .gguf_index import MetadataValue, TensorEntry, tensor_entries, typed_metadata
 from .quant_mix import FTYPES, ModelShape, TensorSpec, plan_mix, requires_importance, storage_order
@@ -157,8 +158,8 @@ def _slabs(tensor: TensorEntry, row_bytes: int) -> Any:
         yield start, min(n_rows, start + per_slab)
 
 
-def _encode(handle: Any, tensor: TensorEntry, qtype: str, importance: np.ndarray | None) -> Any:
-    """Yield the output bytes of one tensor, slab of rows by slab."""
+def _encode(handle: Any, tensor: TensorEntry, qtype: str, importance: np.ndarray | None, threads: int) -> Any:
+    """Yield the output bytes of one tensor, slab of rows by slab (each slab's rows split over `threads`)."""
     for start, stop in _slabs(tensor, 4 * tensor.shape[0]):
         rows = _float_rows(handle, tensor, start, stop)
         if qtype == "F32":
@@ -166,9 +167,9 @@ def _encode(handle: Any, tensor: TensorEntry, qtype: str, importance: np.ndarray
         elif qtype == "F16":
             yield rows.astype(np.float16)
         elif qtype == "BF16":
-            yield ggml_quant.quantize_rows("BF16", rows)
+            yield ggml_quant.quantize_rows("BF16", rows, threads=threads)
         else:
-            yield ggml_quant.quantize_rows(qtype, rows, importance)
+            yield ggml_quant.quantize_rows(qtype, rows, importance, threads=threads)
 
 
 def quantize_with_plan(
@@ -180,8 +181,12 @@ def quantize_with_plan(
     file_type: str = "Q8_0",
     mix: str | None = None,
     progress: Callable[[int, int, str, str], None] | None = None,
+    threads: int = 0,
 ) -> QuantizedFile:
     """Write `out`: every tensor of `src` as `types[name]` (missing names keep their type).
+
+    `threads` quantize each slab's rows at once (0: one per usable CPU); the bytes do not
+    depend on it.
 
     `importance[name]` is that tensor's per-input-column weight vector. `file_type`
     names the llama_ftype recorded in the header. A tensor whose type needs
@@ -190,6 +195,7 @@ def quantize_with_plan(
     from gguf import GGMLQuantizationType, GGUFWriter
 
     started = time.perf_counter()
+    n_threads = threads if threads > 0 else usable_cpus()
     src, out = Path(src), Path(out)
     reader = _reader(src)
     importance = importance or {}
@@ -249,7 +255,8 @@ def quantize_with_plan(
             else:
                 vec = importance.get(name)
                 used += vec is not None and qtype not in _FLOAT_TYPES
-                for part in _encode(handle, t, qtype, None if vec is None else np.asarray(vec, dtype=np.float32)):
+                for part in _encode(handle, t, qtype, None if vec is None else np.asarray(vec, dtype=np.float32),
+                                    n_threads):
                     fout.write(np.ascontiguousarray(part).data)
                     written += part.nbytes
             if written != ti.nbytes:
@@ -267,7 +274,8 @@ def quantize_with_plan(
 
 
 def quantize_mix(src: Path | str, out: Path | str, mix: str, *, importance: Mapping[str, np.ndarray] | None = None,
-                 progress: Callable[[int, int, str, str], None] | None = None) -> QuantizedFile:
+                 progress: Callable[[int, int, str, str], None] | None = None, threads: int = 0) -> QuantizedFile:
     """llama.cpp's `mix` (Q4_K_M, Q5_0, IQ2_XS, ...) through our quantizer, optionally importance-weighted."""
     plan = mix_plan(src, mix, has_importance=bool(importance))
-    return quantize_with_plan(src, out, plan, importance=importance, file_type=mix, mix=mix, progress=progress)
+    return quantize_with_plan(src, out, plan, importance=importance, file_type=mix, mix=mix, progress=progress,
+                              threads=threads)

@@ -107,8 +107,8 @@ class QuantizeConfig:
         "Size of the base: bytes (\"105MB\") or bits per weight (\"5.5bpw\"). When set, the types are chosen per "
         "tensor group by measured sensitivity to fit it (qtype is then the type AWQ is searched for); "
         "empty: qtype for the whole file, by llama.cpp's rules.", "")
-    threads: int = _help("Not used since the quantize stage runs our streaming quantizer (one thread); "
-                         "kept so older recipes still load.", 0)
+    threads: int = _help("Threads our quantizer splits each slab of rows over (0: one per usable CPU); "
+                         "the output's bytes do not depend on it, so changing it reruns nothing.", 0)
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,10 @@ class EvalConfig:
     max_tasks: int = _help("Held-out tasks per domain run for task success (0: all).", 0)
     task_max_tokens: int = _help("Most tokens of each greedy reply scored for task success.", 256)
     task_timeout_s: float = _help("Seconds a code task's tests may run in the sandbox.", 10.0)
+    switch_tokens: int = _help(
+        "Prompt tokens of the conversation on which the switch cost is measured: the next turn's time to "
+        "first token after switching modifiers and after switching back, against the same modifier "
+        "(0: not measured).", 1500)
 
 
 @dataclass(frozen=True)

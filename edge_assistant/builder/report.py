@@ -45,6 +45,9 @@ def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[st
         router = (evaluate.get("task_success") or {}).get("router")
         if router:
             quality["router"] = {"heldout_accuracy": router["accuracy"], "heldout_prompts": router["prompts"]}
+        switch = evaluate.get("switch_cost")
+        if switch:
+            quality["switch_cost"] = {k: switch[k] for k in ("kind", "tokens", "switch_ratio", "switch_back_ratio")}
     return quality
 
 
@@ -133,4 +136,21 @@ def render_report(recipe: Recipe, records: dict[str, dict[str, Any]], quality: d
                           "prompts its fit never saw go where they belong (the domain's modifier, or the base for "
                           "general chat and domains without a modifier)."]
         lines += ["", *warnings, ""] if warnings else [""]
+    switch = records.get("evaluate", {}).get("metrics", {}).get("switch_cost")
+    if switch:
+        lines += _switch_lines(switch)
     return "\n".join(lines) + "\n"
+
+
+def _switch_lines(switch: dict[str, Any]) -> list[str]:
+    lines = ["## Switching modifiers", "",
+             f"Kind: **{switch['kind']}**. The next turn's time to first token on a {switch['tokens']}-token "
+             f"conversation, through the runtime's engine with kept states, as a ratio to the median "
+             f"same-modifier turn measured in the same run (`{switch['x']}` and `{switch['y']}`).", "",
+             "| turn | modifier | tokens read | TTFT ms | ratio |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {t['turn']} | {t['modifier']} | {t['read_tokens']} | {t['ttft_ms']:.0f} | {t['ratio']:.2f} |"
+              for t in switch["turns"]]
+    if "lora" in switch["kind"].split("/"):
+        lines += ["", "A LoRA modifier changes every token's keys and values, so the first switch to it reads the "
+                      "whole conversation again; switching back reuses its kept state."]
+    return lines + [""]

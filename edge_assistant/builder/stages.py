@@ -204,7 +204,8 @@ def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
     """Our quantizer on ggml's kernels: llama.cpp's mix (byte for byte its output without importance), or
     types planned to a size; importance-weighted when the convert stage collected importance.
 
-    It reads the source tensor by tensor (peak RSS ~0.3 GB at 8B, where llama_model_quantize holds ~3.5 GB).
+    It reads the source tensor by tensor (peak RSS ~0.3 GB at 8B, where llama_model_quantize holds ~3.5 GB),
+    each slab of rows split over `quantize.threads` (the bytes do not depend on it).
     """
     from .gguf_index import read_tensor_index
     from .importance import read_imatrix
@@ -234,7 +235,7 @@ def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
         types, wished = mix_plans(src, q.qtype, has_importance=vectors is not None)
         fallbacks = [{"tensor": n, "wanted": w, "got": types[n]} for n, w in wished.items() if types[n] != w]
     bar = _tensor_bar(ctx, "quantize")
-    result = quantize_with_plan(src, out, types, importance=vectors, file_type=q.qtype, mix=q.qtype,
+    result = quantize_with_plan(src, out, types, importance=vectors, file_type=q.qtype, mix=q.qtype, threads=q.threads,
                                 progress=(lambda done, total, name, _type: bar(done, total, name)) if bar else None)
     if fallbacks:
         ctx.log(f"quantize: {len(fallbacks)} tensor(s) fell back to another type (see REPORT.md)")
@@ -362,6 +363,29 @@ def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
     run.metrics["task_success"] = report.summary()
     write_jsonl(report.details, run.dir / "tasks.jsonl")
     write_text(run.writes["tasks"], json.dumps(report.summary(), indent=2) + "\n")
+    if e.switch_tokens > 0 and ctx.recipe.modifiers:
+        run.metrics["switch_cost"] = _switch_cost(ctx, run)
+
+
+def _switch_cost(ctx: BuildContext, run: StageRun) -> dict[str, Any]:
+    """The next turn's time to first token after a switch, on this build's own files (builder/switch_eval.py)."""
+    from ..runtime.engine import LlamaEngine
+    from ..runtime.modifier import ModifierSpec
+    from .switch_eval import measure_switch_cost
+
+    e = ctx.recipe.eval
+    base = run.inputs["base"]
+    sha = sha256_file(base)
+    mods = ctx.recipe.modifiers
+    specs = {m.name: ModifierSpec(m.name, run.inputs[m.name], sha, m.default_scale, m.description, kind=m.kind)
+             for m in mods}
+    x, y = mods[0].name, mods[1].name if len(mods) > 1 else None
+    with LlamaEngine(base, base_sha256=sha, modifiers=specs, context_length=e.switch_tokens + 512,
+                     threads=e.n_threads, batch_threads=e.n_threads) as engine:
+        cost = measure_switch_cost(engine, x, y, {m.name: m.kind for m in mods}, tokens=e.switch_tokens)
+    ctx.log(f"evaluate switch cost ({cost.kind}, {cost.tokens}-token conversation): switch "
+            f"{cost.ratio('switch'):.2f}x, switch back {cost.ratio('switch back'):.2f}x the same-modifier turn")
+    return cost.to_dict()
 
 
 def task_dir(ctx: BuildContext) -> Path:
@@ -387,8 +411,8 @@ def _task_success(ctx: BuildContext, run: StageRun) -> Any:
     base = run.inputs["base"]
     tasks = load_tasks(run.inputs["tasks"])
     sha = sha256_file(base)
-    specs = {m.name: ModifierSpec(m.name, run.inputs[m.name], sha,
-                                  m.default_scale, m.description) for m in ctx.recipe.modifiers}
+    specs = {m.name: ModifierSpec(m.name, run.inputs[m.name], sha, m.default_scale, m.description, kind=m.kind)
+             for m in ctx.recipe.modifiers}
     router = Router.load(run.inputs["router"]) if "router" in run.inputs else None
     with LlamaEngine(base, base_sha256=sha, modifiers=specs, context_length=e.n_ctx, threads=e.n_threads,
                      batch_threads=e.n_threads) as engine:
@@ -671,7 +695,8 @@ BUILD_STAGES: tuple[Stage, ...] = (
           lambda ctx, d: {"router": d / "router"}, applies=lambda r: r.router.enabled and bool(r.modifiers)),
     Stage("evaluate", stage_evaluate,
           lambda ctx: {"eval": as_table(ctx.recipe.eval),
-                       "scales": {m.name: m.default_scale for m in ctx.recipe.modifiers}},
+                       "scales": {m.name: m.default_scale for m in ctx.recipe.modifiers},
+                       "kinds": {m.name: m.kind for m in ctx.recipe.modifiers}},
           _evaluate_inputs, lambda ctx, d: {"heldout": d / "heldout.json", "tasks": d / "task_success.json"},
           applies=lambda r: bool(r.modifiers)),
     # The bundle stage's own files (record, REPORT.md) live in `pack/`, leaving `bundle/` to the bundle.

@@ -93,6 +93,7 @@ def tiny_recipe_text(base: Path, embedding: Path, *, modifier_steps: int = 6, ex
         n_threads = 1
         max_tasks = 2
         task_max_tokens = 12
+        switch_tokens = 200
         {extra}""")
 
 

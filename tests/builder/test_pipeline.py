@@ -189,6 +189,23 @@ def test_an_alora_modifier_is_trained_from_the_assistant_opener_and_bundled_as_a
     assert any("modifier automation: aLoRA" in line for line in log)
 
 
+def test_the_report_shows_the_switch_cost_of_the_bundles_own_modifiers(built: tuple[Path, Path, list[str]]) -> None:
+    from edge_assistant.bundle.manifest import load_manifest
+
+    _recipe, out, _log = built
+    cost = json.loads((out / STAGE_FOLDERS["evaluate"] / "record.json").read_text())["metrics"]["switch_cost"]
+    assert (cost["kind"], cost["x"], cost["y"]) == ("alora/lora", "code", "automation")
+    reads = {t["turn"]: t["read_tokens"] for t in cost["turns"]}  # "same" and "switch back": the last of each
+    assert cost["tokens"] >= 150 and reads["first read"] == cost["tokens"]
+    assert reads["switch back"] < cost["tokens"] / 2   # back to code (LoRA): its kept state is reused
+    report = (out / "bundle" / "REPORT.md").read_text()
+    assert "## Switching modifiers" in report and "Kind: **alora/lora**" in report
+    assert all(f"| {t['turn']} | {t['modifier']} | {t['read_tokens']} |" in report for t in cost["turns"])
+    quality = load_manifest(out / "bundle").quality["switch_cost"]
+    assert quality == {"kind": "alora/lora", "tokens": cost["tokens"], "switch_ratio": cost["switch_ratio"],
+                       "switch_back_ratio": cost["switch_back_ratio"]}
+
+
 def test_the_merge_matches_the_adapter_model_and_the_report_records_it(built: tuple[Path, Path, list[str]]) -> None:
     from edge_assistant.bundle.manifest import load_manifest
 

@@ -9,7 +9,7 @@ from edge_assistant.builder.pipeline import STAGE_FOLDERS, run_build
 from edge_assistant.builder.recipe import load_recipe
 
 from .pipeline_fixtures import router_embedding_dir, tiny_llama, tiny_recipe_text, write_recipe  # noqa: F401
-from .test_quantizer import _llama_quantize
+from tests.support.llama_quantize import llama_quantize as _llama_quantize
 
 
 def test_a_plain_mix_is_quantized_by_our_quantizer_into_llama_cpps_exact_bytes(

@@ -11,7 +11,6 @@ benchmark (benchmarks/awq_compress.py).
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,8 @@ from edge_assistant.builder import ggml_quant
 from edge_assistant.builder.quant_mix import requires_importance
 from edge_assistant.builder.quantizer import mix_plan, quantize_mix, quantize_with_plan
 from edge_assistant.errors import ConversionError
+
+from tests.support.llama_quantize import llama_quantize as _llama_quantize
 
 # Mixes llama.cpp quantizes without importance (the others refuse: IQ1/IQ2/IQ3_XXS/Q2_K_S/IQ3_XS/IQ3_M).
 PLAIN_MIXES = ("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q2_K", "Q3_K_S",
@@ -54,30 +55,6 @@ def wide_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pat
         hf = _save_wide(root / "hf", tied=tied, seed=seed)
         out[name] = (hf, convert_hf_to_gguf(hf, root / "f16.gguf", outtype="f16"))
     return out
-
-
-def _llama_quantize(src: Path, out: Path, mix: str, importance: dict[str, np.ndarray] | None = None) -> None:
-    """llama.cpp's own quantizer, with importance passed through llama_model_quantize_params.imatrix."""
-    import llama_cpp
-
-    from edge_assistant.builder.quant_mix import FTYPES
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = FTYPES[mix]
-    params.nthread = 1
-    keep = []
-    if importance:
-        ImatrixData = llama_cpp.llama_model_imatrix_data  # noqa: N806
-        rows = (ImatrixData * (len(importance) + 1))()
-        for i, (name, vec) in enumerate(sorted(importance.items())):
-            arr = np.ascontiguousarray(vec, dtype=np.float32)
-            keep.append(arr)
-            rows[i] = ImatrixData(name.encode(), arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), arr.size)
-        rows[len(importance)] = ImatrixData(None, None, 0)
-        keep.append(rows)
-        params.imatrix = ctypes.cast(rows, ctypes.POINTER(ImatrixData))
-    status = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params))
-    assert status == 0, f"llama.cpp could not quantize to {mix}"
 
 
 @pytest.mark.parametrize("model", ["untied", "tied"])
@@ -192,3 +169,23 @@ def test_quantize_rows_rejects_rows_that_do_not_split_into_blocks() -> None:
         ggml_quant.quantize_rows("Q4_K", np.zeros((2, 64), dtype=np.float32))
     with pytest.raises(ConversionError, match="needs importance"):
         ggml_quant.quantize_rows("IQ2_XXS", np.zeros((2, 256), dtype=np.float32))
+
+
+@pytest.mark.parametrize("qtype,weighted", [("Q4_K", False), ("Q8_0", False), ("IQ2_XS", True), ("Q5_0", True)])
+def test_threads_split_the_rows_without_changing_a_byte(qtype: str, weighted: bool) -> None:
+    """7 rows over 1, 2, 3 and 16 threads (more threads than rows, runs of unequal length): one set of bytes."""
+    rng = np.random.default_rng(11)
+    rows = rng.standard_normal((7, 512)).astype(np.float32)
+    weights = rng.random(512).astype(np.float32) + 0.01 if weighted else None
+    one = ggml_quant.quantize_rows(qtype, rows, weights, threads=1)
+    row_by_row = np.concatenate([ggml_quant.quantize_rows(qtype, rows[i:i + 1], weights) for i in range(7)])
+    assert one.tobytes() == row_by_row.tobytes()
+    for threads in (2, 3, 16):
+        assert ggml_quant.quantize_rows(qtype, rows, weights, threads=threads).tobytes() == one.tobytes(), threads
+
+
+def test_quantizer_threads_write_the_same_file(wide_models, tmp_path: Path) -> None:
+    _hf, f16 = wide_models["untied"]
+    one = quantize_mix(f16, tmp_path / "one.gguf", "Q4_K_M", threads=1)
+    three = quantize_mix(f16, tmp_path / "three.gguf", "Q4_K_M", threads=3)
+    assert one.path.read_bytes() == three.path.read_bytes()

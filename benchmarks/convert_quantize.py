@@ -26,9 +26,10 @@ row, and whether the two files are the same bytes).
 --quick: a tiny Llama-3 shape (hidden 256, 2 layers, the real 128k vocabulary)
 through the 8b path, llama.cpp's row and the byte comparison included: seconds.
 
-Measured (Dec 2026, 2 shared CPU cores at load average ~10, 1 thread), --shape 8b --layers 2:
-convert 37.7 MB/s, peak RSS 264 MB; our Q4_K_M 5.7 MB/s, peak RSS 284 MB (llama_model_quantize on
-the same file: 3,515 MB, same bytes). Details in docs/converters.md.
+Measured (Dec 2026, 2 shared CPU cores), --shape 8b (all 32 layers, 16,061 MB of bf16) --threads 2:
+convert 97 MB/s, peak RSS 263 MB; our Q4_K_M 14.9 MB/s (18 min), peak RSS 273 MB, a 4,921 MB file.
+--layers 2 --llama-quantize: llama_model_quantize peaked at 3,515 MB on the same file, same bytes.
+Details in docs/converters.md.
 
     PYTHONPATH=. python benchmarks/convert_quantize.py [--threads N]
     PYTHONPATH=. python benchmarks/convert_quantize.py --quick

@@ -19,16 +19,12 @@ from pathlib import Path
 from ..bundle.ggufmeta import read_gguf_info
 from ..durable import atomic_file
 from ..errors import ConversionError
+from . import quant_mix
 from .gguf_index import TensorEntry, read_tensor_index
 
-# --type name -> llama.cpp's enum llama_ftype. Types below 4 bits that need an
-# importance matrix (IQ1/IQ2/IQ3) are left out: we never pass one.
-FTYPES: dict[str, int] = {
-    "F32": 0, "F16": 1, "BF16": 32, "Q8_0": 7,
-    "Q4_0": 2, "Q4_1": 3, "Q5_0": 8, "Q5_1": 9, "IQ4_NL": 25, "IQ4_XS": 30,
-    "Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15,
-    "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18,
-}
+# --type name -> llama.cpp's enum llama_ftype (quant_mix owns the table): the mixes llama.cpp
+# quantizes without an importance matrix, since we never pass one here.
+FTYPES: dict[str, int] = {name: ftype for name, ftype in quant_mix.FTYPES.items() if not quant_mix.needs_importance(name)}
 
 # llama.cpp's notice when a tensor's row length does not fit the wanted type's block.
 _FALLBACK = re.compile(r"warning: (\S+)\s+- ncols\s+\d+ not divisible by\s+\d+ \(required for type\s+(\S+)\)")

@@ -146,11 +146,13 @@ def _switch_lines(switch: dict[str, Any]) -> list[str]:
     lines = ["## Switching modifiers", "",
              f"Kind: **{switch['kind']}**. The next turn's time to first token on a {switch['tokens']}-token "
              f"conversation, through the runtime's engine with kept states, as a ratio to the median "
-             f"same-modifier turn measured in the same run (`{switch['x']}` and `{switch['y']}`).", "",
+             f"same-modifier turn measured in the same run: `{switch['x']}` first, then a switch to each of "
+             + ", ".join(f"`{y}`" for y in switch["ys"]) + " and back.", "",
              "| turn | modifier | tokens read | TTFT ms | ratio |", "|---|---|---:|---:|---:|"]
     lines += [f"| {t['turn']} | {t['modifier']} | {t['read_tokens']} | {t['ttft_ms']:.0f} | {t['ratio']:.2f} |"
               for t in switch["turns"]]
     if "lora" in switch["kind"].split("/"):
         lines += ["", "A LoRA modifier changes every token's keys and values, so the first switch to it reads the "
-                      "whole conversation again; switching back reuses its kept state."]
+                      "whole conversation again; switching back reuses its kept state. The base alone and every "
+                      "aLoRA modifier share one state of the conversation."]
     return lines + [""]

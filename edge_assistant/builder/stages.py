@@ -379,12 +379,12 @@ def _switch_cost(ctx: BuildContext, run: StageRun) -> dict[str, Any]:
     mods = ctx.recipe.modifiers
     specs = {m.name: ModifierSpec(m.name, run.inputs[m.name], sha, m.default_scale, m.description, kind=m.kind)
              for m in mods}
-    x, y = mods[0].name, mods[1].name if len(mods) > 1 else None
+    ys = [m.name for m in mods[1:]] + [None]  # every other modifier, then the base alone
     with LlamaEngine(base, base_sha256=sha, modifiers=specs, context_length=e.switch_tokens + 512,
                      threads=e.n_threads, batch_threads=e.n_threads) as engine:
-        cost = measure_switch_cost(engine, x, y, {m.name: m.kind for m in mods}, tokens=e.switch_tokens)
+        cost = measure_switch_cost(engine, mods[0].name, ys, {m.name: m.kind for m in mods}, tokens=e.switch_tokens)
     ctx.log(f"evaluate switch cost ({cost.kind}, {cost.tokens}-token conversation): switch "
-            f"{cost.ratio('switch'):.2f}x, switch back {cost.ratio('switch back'):.2f}x the same-modifier turn")
+            f"{cost.ratio('switch'):.2f}x, switch back {cost.ratio('switch back'):.2f}x the same-modifier turn (worst)")
     return cost.to_dict()
 
 

@@ -1,16 +1,16 @@
 """What switching modifiers costs the user, measured on a build's own files (issue 11).
 
 A made-up conversation of about ``tokens`` prompt tokens is read by the runtime's
-engine (kept states, aLoRA prefix sharing: exactly the chat app's path), then the
-next turns alternate between two configurations X and Y:
+engine (kept states, aLoRA prefix sharing: exactly the chat app's path) under the
+first modifier X, then the next turns switch to each other configuration Y in turn
+(every other modifier, then the base alone) and back:
 
-    X (first read) -> X (same) -> Y (switch) -> X (switch back) -> X (same)
+    X (first read) -> X (same) -> Y1 (switch) -> X (switch back) -> X (same) -> Y2 (switch) -> ...
 
 Each turn's time to first token is given as a ratio to the median same-modifier
-turn, measured in the same run, with the tokens it read. X and Y are the first two
-modifiers, or a modifier and the base alone when there is one. For LoRA the first
-switch reads the whole conversation (no kept state yet); an aLoRA switch reads only
-what follows the shared base prefix. `benchmarks/switch_cost.py` runs the same
+turn, measured in the same run, with the tokens it read. For LoRA the first switch
+reads the whole conversation (no kept state yet); an aLoRA switch reads only what
+follows the base prefix that the base and every aLoRA share. `benchmarks/switch_cost.py` runs the same
 timeline on random adapters at several sizes; the evaluate stage runs it on the
 bundle it is about to ship, so REPORT.md shows the switch cost of that bundle's kind.
 """
@@ -18,6 +18,7 @@ bundle it is about to ship, so REPORT.md shows the switch cost of that bundle's 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,6 @@ ANSWER = ("Here is a short explanation of {t}. It starts with a simple idea, the
           "{t} at work if you look closely, and once you notice it you will see it everywhere.")
 FOLLOW_UPS = ["Can you say that again in two sentences?", "What is the most surprising part of it?",
               "Give me one everyday example.", "What would a child ask about it next?"]
-PLAN = (("first read", "x"), ("same", "x"), ("switch", "y"), ("switch back", "x"), ("same", "x"))
 
 
 def conversation(engine: LlamaEngine, target: int) -> list[Message]:
@@ -73,32 +73,42 @@ class Timeline:
 
 @dataclass(frozen=True)
 class SwitchCost:
-    kind: str                 # "lora", "alora", or "alora/lora" when X and Y differ
+    kind: str                 # "lora", "alora", or "alora/lora" when the modifiers differ
     x: str
-    y: str                    # "base" when the bundle has one modifier
+    ys: tuple[str, ...]       # what X switches to and back from, in order ("base": the base alone)
     tokens: int               # prompt tokens of the first turn
-    turns: tuple[dict[str, Any], ...]   # {"turn", "modifier", "read_tokens", "ttft_ms", "ratio"}
+    turns: tuple[dict[str, Any], ...]   # {"turn", "modifier", "prompt_tokens", "read_tokens", "ttft_ms", "ratio"}
     states_mb: float          # memory the kept states hold at the end
 
     def ratio(self, turn: str) -> float:
+        """The worst (largest) ratio of the turns called ``turn``."""
         return max(t["ratio"] for t in self.turns if t["turn"] == turn)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "x": self.x, "y": self.y, "tokens": self.tokens, "turns": list(self.turns),
-                "switch_ratio": round(self.ratio("switch"), 3), "switch_back_ratio": round(self.ratio("switch back"), 3),
-                "states_mb": round(self.states_mb, 1)}
+        return {"kind": self.kind, "x": self.x, "ys": list(self.ys), "tokens": self.tokens,
+                "turns": list(self.turns), "switch_ratio": round(self.ratio("switch"), 3),
+                "switch_back_ratio": round(self.ratio("switch back"), 3), "states_mb": round(self.states_mb, 1)}
 
 
-def measure_switch_cost(engine: LlamaEngine, x: str, y: str | None, kinds: dict[str, str], *, tokens: int,
-                        reply_tokens: int = 16, catch_up: bool = False) -> SwitchCost:
-    """The PLAN timeline on ``engine`` between modifier ``x`` and ``y`` (None: the base alone)."""
+def plan(x: str, ys: Sequence[str | None]) -> list[tuple[str, str | None]]:
+    """(turn, modifier) of the timeline: X twice, then each Y and back to X, then X again."""
+    turns: list[tuple[str, str | None]] = [("first read", x), ("same", x)]
+    for y in ys:
+        turns += [("switch", y), ("switch back", x), ("same", x)]
+    return turns
+
+
+def measure_switch_cost(engine: LlamaEngine, x: str, ys: Sequence[str | None], kinds: dict[str, str], *,
+                        tokens: int, reply_tokens: int = 16, catch_up: bool = False) -> SwitchCost:
+    """The plan(x, ys) timeline on ``engine`` (a None in ``ys``: the base alone)."""
     engine.clear_states()
     line = Timeline(engine, conversation(engine, tokens), reply_tokens, catch_up)
-    results = [(what, line.turn(x if who == "x" else y)) for what, who in PLAN]
+    steps = plan(x, ys)
+    results = [(what, line.turn(who)) for what, who in steps]
     same = statistics.median(r.ttft_s for what, r in results if what == "same")
-    turns = tuple({"turn": what, "modifier": (x if who == "x" else y) or "base", "read_tokens": r.read_tokens,
-                   "ttft_ms": round(r.ttft_s * 1000, 1), "ratio": round(r.ttft_s / same, 3)}
-                  for (what, r), (_w, who) in zip(results, PLAN))
-    used = {kinds.get(x, "lora")} | ({kinds.get(y, "lora")} if y else set())
-    return SwitchCost("/".join(sorted(used)) if len(used) > 1 else used.pop(), x, y or "base",
+    turns = tuple({"turn": what, "modifier": who or "base", "prompt_tokens": r.prompt_tokens,
+                   "read_tokens": r.read_tokens, "ttft_ms": round(r.ttft_s * 1000, 1), "ratio": round(r.ttft_s / same, 3)}
+                  for (what, r), (_w, who) in zip(results, steps))
+    used = {kinds.get(name, "lora") for name in (x, *ys) if name is not None}
+    return SwitchCost("/".join(sorted(used)), x, tuple(y or "base" for y in ys),
                       results[0][1].prompt_tokens, turns, engine.states.nbytes / MB)

@@ -77,7 +77,9 @@ class LlamaEngine:
         try:
             self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
             self._piece_buf = ctypes.create_string_buffer(64)
-            self.n_ctx = self._llm.n_ctx()
+            # llama.cpp pads its context to a multiple of 256 cells, but llama-cpp-python's token and
+            # logit buffers hold exactly the n_ctx asked for: a prompt is fitted to the smaller one.
+            self.n_ctx = min(self._llm.n_ctx(), int(self._llm.input_ids.shape[0]))
             meta = self._llm.metadata
             source = meta.get("tokenizer.chat_template")
             self.template_notice = None if source else "this model has no chat template; using ChatML"

@@ -194,10 +194,17 @@ def test_the_report_shows_the_switch_cost_of_the_bundles_own_modifiers(built: tu
 
     _recipe, out, _log = built
     cost = json.loads((out / STAGE_FOLDERS["evaluate"] / "record.json").read_text())["metrics"]["switch_cost"]
-    assert (cost["kind"], cost["x"], cost["y"]) == ("alora/lora", "code", "automation")
-    reads = {t["turn"]: t["read_tokens"] for t in cost["turns"]}  # "same" and "switch back": the last of each
-    assert cost["tokens"] >= 150 and reads["first read"] == cost["tokens"]
-    assert reads["switch back"] < cost["tokens"] / 2   # back to code (LoRA): its kept state is reused
+    assert (cost["kind"], cost["x"], cost["ys"]) == ("alora/lora", "code", ["automation", "base"])
+    turns = [(t["turn"], t["modifier"]) for t in cost["turns"]]
+    assert turns == [("first read", "code"), ("same", "code"), ("switch", "automation"), ("switch back", "code"),
+                     ("same", "code"), ("switch", "base"), ("switch back", "code"), ("same", "code")]
+    reads = [t["read_tokens"] for t in cost["turns"]]
+    assert cost["tokens"] >= 150 and reads[0] == cost["tokens"]
+    assert reads[3] < cost["tokens"] / 2 and reads[6] < cost["tokens"] / 2  # back to code: its kept state
+    # The base after the aLoRA automation: the prefix they share (up to automation's assistant opener)
+    # is reused, so it reads only what came after it, opener included.
+    prompts = [t["prompt_tokens"] for t in cost["turns"]]
+    assert reads[5] <= prompts[5] - prompts[2] + 8 and reads[5] < reads[2] / 2
     report = (out / "bundle" / "REPORT.md").read_text()
     assert "## Switching modifiers" in report and "Kind: **alora/lora**" in report
     assert all(f"| {t['turn']} | {t['modifier']} | {t['read_tokens']} |" in report for t in cost["turns"])

@@ -85,6 +85,24 @@ def test_a_conversation_longer_than_the_window_drops_old_turns_and_says_so(smoll
         assert result.completion_tokens > 0
 
 
+@pytest.mark.parametrize("context_length", [300])
+def test_a_window_that_is_not_a_multiple_of_256_is_filled_to_its_end_without_overflowing(smollm2_gguf,
+                                                                                         context_length):
+    """llama.cpp pads its context to 256 cells; llama-cpp-python's buffers hold what was asked. A chat that
+    grows past the window, turn by turn and through kept states, must be fitted to the smaller one."""
+    with LlamaEngine(smollm2_gguf, threads=1, context_length=context_length) as small:
+        assert small.n_ctx == context_length
+        history = [Message("system", "You are a helpful assistant.")]
+        dropped = 0
+        for i in range(context_length // 25):
+            history.append(Message("user", f"Tell me fact number {i} about rivers and lakes in Europe."))
+            result = small.generate(history, sampling=SamplingParams(max_tokens=16, temperature=0.0)).run()
+            assert result.prompt_tokens + result.completion_tokens <= context_length
+            history.append(Message("assistant", result.text or "OK."))
+            dropped = max(dropped, result.dropped_turns)
+        assert dropped > 0   # the window was outgrown, so its end was reached
+
+
 def test_one_message_longer_than_the_window_is_cut_to_its_end_and_answered(smollm2_gguf):
     with LlamaEngine(smollm2_gguf, threads=1, context_length=256) as small:
         huge = " ".join(f"Note {i}: the weather report for day {i} was mild." for i in range(300))

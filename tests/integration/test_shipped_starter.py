@@ -51,6 +51,21 @@ def test_the_modifiers_are_bound_to_the_installed_demo_base(starter: Path, smoll
     assert manifest.provenance["recipe"] == "starter.toml"
 
 
+def test_the_shipped_modifiers_are_the_kinds_the_recipe_declares(starter: Path) -> None:
+    """The shipped files come from recipes/starter.toml as it stands: same kinds, same recipe bytes."""
+    from edge_assistant.builder.recipe import load_recipe
+    from edge_assistant.bundle.ggufmeta import ALORA_INVOCATION_KEY, read_gguf_info
+
+    recipe_file = Path(__file__).resolve().parents[2] / "recipes" / "starter.toml"
+    manifest = load_manifest(starter)
+    declared = {m.name: m.kind for m in load_recipe(recipe_file).modifiers}
+    assert {m.name: m.kind for m in manifest.modifiers} == declared
+    for m in manifest.modifiers:
+        invocation = read_gguf_info(starter / m.file).array_lengths.get(ALORA_INVOCATION_KEY)
+        assert bool(invocation) == (m.kind == "alora"), m.name
+    assert manifest.provenance["recipe_sha256"] == file_sha256(recipe_file), "rebuild the starter after editing it"
+
+
 def test_the_starter_adds_at_most_15_mb(starter: Path) -> None:
     total = sum(p.stat().st_size for p in starter.rglob("*") if p.is_file())
     assert 0 < total <= STARTER_MAX_BYTES, f"{total / 1e6:.1f} MB"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from edge_assistant.builder.report import _switch_lines
-from edge_assistant.builder.switch_eval import PLAN, conversation, measure_switch_cost
+from edge_assistant.builder.switch_eval import conversation, measure_switch_cost, plan
 from edge_assistant.hashing import sha256_file
 from edge_assistant.runtime.engine import LlamaEngine
 from edge_assistant.runtime.modifier import ModifierSpec
@@ -55,8 +55,8 @@ def test_the_conversation_reaches_its_size_and_stops_when_the_window_is_full(eng
 
 
 def test_lora_first_switch_reads_the_conversation_and_switching_back_reuses_the_kept_state(engine) -> None:
-    cost = measure_switch_cost(engine, "lx", "ly", KINDS, tokens=TOKENS, reply_tokens=8)
-    assert [t["turn"] for t in cost.turns] == [what for what, _who in PLAN]
+    cost = measure_switch_cost(engine, "lx", ["ly"], KINDS, tokens=TOKENS, reply_tokens=8)
+    assert [t["turn"] for t in cost.turns] == [what for what, _who in plan("lx", ["ly"])]
     assert cost.kind == "lora" and cost.tokens >= TOKENS
     reads = _reads(cost)
     assert reads["first read"][0] == cost.tokens
@@ -67,17 +67,26 @@ def test_lora_first_switch_reads_the_conversation_and_switching_back_reuses_the_
 
 
 def test_alora_switch_reads_only_what_follows_the_shared_base_prefix(engine) -> None:
-    cost = measure_switch_cost(engine, "ax", "ay", KINDS, tokens=TOKENS, reply_tokens=8)
+    cost = measure_switch_cost(engine, "ax", ["ay", None], KINDS, tokens=TOKENS, reply_tokens=8)
     assert cost.kind == "alora"
     reads = _reads(cost)
     assert reads["first read"][0] == cost.tokens
-    assert reads["switch"][0] < 0.25 * cost.tokens
-    assert reads["switch back"][0] < 0.25 * cost.tokens
+    assert max(reads["switch"]) < 0.25 * cost.tokens       # to ay, then to the base: the shared prefix
+    assert max(reads["switch back"]) < 0.25 * cost.tokens
+
+
+def test_a_mixed_bundle_pays_one_read_for_its_lora_and_none_for_the_base_after_an_alora(engine) -> None:
+    cost = measure_switch_cost(engine, "ax", ["lx", None], KINDS, tokens=TOKENS, reply_tokens=8)
+    assert cost.kind == "alora/lora" and cost.ys == ("lx", "base")
+    switches = [t for t in cost.turns if t["turn"] == "switch"]
+    assert [t["modifier"] for t in switches] == ["lx", "base"]
+    assert switches[0]["read_tokens"] >= 0.9 * cost.tokens   # the LoRA: no kept state yet
+    assert switches[1]["read_tokens"] < 0.25 * cost.tokens   # the base: ax's shared prefix
 
 
 def test_a_single_modifier_switches_with_the_base_and_the_report_shows_every_turn(engine) -> None:
-    cost = measure_switch_cost(engine, "lx", None, KINDS, tokens=TOKENS, reply_tokens=8)
-    assert cost.y == "base" and [t["modifier"] for t in cost.turns] == ["lx", "lx", "base", "lx", "lx"]
+    cost = measure_switch_cost(engine, "lx", [None], KINDS, tokens=TOKENS, reply_tokens=8)
+    assert cost.ys == ("base",) and [t["modifier"] for t in cost.turns] == ["lx", "lx", "base", "lx", "lx"]
     text = "\n".join(_switch_lines(cost.to_dict()))
     assert "Kind: **lora**" in text and f"{cost.tokens}-token conversation" in text
     for t in cost.turns:

@@ -370,19 +370,16 @@ def stage_evaluate(ctx: BuildContext, run: StageRun) -> None:
 def _switch_cost(ctx: BuildContext, run: StageRun) -> dict[str, Any]:
     """The next turn's time to first token after a switch, on this build's own files (builder/switch_eval.py)."""
     from ..runtime.engine import LlamaEngine
-    from ..runtime.modifier import ModifierSpec
     from .switch_eval import measure_switch_cost
 
     e = ctx.recipe.eval
     base = run.inputs["base"]
     sha = sha256_file(base)
     mods = ctx.recipe.modifiers
-    specs = {m.name: ModifierSpec(m.name, run.inputs[m.name], sha, m.default_scale, m.description, kind=m.kind)
-             for m in mods}
     ys = [m.name for m in mods[1:]] + [None]  # every other modifier, then the base alone
-    with LlamaEngine(base, base_sha256=sha, modifiers=specs, context_length=e.switch_tokens + 512,
-                     threads=e.n_threads, batch_threads=e.n_threads) as engine:
-        cost = measure_switch_cost(engine, mods[0].name, ys, {m.name: m.kind for m in mods}, tokens=e.switch_tokens)
+    with LlamaEngine(base, base_sha256=sha, modifiers=_runtime_specs(ctx, run, sha),
+                     context_length=e.switch_tokens + 512, threads=e.n_threads, batch_threads=e.n_threads) as engine:
+        cost = measure_switch_cost(engine, mods[0].name, ys, tokens=e.switch_tokens)
     ctx.log(f"evaluate switch cost ({cost.kind}, {cost.tokens}-token conversation): switch "
             f"{cost.ratio('switch'):.2f}x, switch back {cost.ratio('switch back'):.2f}x the same-modifier turn (worst)")
     return cost.to_dict()
@@ -400,19 +397,25 @@ def task_dir(ctx: BuildContext) -> Path:
     return folder
 
 
+def _runtime_specs(ctx: BuildContext, run: StageRun, base_sha256: str) -> dict[str, Any]:
+    """The recipe's modifiers as the runtime loads them (kind included), from this stage's declared inputs."""
+    from ..runtime.modifier import ModifierSpec
+
+    return {m.name: ModifierSpec(m.name, run.inputs[m.name], base_sha256, m.default_scale, m.description,
+                                 kind=m.kind) for m in ctx.recipe.modifiers}
+
+
 def _task_success(ctx: BuildContext, run: StageRun) -> Any:
     """Greedy replies of the shipped files to the held-out tasks: base, each modifier, and auto routing."""
     from ..router.router import Router
     from ..runtime.engine import LlamaEngine
-    from ..runtime.modifier import ModifierSpec
     from .task_eval import engine_generator, load_tasks, run_tasks
 
     e = ctx.recipe.eval
     base = run.inputs["base"]
     tasks = load_tasks(run.inputs["tasks"])
     sha = sha256_file(base)
-    specs = {m.name: ModifierSpec(m.name, run.inputs[m.name], sha, m.default_scale, m.description, kind=m.kind)
-             for m in ctx.recipe.modifiers}
+    specs = _runtime_specs(ctx, run, sha)
     router = Router.load(run.inputs["router"]) if "router" in run.inputs else None
     with LlamaEngine(base, base_sha256=sha, modifiers=specs, context_length=e.n_ctx, threads=e.n_threads,
                      batch_threads=e.n_threads) as engine:

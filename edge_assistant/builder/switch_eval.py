@@ -98,17 +98,17 @@ def plan(x: str, ys: Sequence[str | None]) -> list[tuple[str, str | None]]:
     return turns
 
 
-def measure_switch_cost(engine: LlamaEngine, x: str, ys: Sequence[str | None], kinds: dict[str, str], *,
+def measure_switch_cost(engine: LlamaEngine, x: str, ys: Sequence[str | None], *,
                         tokens: int, reply_tokens: int = 16, catch_up: bool = False) -> SwitchCost:
-    """The plan(x, ys) timeline on ``engine`` (a None in ``ys``: the base alone)."""
+    """The plan(x, ys) timeline on ``engine`` (None in ``ys``: the base alone); kinds come from its specs."""
     engine.clear_states()
     line = Timeline(engine, conversation(engine, tokens), reply_tokens, catch_up)
     steps = plan(x, ys)
     results = [(what, line.turn(who)) for what, who in steps]
     same = statistics.median(r.ttft_s for what, r in results if what == "same")
     turns = tuple({"turn": what, "modifier": who or "base", "prompt_tokens": r.prompt_tokens,
-                   "read_tokens": r.read_tokens, "ttft_ms": round(r.ttft_s * 1000, 1), "ratio": round(r.ttft_s / same, 3)}
-                  for (what, r), (_w, who) in zip(results, steps))
-    used = {kinds.get(name, "lora") for name in (x, *ys) if name is not None}
+                   "read_tokens": r.read_tokens, "ttft_ms": round(r.ttft_s * 1000, 1),
+                   "ratio": round(r.ttft_s / same, 3)} for (what, r), (_w, who) in zip(results, steps))
+    used = {engine.adapters.specs[name].kind for name in (x, *ys) if name is not None}
     return SwitchCost("/".join(sorted(used)), x, tuple(y or "base" for y in ys),
                       results[0][1].prompt_tokens, turns, engine.states.nbytes / MB)

@@ -38,9 +38,6 @@ def engine(smollm2_gguf, tmp_path_factory):
         yield e
 
 
-KINDS = {"lx": "lora", "ly": "lora", "ax": "alora", "ay": "alora"}
-
-
 def _reads(cost) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for t in cost.turns:
@@ -55,7 +52,7 @@ def test_the_conversation_reaches_its_size_and_stops_when_the_window_is_full(eng
 
 
 def test_lora_first_switch_reads_the_conversation_and_switching_back_reuses_the_kept_state(engine) -> None:
-    cost = measure_switch_cost(engine, "lx", ["ly"], KINDS, tokens=TOKENS, reply_tokens=8)
+    cost = measure_switch_cost(engine, "lx", ["ly"], tokens=TOKENS, reply_tokens=8)
     assert [t["turn"] for t in cost.turns] == [what for what, _who in plan("lx", ["ly"])]
     assert cost.kind == "lora" and cost.tokens >= TOKENS
     reads = _reads(cost)
@@ -67,7 +64,7 @@ def test_lora_first_switch_reads_the_conversation_and_switching_back_reuses_the_
 
 
 def test_alora_switch_reads_only_what_follows_the_shared_base_prefix(engine) -> None:
-    cost = measure_switch_cost(engine, "ax", ["ay", None], KINDS, tokens=TOKENS, reply_tokens=8)
+    cost = measure_switch_cost(engine, "ax", ["ay", None], tokens=TOKENS, reply_tokens=8)
     assert cost.kind == "alora"
     reads = _reads(cost)
     assert reads["first read"][0] == cost.tokens
@@ -76,7 +73,7 @@ def test_alora_switch_reads_only_what_follows_the_shared_base_prefix(engine) -> 
 
 
 def test_a_mixed_bundle_pays_one_read_for_its_lora_and_none_for_the_base_after_an_alora(engine) -> None:
-    cost = measure_switch_cost(engine, "ax", ["lx", None], KINDS, tokens=TOKENS, reply_tokens=8)
+    cost = measure_switch_cost(engine, "ax", ["lx", None], tokens=TOKENS, reply_tokens=8)
     assert cost.kind == "alora/lora" and cost.ys == ("lx", "base")
     switches = [t for t in cost.turns if t["turn"] == "switch"]
     assert [t["modifier"] for t in switches] == ["lx", "base"]
@@ -85,7 +82,7 @@ def test_a_mixed_bundle_pays_one_read_for_its_lora_and_none_for_the_base_after_a
 
 
 def test_a_single_modifier_switches_with_the_base_and_the_report_shows_every_turn(engine) -> None:
-    cost = measure_switch_cost(engine, "lx", [None], KINDS, tokens=TOKENS, reply_tokens=8)
+    cost = measure_switch_cost(engine, "lx", [None], tokens=TOKENS, reply_tokens=8)
     assert cost.ys == ("base",) and [t["modifier"] for t in cost.turns] == ["lx", "lx", "base", "lx", "lx"]
     text = "\n".join(_switch_lines(cost.to_dict()))
     assert "Kind: **lora**" in text and f"{cost.tokens}-token conversation" in text

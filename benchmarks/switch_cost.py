@@ -25,7 +25,6 @@ decoded tokens in the designs part: in well under a minute on an idle machine.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import statistics
 import sys
 import tempfile
@@ -45,8 +44,7 @@ from edge_assistant.runtime.engine import LlamaEngine  # noqa: E402
 from edge_assistant.runtime.factory import embedded_demo_gguf  # noqa: E402
 from edge_assistant.runtime.generation import Message  # noqa: E402
 from edge_assistant.runtime.kvstate import MB  # noqa: E402
-from edge_assistant.runtime.modifier import ModifierSpec  # noqa: E402
-from tests.support.lora import write_random_lora  # noqa: E402
+from tests.support.lora import random_modifiers  # noqa: E402
 from edge_assistant.runtime.llama_load import model_params
 
 QUICK_SIZE = 100
@@ -214,14 +212,8 @@ def main() -> None:
     reply = 4 if args.quick else args.reply
     base_sha = sha256_file(gguf)
     work = Path(tempfile.mkdtemp(prefix="bench-switch-"))
-    with LlamaEngine(gguf, threads=1, context_length=256) as probe:
-        invocation = probe.tokenize("<|im_start|>assistant\n")
-    specs = {}
-    for i, name in enumerate(("lora_x", "lora_y", "alora_x", "alora_y")):
-        alora = name.startswith("alora")
-        path = write_random_lora(work / f"{name}.gguf", gguf, base_sha256=base_sha, seed=100 + i, scale=0.01,
-                                 invocation_tokens=invocation if alora else None)
-        specs[name] = ModifierSpec(name, path, base_sha, kind="alora" if alora else "lora")
+    specs = random_modifiers(work, gguf, {"lora_x": "lora", "lora_y": "lora", "alora_x": "alora", "alora_y": "alora"},
+                             base_sha256=base_sha, seed=100, scale=0.01)
     context = max(sizes) + 512
     print(f"SmolLM2-135M Q4_1, threads={args.threads}, replies of {reply} tokens, context {context}, "
           f"kv_state_mb=1024")

@@ -37,7 +37,7 @@ import torch
 
 from ..durable import atomic_folder
 from ..errors import BuildError, UsageError
-from .importance import Importance, chat_calibration_texts, observe_block
+from .importance import Importance, chat_calibration_texts, observe_block, observe_output
 from .quantsim import FILE_TYPES, FORMATS, fake_quantize, tensor_type
 
 # Shrink factors tried for weight clipping (1.0 = no clipping).
@@ -341,8 +341,8 @@ def apply_awq(
 
     With `chat` (the default) the texts go through the tokenizer's chat template
     first, as the model is used. When `importance` is given, the same pass adds
-    every block linear's input (as the final scaled, clipped model computes it)
-    to it: the importance statistics cost no second pass.
+    every block linear's input and the output matrix's (as the final scaled,
+    clipped model computes them) to it: the importance statistics cost no second pass.
     """
     tensor_type(_awq_type(qtype), 256)  # validate the type name before any work
     qtype = _awq_type(qtype)
@@ -383,6 +383,8 @@ def apply_awq(
             report.seconds_per_block.append(seconds)
             if progress is not None:
                 progress(index, len(layers), seconds)
+        if importance is not None:
+            observe_output(importance, model, x)
     report.clipped_fraction = clipped / total if total else 0.0
     report.seconds = time.perf_counter() - start
     return report

@@ -7,8 +7,11 @@ error by how much signal flows through it. AWQ collects it in its own calibratio
 pass (`apply_awq(..., importance=...)`), on the activations of the final scaled model;
 `collect_importance` is the stand-alone pass for a model without AWQ.
 
-The embeddings and the output matrix get none, as with llama.cpp: the tied
-embedding matrix is read by row lookups, not multiplied by activations.
+The output matrix gets one too: the final normed hidden state it multiplies, under
+`output.weight`, or under `token_embd.weight` when the embeddings are tied and that one
+matrix is both the input lookup and the output projection. The lookup side has no
+activations to weight by, and the output side is where its rounding reaches the logits
+directly (measured in docs/compression.md).
 
 Stored as a small GGUF (`general.type = "imatrix"`, one `<name>.in_sum2` and
 `<name>.counts` tensor per weight) in llama.cpp's own imatrix format, so the
@@ -68,6 +71,17 @@ def block_linears(layer: Any, index: int) -> list[tuple[str, torch.nn.Module]]:
     return found
 
 
+def output_weight(model: Any) -> str:
+    """GGUF name of the matrix the final hidden state multiplies: token_embd when tied, else output."""
+    tied = bool(getattr(getattr(model, "config", None), "tie_word_embeddings", False))
+    return "token_embd.weight" if tied else "output.weight"
+
+
+def observe_output(importance: Importance, model: Any, hidden: torch.Tensor) -> None:
+    """Add the output matrix's input (the last block's output through the final norm) to `importance`."""
+    importance.add(output_weight(model), model.model.norm(hidden))
+
+
 def observe_block(importance: Importance, layer: Any, index: int, run: Any) -> Any:
     """Call `run()` (one forward of block `index`) with every linear's input added to `importance`."""
     handles = [importance.hook(module, name) for name, module in block_linears(layer, index)]
@@ -79,10 +93,11 @@ def observe_block(importance: Importance, layer: Any, index: int, run: Any) -> A
 
 
 def collect_importance(model: Any, windows: torch.Tensor) -> dict[str, np.ndarray]:
-    """One forward pass over `windows` ([n, seq_len] token ids) with hooks on every block linear."""
+    """One forward pass over `windows` ([n, seq_len] token ids) with hooks on every linear, output matrix included."""
     stats = Importance()
     handles = [stats.hook(module, name)
                for i, layer in enumerate(model.model.layers) for name, module in block_linears(layer, i)]
+    handles.append(stats.hook(model.lm_head, output_weight(model)))
     try:
         with torch.no_grad():
             for row in windows:

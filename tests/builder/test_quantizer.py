@@ -96,11 +96,37 @@ def test_with_importance_our_file_is_llama_cpps_byte_for_byte(wide_models, impor
                                                               mix: str) -> None:
     _hf, f16 = wide_models["untied"]
     vectors = importance["untied"]
-    assert len(vectors) == 8 * 7  # every block linear of the 8 blocks
+    assert len(vectors) == 8 * 7 + 1  # every block linear of the 8 blocks, and the output matrix
     theirs, ours = tmp_path / "llama.gguf", tmp_path / "ours.gguf"
     _llama_quantize(f16, theirs, mix, vectors)
     quantize_mix(f16, ours, mix, importance=vectors)
     assert theirs.read_bytes() == ours.read_bytes(), mix
+
+
+@pytest.mark.parametrize("model,name", [("untied", "output.weight"), ("tied", "token_embd.weight")])
+def test_importance_of_the_output_matrix_is_the_final_normed_hidden_state(wide_models, importance, model: str,
+                                                                         name: str) -> None:
+    """Collected under the GGUF name of the matrix that multiplies it: token_embd when tied (one matrix, two uses)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from edge_assistant.builder.awq import _calibration_ids
+    from edge_assistant.builder.importance import chat_calibration_texts
+
+    from .model_factory import _training_text
+
+    hf, _f16 = wide_models[model]
+    vectors = importance[model]
+    other = "token_embd.weight" if name == "output.weight" else "output.weight"
+    assert name in vectors and other not in vectors
+    net = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(hf)
+    ids = _calibration_ids(tokenizer, chat_calibration_texts(tokenizer, _training_text()), 128, 512)
+    with torch.no_grad():
+        hidden = torch.cat([net.model(input_ids=row.unsqueeze(0)).last_hidden_state[0] for row in ids])
+    expected = hidden.double().pow(2).mean(dim=0).numpy()
+    assert vectors[name].shape == (256,)
+    np.testing.assert_allclose(vectors[name], expected, rtol=1e-4)
 
 
 def test_importance_mix_without_importance_is_refused_before_writing(wide_models, tmp_path: Path) -> None:

@@ -14,8 +14,7 @@ from edge_assistant.builder.report import _switch_lines
 from edge_assistant.builder.switch_eval import conversation, measure_switch_cost, plan
 from edge_assistant.hashing import sha256_file
 from edge_assistant.runtime.engine import LlamaEngine
-from edge_assistant.runtime.modifier import ModifierSpec
-from tests.support.lora import write_random_lora
+from tests.support.lora import random_modifiers
 
 pytestmark = pytest.mark.real_model
 
@@ -26,14 +25,8 @@ TOKENS = 300
 def engine(smollm2_gguf, tmp_path_factory):
     sha = sha256_file(smollm2_gguf)
     folder = tmp_path_factory.mktemp("switch-adapters")
-    with LlamaEngine(smollm2_gguf, threads=1, context_length=256) as probe:
-        invocation = probe.tokenize("<|im_start|>assistant\n")
-    specs = {}
-    for i, name in enumerate(("lx", "ly", "ax", "ay")):
-        alora = name.startswith("a")
-        path = write_random_lora(folder / f"{name}.gguf", smollm2_gguf, base_sha256=sha, seed=40 + i, scale=0.05,
-                                 invocation_tokens=invocation if alora else None)
-        specs[name] = ModifierSpec(name, path, sha, kind="alora" if alora else "lora")
+    specs = random_modifiers(folder, smollm2_gguf, {"lx": "lora", "ly": "lora", "ax": "alora", "ay": "alora"},
+                             base_sha256=sha, seed=40, scale=0.05)
     with LlamaEngine(smollm2_gguf, base_sha256=sha, modifiers=specs, threads=1, context_length=TOKENS + 512) as e:
         yield e
 

@@ -12,12 +12,19 @@ an array of uint32 token ids (the only element type llama.cpp accepts).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from edge_assistant.bundle.ggufmeta import ALORA_INVOCATION_KEY, BASE_SHA256_KEY, read_gguf_info
+
+if TYPE_CHECKING:
+    from edge_assistant.runtime.modifier import ModifierSpec
+
+# What opens an assistant turn in SmolLM2's chat template: where a random aLoRA for it turns on.
+SMOLLM2_ASSISTANT_OPENER = "<|im_start|>assistant\n"
 
 
 def _weight_shapes(base_gguf: Path, targets: Sequence[str]) -> tuple[str, dict[str, tuple[int, int]]]:
@@ -69,3 +76,22 @@ def write_random_lora(path: Path, base_gguf: Path, *, rank: int = 16,
     writer.write_tensors_to_file()
     writer.close()
     return Path(path)
+
+
+def random_modifiers(folder: Path, base_gguf: Path, kinds: Mapping[str, str], *, base_sha256: str, seed: int,
+                     scale: float) -> dict[str, ModifierSpec]:
+    """One random adapter per name in ``kinds`` ("lora", or "alora": active from SmolLM2's assistant opener), as specs.
+
+    Seeds run from ``seed`` in the order of ``kinds``; each file is ``folder/<name>.gguf``, bound to ``base_sha256``.
+    """
+    from edge_assistant.runtime.engine import LlamaEngine
+    from edge_assistant.runtime.modifier import ModifierSpec
+
+    with LlamaEngine(base_gguf, threads=1, context_length=256) as probe:
+        invocation = probe.tokenize(SMOLLM2_ASSISTANT_OPENER)
+    specs = {}
+    for i, (name, kind) in enumerate(kinds.items()):
+        path = write_random_lora(Path(folder) / f"{name}.gguf", base_gguf, base_sha256=base_sha256, seed=seed + i,
+                                 scale=scale, invocation_tokens=invocation if kind == "alora" else None)
+        specs[name] = ModifierSpec(name, path, base_sha256, kind=kind)
+    return specs

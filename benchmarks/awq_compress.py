@@ -196,7 +196,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
                     from edge_assistant.builder.planned_compress import _load_hf, _windows
 
                     model, tok = _load_hf(hf)
-                    write_imatrix(imatrix, collect_importance(model, _windows(tok, calib_raw, seq_len, calib_tokens)))
+                    vectors = collect_importance(model, _windows(tok, calib_raw, seq_len, calib_tokens))
+                    # only what llama-imatrix collects: the blocks' linears, never a tied embedding
+                    write_imatrix(imatrix, {n: v for n, v in vectors.items() if n.startswith("blk.")})
             weighted = llama.quantize(f16, out / f"llama-imatrix-{mix}.gguf", mix, imatrix)
             rows.append({"point": mixes[0], "what": f"llama.cpp imatrix {mix}", **score(weighted)})
             print(rows[-1], flush=True)

@@ -70,8 +70,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         convert_hf_to_gguf(hf, f16, outtype="f16")
     model, tokenizer = _load_hf(hf)
     name = output_weight(model)
-    vec = collect_importance(model, _windows(tokenizer, (DATA / "calibration.txt").read_text(encoding="utf-8"),
-                                             seq_len, calib_tokens))[name]
+    windows = _windows(tokenizer, (DATA / "calibration.txt").read_text(encoding="utf-8"), seq_len, calib_tokens)
+    vec, calib_tokens = collect_importance(model, windows)[name], int(windows.numel())
     del model
     heldout = (DATA / "heldout.txt").read_text(encoding="utf-8")
     weights = {"none (baseline)": None, "output side": vec, "blend with uniform": vec / vec.mean() + 1.0}

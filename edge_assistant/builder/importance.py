@@ -1,8 +1,8 @@
 """Importance statistics: per input channel, the mean squared activation every linear layer sees.
 
 This is what llama.cpp's `llama-imatrix` measures, collected in PyTorch instead: one
-vector per decoder-block linear (q, k, v, o, gate, up, down), keyed by its GGUF
-tensor name, so `quantizer.quantize_with_plan` can weight each column's rounding
+vector per decoder-block linear (q, k, v, o, gate, up, down) and one for the output
+matrix, keyed by its GGUF tensor name, so `quantizer.quantize_with_plan` can weight each column's rounding
 error by how much signal flows through it. AWQ collects it in its own calibration
 pass (`apply_awq(..., importance=...)`), on the activations of the final scaled model;
 `collect_importance` is the stand-alone pass for a model without AWQ.

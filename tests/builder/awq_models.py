@@ -32,7 +32,8 @@ def tiny_tokenizer(vocab_size: int = 300):
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>")
 
 
-def tiny_llama(*, kv_heads: int = 2, seed: int = 0, vocab_size: int = 300, outliers: bool = False):
+def tiny_llama(*, kv_heads: int = 2, seed: int = 0, vocab_size: int = 300, outliers: bool = False,
+               tied: bool = False):
     """A random Llama: hidden 64, 4 heads, `kv_heads` value heads, 2 blocks.
 
     With `outliers`, a few channels of every RMSNorm are made 12x larger: the
@@ -44,7 +45,7 @@ def tiny_llama(*, kv_heads: int = 2, seed: int = 0, vocab_size: int = 300, outli
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=256,
-                      tie_word_embeddings=False)
+                      tie_word_embeddings=tied)
     model = LlamaForCausalLM(cfg).eval()
     with torch.no_grad():
         for layer in model.model.layers:

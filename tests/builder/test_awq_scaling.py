@@ -126,16 +126,18 @@ def test_build_awq_on_a_folder_without_a_model_fails_with_one_line(tmp_path: Pat
     assert not (tmp_path / "o").exists()
 
 
-def test_importance_from_the_awq_pass_is_what_the_final_model_computes(tokenizer) -> None:
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_importance_from_the_awq_pass_is_what_the_final_model_computes(tokenizer, tied: bool) -> None:
     """The same pass's importance: every block linear's input and the output matrix's, as the scaled model sees them."""
     from edge_assistant.builder.awq import _calibration_ids
     from edge_assistant.builder.importance import Importance, collect_importance
 
-    model = tiny_llama(outliers=True)
+    model = tiny_llama(outliers=True, tied=tied)
+    output = "token_embd.weight" if tied else "output.weight"
     stats = Importance()
     apply_awq(model, tokenizer, [calibration_text()], qtype="Q4_0", n_grid=4, clip=True, importance=stats, **SMALL)
     ids = _calibration_ids(tokenizer, [calibration_text()], SMALL["seq_len"], SMALL["search_tokens"])
     ours, again = stats.vectors(), collect_importance(model, ids)
-    assert set(ours) == set(again) and "output.weight" in ours and len(ours) == 2 * 7 + 1
+    assert set(ours) == set(again) and output in ours and len(ours) == 2 * 7 + 1
     for name, vec in again.items():
         torch.testing.assert_close(torch.from_numpy(ours[name]), torch.from_numpy(vec), rtol=1e-3, atol=1e-6)

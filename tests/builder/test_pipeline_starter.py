@@ -46,6 +46,7 @@ def built(tiny_package: Path, router_embedding_dir: Path, tmp_path_factory: pyte
     monkeypatch.syspath_prepend(str(tiny_package))
     importlib.invalidate_caches()
     recipe = load_recipe(STARTER)
+    steps = recipe.modifier_training.max_steps
     small = dataclasses.replace(
         recipe,
         base=dataclasses.replace(recipe.base, model="package:tiny_smollm"),
@@ -53,8 +54,8 @@ def built(tiny_package: Path, router_embedding_dir: Path, tmp_path_factory: pyte
         modifier_training=dataclasses.replace(recipe.modifier_training, max_steps=4, max_seq_len=128,
                                               checkpoint_every=2, learning_rate=1e-2),
         # A modifier's own step count (automation trains longer) is scaled down with the rest.
-        modifiers=tuple(dataclasses.replace(m, train={**m.train, "max_steps": 4 * (1 + ("max_steps" in m.train))})
-                        for m in recipe.modifiers),
+        modifiers=tuple(dataclasses.replace(m, train={**m.train, "max_steps": 4 * m.train["max_steps"] // steps})
+                        if "max_steps" in m.train else m for m in recipe.modifiers),
         router=dataclasses.replace(recipe.router, embedding=str(router_embedding_dir), max_prompts_per_class=40),
         eval=dataclasses.replace(recipe.eval, max_examples=4, n_ctx=512, n_threads=1, max_tasks=2, task_max_tokens=12,
                                 switch_tokens=200),

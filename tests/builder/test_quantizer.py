@@ -91,12 +91,13 @@ def importance(wide_models) -> dict[str, dict[str, np.ndarray]]:
     return {name: _block_importance(hf) for name, (hf, _f16) in wide_models.items()}
 
 
+@pytest.mark.parametrize("model", ["untied", "tied"])
 @pytest.mark.parametrize("mix", IMPORTANCE_MIXES)
 def test_with_importance_our_file_is_llama_cpps_byte_for_byte(wide_models, importance, tmp_path: Path,
-                                                              mix: str) -> None:
-    _hf, f16 = wide_models["untied"]
-    vectors = importance["untied"]
-    assert len(vectors) == 8 * 7 + 1  # every block linear of the 8 blocks, and the output matrix
+                                                              mix: str, model: str) -> None:
+    _hf, f16 = wide_models[model]
+    vectors = importance[model]
+    assert len(vectors) == 8 * 7 + 1  # every block linear of the 8 blocks, and the output matrix (token_embd if tied)
     theirs, ours = tmp_path / "llama.gguf", tmp_path / "ours.gguf"
     _llama_quantize(f16, theirs, mix, vectors)
     quantize_mix(f16, ours, mix, importance=vectors)
@@ -160,7 +161,7 @@ IGNORES_IMPORTANCE = {"Q8_0", "TQ1_0", "TQ2_0", "MXFP4"}
 @pytest.mark.parametrize("qtype", ggml_quant.QUANT_TYPES)
 def test_importance_lowers_the_weighted_error_for_every_type(wide_models, importance, tmp_path: Path,
                                                               qtype: str) -> None:
-    """Every block linear as `qtype`, with the measured importance vs without (uniform weights where required)."""
+    """Every block linear and the output matrix as `qtype`, with the importance vs without (uniform where required)."""
     _hf, f16 = wide_models["untied"]
     vectors = importance["untied"]
     plan = {name: qtype for name in vectors}

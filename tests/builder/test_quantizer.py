@@ -12,6 +12,7 @@ benchmark (benchmarks/awq_compress.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,25 +71,27 @@ def test_our_file_is_llama_cpps_byte_for_byte(wide_models, tmp_path: Path, model
     assert result.size == len(a)
 
 
-def _block_importance(hf: Path) -> dict[str, np.ndarray]:
-    """Importance from a real calibration pass over the tiny model, through the chat template."""
+def _calibration(hf: Path) -> tuple[Any, Any]:
+    """The tiny float model and its calibration windows (the training text through the chat template)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from edge_assistant.builder.awq import _calibration_ids
-    from edge_assistant.builder.importance import chat_calibration_texts, collect_importance
+    from edge_assistant.builder.importance import chat_calibration_texts
 
     from .model_factory import _training_text
 
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(hf)
-    ids = _calibration_ids(tokenizer, chat_calibration_texts(tokenizer, _training_text()), 128, 512)
-    return collect_importance(model, ids)
+    return model, _calibration_ids(tokenizer, chat_calibration_texts(tokenizer, _training_text()), 128, 512)
 
 
 @pytest.fixture(scope="module")
 def importance(wide_models) -> dict[str, dict[str, np.ndarray]]:
-    return {name: _block_importance(hf) for name, (hf, _f16) in wide_models.items()}
+    """Importance from a real calibration pass over each tiny model."""
+    from edge_assistant.builder.importance import collect_importance
+
+    return {name: collect_importance(*_calibration(hf)) for name, (hf, _f16) in wide_models.items()}
 
 
 @pytest.mark.parametrize("model", ["untied", "tied"])
@@ -109,20 +112,12 @@ def test_importance_of_the_output_matrix_is_the_final_normed_hidden_state(wide_m
                                                                          name: str) -> None:
     """Collected under the GGUF name of the matrix that multiplies it: token_embd when tied (one matrix, two uses)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from edge_assistant.builder.awq import _calibration_ids
-    from edge_assistant.builder.importance import chat_calibration_texts
-
-    from .model_factory import _training_text
 
     hf, _f16 = wide_models[model]
     vectors = importance[model]
     other = "token_embd.weight" if name == "output.weight" else "output.weight"
     assert name in vectors and other not in vectors
-    net = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(hf)
-    ids = _calibration_ids(tokenizer, chat_calibration_texts(tokenizer, _training_text()), 128, 512)
+    net, ids = _calibration(hf)
     with torch.no_grad():
         hidden = torch.cat([net.model(input_ids=row.unsqueeze(0)).last_hidden_state[0] for row in ids])
     expected = hidden.double().pow(2).mean(dim=0).numpy()

@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-DATA = ROOT / "edge_assistant" / "builder" / "data"
 
 
 def _smollm2_hf(out: Path) -> tuple[Path, Path]:
@@ -79,12 +78,11 @@ class LlamaCpp:
     def quantize(self, f16: Path, out: Path, mix: str, imatrix: Path | None = None) -> Path:
         if out.is_file():
             return out
-        if self.tools is None:
-            from tests.builder.test_quantizer import _llama_quantize
-
+        if self.tools is None:  # llama_model_quantize, the library code llama-quantize runs
             from edge_assistant.builder.importance import read_imatrix
+            from edge_assistant.builder.quantize import quantize_gguf
 
-            _llama_quantize(f16, out, mix, read_imatrix(imatrix) if imatrix else None)
+            quantize_gguf(f16, out, mix, threads=self.threads, importance=read_imatrix(imatrix) if imatrix else None)
             return out
         cmd = [str(self.tools["llama-quantize"])]
         if imatrix is not None:
@@ -99,8 +97,9 @@ def main() -> None:
                         help="work folder (default: .bench/frontier; --quick: a temporary one)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny random model, one size point (Q4_0), no llama.cpp build (about a minute)")
-    parser.add_argument("--points", default="IQ4_NL:Q4_0,Q5_0",
-                        help="size points: llama.cpp mixes per point (':' = same size), ours planned to the first")
+    parser.add_argument("--points", default="IQ4_NL:Q4_0:IQ4_XS,Q5_0:Q4_K_M",
+                        help="size points: llama.cpp mixes per point (':' = about the same size), ours planned "
+                             "to the largest of the point's llama.cpp files")
     parser.add_argument("--calib-tokens", type=int, default=1024, help="tokens both sides calibrate on")
     parser.add_argument("--sensitivity-tokens", type=int, default=256)
     parser.add_argument("--grid", type=int, default=10)
@@ -123,8 +122,9 @@ def main() -> None:
 def run(args: argparse.Namespace, work: Path) -> None:
     import torch
 
+    from edge_assistant.builder.awq import CALIBRATION_TEXT
     from edge_assistant.builder.convert import convert_hf_to_gguf
-    from edge_assistant.builder.evaluate import evaluate_gguf
+    from edge_assistant.builder.evaluate import HELDOUT_TEXT, evaluate_gguf
     from edge_assistant.builder.importance import chat_calibration_texts
     from edge_assistant.builder.planned_compress import compress_planned
     from edge_assistant.builder.quantizer import quantize_mix
@@ -159,8 +159,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(hf)
-    calib_raw = (DATA / "calibration.txt").read_text(encoding="utf-8")
-    heldout = (DATA / "heldout.txt").read_text(encoding="utf-8")
+    calib_raw = CALIBRATION_TEXT.read_text(encoding="utf-8")
+    heldout = HELDOUT_TEXT.read_text(encoding="utf-8")
     calib_chat = out / "calibration.chat.txt"  # what both sides see: the chat-rendered calibration text
     calib_chat.write_text("".join(chat_calibration_texts(tokenizer, [calib_raw])), encoding="utf-8")
 

@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 from tests.support.compression import compression_report, measure_compression  # noqa: E402
 from tests.support.zstd_study import choose_level, measure_grouping, measure_zstd  # noqa: E402
 
-DATA = ROOT / "edge_assistant" / "builder" / "data"
 
 
 def _smollm2() -> Path:
@@ -93,6 +92,9 @@ def main() -> None:
 def run(args: argparse.Namespace, out: Path) -> None:
     import torch
 
+    from edge_assistant.builder.awq import CALIBRATION_TEXT
+    from edge_assistant.builder.evaluate import HELDOUT_TEXT
+
     torch.set_num_threads(args.threads)
     out.mkdir(parents=True, exist_ok=True)
     source = None if args.quick else _smollm2()
@@ -101,14 +103,14 @@ def run(args: argparse.Namespace, out: Path) -> None:
     print(f"{'tiny random model' if source is None else 'SmolLM2'} as float HF folder: "
           f"{time.perf_counter() - t0:.1f}s", flush=True)
     types = tuple(t.strip().upper() for t in args.types.split(","))
-    rows = measure_compression(hf, calib_text=(DATA / "calibration.txt").read_text(encoding="utf-8"),
-                               eval_text=(DATA / "heldout.txt").read_text(encoding="utf-8"), workdir=out,
+    rows = measure_compression(hf, calib_text=CALIBRATION_TEXT.read_text(encoding="utf-8"),
+                               eval_text=HELDOUT_TEXT.read_text(encoding="utf-8"), workdir=out,
                                source_gguf=source, types=types, n_grid=args.grid, clip=not args.no_clip,
                                search_tokens=args.search_tokens, threads=args.threads,
                                max_eval_tokens=args.eval_tokens, progress=lambda m: print(m, flush=True))
     from edge_assistant.builder.evaluate import evaluate_gguf
 
-    tokens = evaluate_gguf(rows[0].path, reference=None, text=(DATA / "heldout.txt").read_text(encoding="utf-8"),
+    tokens = evaluate_gguf(rows[0].path, reference=None, text=HELDOUT_TEXT.read_text(encoding="utf-8"),
                            max_tokens=args.eval_tokens, threads=args.threads).tokens
     table = compression_report(rows, zstd_level=3, text_name="data/heldout.txt", tokens=tokens)
     print("\n## Quality and size (baseline: the f16 GGUF made here)\n")

@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-DATA = ROOT / "edge_assistant" / "builder" / "data"
 
 
 def main() -> None:
@@ -46,8 +45,9 @@ def main() -> None:
 def run(args: argparse.Namespace, work: Path) -> None:
     import torch
 
+    from edge_assistant.builder.awq import CALIBRATION_TEXT
     from edge_assistant.builder.convert import convert_hf_to_gguf
-    from edge_assistant.builder.evaluate import evaluate_gguf
+    from edge_assistant.builder.evaluate import HELDOUT_TEXT, evaluate_gguf
     from edge_assistant.builder.importance import collect_importance, output_weight
     from edge_assistant.builder.planned_compress import _load_hf, _windows
     from edge_assistant.builder.quantizer import quantize_with_plan
@@ -70,10 +70,10 @@ def run(args: argparse.Namespace, work: Path) -> None:
         convert_hf_to_gguf(hf, f16, outtype="f16")
     model, tokenizer = _load_hf(hf)
     name = output_weight(model)
-    windows = _windows(tokenizer, (DATA / "calibration.txt").read_text(encoding="utf-8"), seq_len, calib_tokens)
+    windows = _windows(tokenizer, CALIBRATION_TEXT.read_text(encoding="utf-8"), seq_len, calib_tokens)
     vec, calib_tokens = collect_importance(model, windows)[name], int(windows.numel())
     del model
-    heldout = (DATA / "heldout.txt").read_text(encoding="utf-8")
+    heldout = HELDOUT_TEXT.read_text(encoding="utf-8")
     weights = {"none (baseline)": None, "output side": vec, "blend with uniform": vec / vec.mean() + 1.0}
     rows = []
     for qtype in types:

@@ -511,7 +511,7 @@ def build() -> None:
               help="Keep the modifiers' dequantized base copy (the base's full size) after the build.")
 def build_run(recipe: Path, out: Path | None, from_stage: str | None, until_stage: str | None,
               no_awq: bool, no_progress: bool, keep_intermediates: bool) -> None:
-    """Run a build recipe: data, phase1, merge, convert, quantize, modifiers, router, evaluate, bundle."""
+    """Run a build recipe: data, phase1, merge, convert, quantize, compare, modifiers, router, evaluate, bundle."""
     from .builder.pipeline import run_build
     from .builder.recipe import load_recipe
 

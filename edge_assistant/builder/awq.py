@@ -40,6 +40,10 @@ from ..errors import BuildError, UsageError
 from .importance import Importance, chat_calibration_texts, observe_block, observe_output
 from .quantsim import FILE_TYPES, FORMATS, fake_quantize, tensor_type
 
+# The calibration windows: tokens per window and tokens in all (the first of the text).
+CALIB_SEQ_LEN, CALIB_TOKENS = 256, 1024
+# Packaged calibration text for builds without phase 1 data (never used for evaluation).
+CALIBRATION_TEXT = Path(__file__).parent / "data" / "calibration.txt"
 # Shrink factors tried for weight clipping (1.0 = no clipping).
 CLIP_RATIOS = tuple(1.0 - 0.05 * i for i in range(10))
 
@@ -325,8 +329,8 @@ def apply_awq(
     n_grid: int = 20,
     clip: bool = True,
     progress: Callable[[int, int, float], None] | None = None,
-    seq_len: int = 256,
-    search_tokens: int = 1024,
+    seq_len: int = CALIB_SEQ_LEN,
+    search_tokens: int = CALIB_TOKENS,
     importance: Importance | None = None,
     chat: bool = True,
 ) -> AwqReport:

@@ -102,6 +102,10 @@ def stage_need(ctx: BuildContext, run: StageRun) -> int | None:
             need += params * _train_dtype_bytes(recipe.phase1.dtype)
     elif name == "quantize":
         need = params * _BITS.get(recipe.quantize.qtype.upper(), 8.5) / 8
+    elif name == "compare":  # the unscaled f16 (with AWQ) and one llama.cpp file at a time
+        need = params * _BITS.get(recipe.quantize.qtype.upper(), 8.5) / 8 * 1.2
+        if ctx.awq:
+            need += params * _OUTTYPE_BYTES.get(recipe.quantize.outtype, 4.0)
     elif name == "modifiers":
         need = 0
         if not any(run.dir.glob(f"{DEQUANTIZED_PREFIX}*/config.json")):

@@ -23,6 +23,9 @@ import numpy as np
 from ..errors import BuildError, ModelError, UsageError
 from .scoring import LlamaScorer, log_softmax
 
+# Packaged held-out text (prose, code and dialogue) that no calibration and no training ever reads.
+HELDOUT_TEXT = Path(__file__).parent / "data" / "heldout.txt"
+
 
 @dataclass(frozen=True)
 class EvalResult:

@@ -4,9 +4,10 @@
     phase1     LoRA on the full-precision base (bf16 on GPU, fp32 on CPU)
     merge      merge_and_unload + logit equivalence check -> safetensors
     convert    (AWQ scales, when enabled) -> GGUF float
-    quantize   GGUF -> llama.cpp quant type
-               (merge, convert and quantize are skipped with `[quantize] enabled = false`: a GGUF
-               base is then used as it is)
+    quantize   GGUF -> llama.cpp quant type, or per-tensor types planned to a size
+    compare    the base against llama.cpp's own quantizer at its size (KL on held-out text)
+               (merge, convert, quantize and compare are skipped with `[quantize] enabled = false`:
+               a GGUF base is then used as it is)
     modifiers  one LoRA per modifier on the *quantized* base, dequantized -> GGUF adapters
     router     fitted from the modifiers' own training prompts
     evaluate   task success on hand-written held-out tasks (base, modifier, auto) and held-out NLL

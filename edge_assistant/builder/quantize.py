@@ -13,8 +13,12 @@ import ctypes
 import re
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..bundle.ggufmeta import read_gguf_info
 from ..durable import atomic_file
@@ -23,7 +27,7 @@ from . import quant_mix
 from .gguf_index import TensorEntry, read_tensor_index
 
 # --type name -> llama.cpp's enum llama_ftype (quant_mix owns the table): the mixes llama.cpp
-# quantizes without an importance matrix, since we never pass one here.
+# quantizes without an importance matrix (the others need `importance`).
 FTYPES: dict[str, int] = {name: ftype for name, ftype in quant_mix.FTYPES.items() if not quant_mix.needs_importance(name)}
 
 # llama.cpp's notice when a tensor's row length does not fit the wanted type's block.
@@ -87,24 +91,50 @@ def _check_source(src: Path) -> None:
         raise ConversionError(f"{src} is a LoRA adapter, not a model", hint="quantize the base model GGUF")
 
 
-def quantize_gguf(src: Path, out: Path, qtype: str, *, threads: int = 0) -> QuantizeReport:
-    """Quantize ``src`` to ``qtype`` at ``out`` through ``llama_model_quantize``; report fallbacks."""
+def _imatrix_array(llama_cpp: Any, importance: Mapping[str, np.ndarray]) -> tuple[Any, list[Any]]:
+    """`llama_model_quantize_params.imatrix`: a NULL-terminated C array of (name, values, count).
+
+    Returns the array and the buffers it points into, which must outlive the call.
+    """
+    entry = llama_cpp.llama_model_imatrix_data
+    rows = (entry * (len(importance) + 1))()
+    keep: list[Any] = [rows]
+    for i, (name, vec) in enumerate(sorted(importance.items())):
+        values = np.ascontiguousarray(vec, dtype=np.float32)
+        keep.append(values)
+        rows[i] = entry(name.encode(), values.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), values.size)
+    rows[len(importance)] = entry(None, None, 0)
+    return ctypes.cast(rows, ctypes.POINTER(entry)), keep
+
+
+def quantize_gguf(src: Path, out: Path, qtype: str, *, threads: int = 0,
+                  importance: Mapping[str, np.ndarray] | None = None) -> QuantizeReport:
+    """Quantize ``src`` to ``qtype`` at ``out`` through ``llama_model_quantize``; report fallbacks.
+
+    ``importance`` (tensor name -> per-input-channel vector, as llama-imatrix writes them)
+    goes to llama.cpp as its importance matrix: what `llama-quantize --imatrix` does.
+    """
     import llama_cpp
 
     src, out = Path(src), Path(out)
     key = qtype.upper()
-    if key not in FTYPES:
-        raise ConversionError(f"unknown quantization type {qtype!r}", hint=f"choose one of {', '.join(FTYPES)}")
+    if key not in (quant_mix.FTYPES if importance else FTYPES):
+        needs = " without an importance matrix" if key in quant_mix.FTYPES else ""
+        raise ConversionError(f"unknown quantization type {qtype!r}{needs}", hint=f"choose one of {', '.join(FTYPES)}")
     _check_source(src)
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = FTYPES[key]
+    params.ftype = quant_mix.FTYPES[key]
     params.nthread = threads
+    buffers: list[Any] = []
+    if importance:
+        params.imatrix, buffers = _imatrix_array(llama_cpp, importance)
     with atomic_file(out) as temp, _LogCapture(llama_cpp) as log:
         status = llama_cpp.llama_model_quantize(str(src).encode(), str(temp).encode(), ctypes.byref(params))
         if status != 0:
             last = [line for line in log.text.splitlines() if line.strip()][-1:] or ["no message"]
             raise ConversionError(f"llama.cpp could not quantize {src} to {key}: {last[0].strip()}",
                                   hint="check that the input is a complete f32/f16/bf16 model GGUF")
+    del buffers  # llama.cpp read the importance during the call
     return _report(out, key, log.text)
 
 

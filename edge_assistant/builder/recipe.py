@@ -109,6 +109,11 @@ class QuantizeConfig:
         "empty: qtype for the whole file, by llama.cpp's rules.", "")
     threads: int = _help("Threads our quantizer splits each slab of rows over (0: one per usable CPU); "
                          "the output's bytes do not depend on it, so changing it reruns nothing.", 0)
+    compare: bool = _help(
+        "After quantizing, score the base against llama.cpp's own quantizer (llama_model_quantize, plain and "
+        "with an importance matrix from the same calibration text) at about its size, through llama.cpp on "
+        "held-out text: KL, perplexity and top-1 in REPORT.md. Costs an f16 conversion (with AWQ) and two "
+        "quantizations and scorings per size-matched llama.cpp mix.", True)
 
 
 @dataclass(frozen=True)

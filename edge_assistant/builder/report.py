@@ -26,6 +26,12 @@ def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[st
                                    "fallback_tensors": len(q["fallbacks"] or []), "awq": bool(awq),
                                    "importance_tensors": q.get("importance_tensors", 0),
                                    "target_size": q.get("target_size")}
+        compare = records.get("compare", {}).get("metrics")
+        if compare and compare.get("kl_ratio") is not None:
+            ours = next(r for r in compare["rows"] if r["ours"])
+            best = min((r for r in compare["rows"] if not r["ours"]), key=lambda r: r["kl"])
+            quality["quantization"]["vs_llama_cpp"] = {"kl": ours["kl"], "llama_cpp_best": best["label"],
+                                                       "llama_cpp_best_kl": best["kl"], "kl_ratio": compare["kl_ratio"]}
     if "modifiers" in records:
         evaluate = records.get("evaluate", {}).get("metrics", {})
         heldout = evaluate.get("heldout_nll", {})
@@ -79,8 +85,28 @@ def _compression_lines(records: dict[str, dict[str, Any]], quality: dict[str, An
     for fb in q["fallbacks"] or []:
         lines.append(f"- fallback: `{fb['tensor']}` wanted {fb['wanted']}, got {fb['got']}")
     lines.append("")
+    compare = records.get("compare", {}).get("metrics")
+    if compare:
+        lines += _compare_lines(compare)
     if q.get("plan"):
         lines += [f"### Per-tensor types planned to {q.get('target_size')}", "", q["plan"]]
+    return lines
+
+
+def _compare_lines(compare: dict[str, Any]) -> list[str]:
+    """The base against llama.cpp's own quantizer at about its size (the compare stage)."""
+    from .frontier import FrontierRow, frontier_table
+
+    rows = [FrontierRow(**r) for r in compare["rows"]]
+    lines = ["### Against llama.cpp's own quantizer at this size", "",
+             "llama.cpp's `llama_model_quantize` on the merged model before AWQ, for each llama.cpp mix whose file "
+             "is about this size: plain, and with an importance matrix of the block linears (what llama-imatrix "
+             f"collects) from the same {compare['calibration_tokens']} calibration tokens. KL divergence, "
+             "perplexity and top-1 agreement against that f16 model, through llama.cpp, on held-out text no "
+             "calibration saw; the ratio's baseline is llama.cpp's best file.", "", frontier_table(rows), ""]
+    if compare.get("kl_ratio") is not None:
+        verdict = "lower" if compare["kl_ratio"] < 1 else "not lower"
+        lines += [f"- the base's KL is {compare['kl_ratio']:.2f}x that of {compare['best_llama_cpp']} ({verdict})", ""]
     return lines
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from ..durable import write_text
 from ..errors import BuildError
 from ..hashing import sha256_file
-from . import demodata
+from . import demodata, frontier
 from .base_model import BaseSource, gguf_source
 from .context import BuildContext, as_table, read_split
 from .dataset import load_sources, read_jsonl, write_jsonl
@@ -172,6 +172,14 @@ def _tensor_bar(ctx: BuildContext, description: str) -> Callable[[int, int, str]
     return advance
 
 
+def _calibration_text(ctx: BuildContext, source: Path) -> str:
+    """The calibration text of `source` (see _calibration_source): the first rows of phase 1's text, or the file."""
+    if source.suffix == ".jsonl":  # phase 1 training text
+        rows = read_jsonl(source)[: ctx.recipe.quantize.awq_calib_rows]
+        return "\n\n".join(m["content"] for r in rows for m in r) + "\n"
+    return source.read_text(encoding="utf-8")  # the packaged calibration text (never used for evaluation)
+
+
 def stage_convert(ctx: BuildContext, run: StageRun) -> None:
     from .convert import convert_hf_to_gguf
 
@@ -182,13 +190,7 @@ def stage_convert(ctx: BuildContext, run: StageRun) -> None:
         from .importance import Importance, write_imatrix
 
         calib = run.writes["calibration"]
-        source = run.inputs["calibration"]
-        if source.suffix == ".jsonl":  # phase 1 training text
-            rows = read_jsonl(source)[: q.awq_calib_rows]
-            text = "\n\n".join(m["content"] for r in rows for m in r) + "\n"
-        else:  # no phase 1 data: the packaged calibration text (never used for evaluation)
-            text = source.read_text(encoding="utf-8")
-        write_text(calib, text)  # kept: the quantize stage plans types on the same text
+        write_text(calib, _calibration_text(ctx, run.inputs["calibration"]))  # kept: later stages read the same text
         stats = Importance() if q.importance else None
         hf_dir = Path(awq_hf_dir(hf_dir, calib, q.qtype, run.writes["awq-model"], importance=stats))
         awq_report = hf_dir / "awq.json"
@@ -247,6 +249,52 @@ def stage_quantize(ctx: BuildContext, run: StageRun) -> None:
                         "quantizer": "ggml kernels" + (", importance-weighted" if vectors is not None else ""),
                         "importance_tensors": result.with_importance,
                         "target_size": q.target_size or None, "plan": plan_text})
+
+
+def stage_compare(ctx: BuildContext, run: StageRun) -> None:
+    """The base against llama.cpp's own quantizer at its size (frontier.py): the REPORT's comparison table.
+
+    llama.cpp quantizes the merged model before AWQ (converted again here when AWQ ran), with and
+    without importance from the same calibration text and tokens; all files are scored against that f16.
+    """
+    import tempfile
+
+    import torch
+
+    from .awq import CALIB_SEQ_LEN, CALIB_TOKENS
+    from .convert import convert_hf_to_gguf
+    from .frontier import best_llama_cpp, compare_to_llama_cpp, frontier_table
+    from .importance import collect_importance
+    from .planned_compress import _load_hf, _windows
+
+    q = ctx.recipe.quantize
+    text = (run.inputs["calibration"].read_text(encoding="utf-8") if ctx.awq
+            else _calibration_text(ctx, run.inputs["calibration"]))
+    work = Path(tempfile.mkdtemp(prefix=".compare-", dir=run.dir))
+    try:
+        f16 = run.inputs.get("gguf")
+        if f16 is None:  # the convert stage's f16 is AWQ-scaled: llama.cpp gets the model as merged
+            f16 = work / f"unscaled-{q.outtype}.gguf"
+            convert_hf_to_gguf(run.inputs["model"], f16, outtype=q.outtype, source_gguf=run.inputs.get("source_gguf"))
+        model, tokenizer = _load_hf(run.inputs["model"])
+        windows = _windows(tokenizer, text, CALIB_SEQ_LEN, CALIB_TOKENS)
+        with torch.no_grad():
+            vectors = collect_importance(model, windows)
+        del model
+        ctx.log("compare: llama.cpp's own quantizer at the base's size, scored on the held-out text ...")
+        rows = compare_to_llama_cpp(run.inputs["base"], f16, importance=vectors,
+                                    heldout=run.inputs["heldout"].read_text(encoding="utf-8"), work=work,
+                                    prefer=q.qtype, threads=ctx.recipe.eval.n_threads, say=ctx.log)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    table = frontier_table(rows)
+    ctx.log(table)
+    best = best_llama_cpp(rows)
+    ours = next(r for r in rows if r.ours)
+    write_text(run.writes["table"], table + "\n")
+    run.metrics.update({"rows": [r.to_dict() for r in rows], "calibration_tokens": int(windows.numel()),
+                        "best_llama_cpp": best.label if best else None,
+                        "kl_ratio": ours.kl / best.kl if best is not None and best.kl > 0 else None})
 
 
 def _dequantized_base(ctx: BuildContext, run: StageRun, base: Path) -> BaseSource:
@@ -594,10 +642,16 @@ def _convert_inputs(ctx: BuildContext) -> dict[str, Path]:
     inputs = {"model": output_of(ctx, "merge", "model")}
     if ctx.source.gguf_path:
         inputs["source_gguf"] = ctx.source.gguf_path
-    if ctx.awq:  # AWQ calibrates on phase 1's training text, else on the packaged text
-        packaged = Path(__file__).parent / "data" / "calibration.txt"
-        inputs["calibration"] = output_of(ctx, "data", "phase1.train") if ctx.recipe.phase1.enabled else packaged
+    if ctx.awq:
+        inputs["calibration"] = _calibration_source(ctx)
     return inputs
+
+
+def _calibration_source(ctx: BuildContext) -> Path:
+    """What AWQ and importance calibrate on: phase 1's training text, else the packaged calibration text."""
+    from .awq import CALIBRATION_TEXT
+
+    return output_of(ctx, "data", "phase1.train") if ctx.recipe.phase1.enabled else CALIBRATION_TEXT
 
 
 def _convert_outputs(ctx: BuildContext, d: Path) -> dict[str, Path]:
@@ -622,6 +676,29 @@ def _quantize_inputs(ctx: BuildContext) -> dict[str, Path]:
             inputs["awq-model"] = output_of(ctx, "convert", "awq-model")
             inputs["calibration"] = output_of(ctx, "convert", "calibration")
     return inputs
+
+
+def _compare_inputs(ctx: BuildContext) -> dict[str, Path]:
+    from .evaluate import HELDOUT_TEXT
+
+    inputs = {"base": quantized_base(ctx), "model": output_of(ctx, "merge", "model"), "heldout": HELDOUT_TEXT}
+    if ctx.awq:  # the text AWQ calibrated on; the f16 is made again from the merged model, unscaled
+        inputs["calibration"] = output_of(ctx, "convert", "calibration")
+        if ctx.source.gguf_path:
+            inputs["source_gguf"] = ctx.source.gguf_path
+    else:
+        inputs["calibration"] = _calibration_source(ctx)
+        inputs["gguf"] = output_of(ctx, "convert", "gguf")
+    return inputs
+
+
+def _planned_ladder(ctx: BuildContext) -> list[str] | None:
+    """The candidate types a planned base chooses from (a new ladder plans it again), None for a mix."""
+    if not ctx.recipe.quantize.target_size:
+        return None
+    from .size_plan import LADDER
+
+    return list(LADDER)
 
 
 def _modifiers_inputs(ctx: BuildContext) -> dict[str, Path]:
@@ -687,9 +764,16 @@ BUILD_STAGES: tuple[Stage, ...] = (
           _convert_inputs, _convert_outputs, applies=lambda r: r.quantize.enabled),
     Stage("quantize", stage_quantize,
           lambda ctx: {"qtype": ctx.recipe.quantize.qtype, "importance": _uses_importance(ctx),
-                       "target_size": ctx.recipe.quantize.target_size},
+                       "target_size": ctx.recipe.quantize.target_size,
+                       "ladder": _planned_ladder(ctx)},
           _quantize_inputs, lambda ctx, d: {"gguf": d / f"model-{ctx.recipe.quantize.qtype}.gguf"},
           applies=lambda r: r.quantize.enabled),
+    Stage("compare", stage_compare,
+          lambda ctx: {"awq": ctx.awq, "outtype": ctx.recipe.quantize.outtype, "qtype": ctx.recipe.quantize.qtype,
+                       "mixes": list(frontier.PUBLISHED_MIXES),
+                       "window": [frontier.SMALLER, frontier.LARGER, frontier.MAX_MIXES]},
+          _compare_inputs, lambda ctx, d: {"table": d / "llama-cpp.md"},
+          applies=lambda r: r.quantize.enabled and r.quantize.compare),
     Stage("modifiers", stage_modifiers,
           lambda ctx: {m.name: [as_table(ctx.recipe.modifier_train(m)), m.default_scale, m.kind]
                        for m in ctx.recipe.modifiers},

@@ -148,6 +148,50 @@ def test_the_convert_stage_applied_awq_scales_before_conversion(built: tuple[Pat
     assert "AWQ scales for Q8_0 folded in" in (out / "bundle" / "REPORT.md").read_text()
 
 
+def test_the_compare_stage_scores_the_base_against_llama_cpps_own_files_of_its_size(
+        built: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
+    """llama.cpp's files are made from the merged model *before* AWQ and every file is scored against it."""
+    from edge_assistant.builder.convert import convert_hf_to_gguf
+    from edge_assistant.builder.evaluate import HELDOUT_TEXT, evaluate_gguf
+    from edge_assistant.bundle.manifest import load_manifest
+    from tests.support.llama_quantize import llama_quantize
+
+    _recipe, out, _log = built
+    metrics = json.loads((out / STAGE_FOLDERS["compare"] / "record.json").read_text())["metrics"]
+    rows = metrics["rows"]
+    ours = [r for r in rows if r["ours"]]
+    theirs = [r for r in rows if not r["ours"]]
+    base = out / "quantize" / "model-Q8_0.gguf"
+    assert len(ours) == 1 and ours[0]["size"] == base.stat().st_size
+    mixes = list(dict.fromkeys(r["mix"] for r in theirs))
+    assert mixes and mixes[0] == "Q8_0"  # the recipe's own mix is matched first
+    assert sorted((r["mix"], r["importance"]) for r in theirs) == sorted((m, w) for m in mixes for w in (False, True))
+    assert not list((out / STAGE_FOLDERS["compare"]).glob("**/*.gguf")), "llama.cpp's files are deleted once scored"
+
+    # The same numbers from scratch: the merged model converted again, llama.cpp's own quantizer on it.
+    f32 = convert_hf_to_gguf(out / "merge" / "model", tmp_path / "unscaled-f32.gguf", outtype="f32")
+    heldout = HELDOUT_TEXT.read_text(encoding="utf-8")
+    plain = tmp_path / "plain.gguf"
+    llama_quantize(f32, plain, mixes[0])
+    for path, row in ((plain, next(r for r in theirs if r["mix"] == mixes[0] and not r["importance"])),
+                      (base, ours[0])):
+        r = evaluate_gguf(path, reference=f32, text=heldout, n_ctx=512, threads=1)
+        assert row["kl"] == pytest.approx(r.kl_divergence, rel=1e-6, abs=1e-9), path.name
+        assert row["top1"] == pytest.approx(r.top1_agreement) and row["perplexity"] == pytest.approx(r.perplexity)
+    awq_f16 = out / STAGE_FOLDERS["convert"] / "model-f32.gguf"  # the AWQ-scaled model is not the reference
+    scaled = evaluate_gguf(base, reference=awq_f16, text=heldout, n_ctx=512, threads=1)
+    assert scaled.kl_divergence != pytest.approx(ours[0]["kl"], rel=1e-5)  # the row matched to 1e-6 above
+
+    best = min(theirs, key=lambda r: r["kl"])
+    assert metrics["kl_ratio"] == pytest.approx(ours[0]["kl"] / best["kl"])
+    quality = load_manifest(out / "bundle").quality["quantization"]["vs_llama_cpp"]
+    assert quality["kl_ratio"] == metrics["kl_ratio"] and quality["llama_cpp_best"] == best["label"]
+    report = (out / "bundle" / "REPORT.md").read_text()
+    assert "### Against llama.cpp's own quantizer at this size" in report
+    assert f"| llama.cpp {mixes[0]}, importance matrix | " in report
+    assert f"| **ours: the build's base** | {ours[0]['size'] / 1e6:.2f} | {ours[0]['kl']:.4f} |" in report
+
+
 def test_the_bundle_verifies_and_binds_each_modifier_to_the_quantized_base(built: tuple[Path, Path, list[str]]) -> None:
     from edge_assistant.bundle.manifest import load_manifest
     from edge_assistant.bundle.verify import verify_bundle

@@ -11,7 +11,6 @@ from edge_assistant.errors import ModifierError, TemplateError
 from edge_assistant.runtime.engine import LlamaEngine
 from edge_assistant.runtime.generation import Message
 from edge_assistant.sampling import SamplingParams
-from edge_assistant.runtime.modifier import ModifierSpec
 from tests.support.gguf_edit import copy_with_metadata
 from tests.support.answers import on_topic_capital_answer
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import struct
 import subprocess
@@ -19,9 +18,8 @@ import pytest
 
 from edge_assistant import paths
 from edge_assistant.bundle.manifest import load_manifest
-from edge_assistant.bundle.unpack import cached_base_path, unpack_base
-from edge_assistant.hashing import sha256_file
-from tests.support.bundles import copy_bundle, edit_manifest, file_sha256, handmade_bundle, small_base, smollm2_bundle
+from edge_assistant.bundle.unpack import unpack_base
+from tests.support.bundles import edit_manifest, file_sha256, handmade_bundle, small_base, smollm2_bundle
 from tests.support.lora import write_random_lora
 
 REPO = Path(__file__).resolve().parents[2]

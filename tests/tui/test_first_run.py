@@ -3,7 +3,6 @@ commands, notices that leave the prompt and the status line visible, and exports
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from textual.widgets._toast import Toast

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from edge_assistant import paths

@@ -91,10 +91,11 @@ def block_importance(vectors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 
 
 def compare_to_llama_cpp(ours: Path, f16: Path, *, importance: Mapping[str, np.ndarray], heldout: str,
-                         work: Path, prefer: str | None = None, threads: int = 1, n_ctx: int = 512,
-                         say: Callable[[str], None] | None = None) -> list[FrontierRow]:
+                         work: Path, ours_weighted: bool, prefer: str | None = None, threads: int = 1,
+                         n_ctx: int = 512, say: Callable[[str], None] | None = None) -> list[FrontierRow]:
     """Score `ours` and llama.cpp's size-matched files (plain and importance-weighted) against `f16`.
 
+    `ours_weighted` says whether our file was quantized with importance (the row records it).
     llama.cpp's files are written in `work` one at a time and deleted once scored.
     """
     from .evaluate import evaluate_gguf
@@ -124,7 +125,7 @@ def compare_to_llama_cpp(ours: Path, f16: Path, *, importance: Mapping[str, np.n
                 rows.append(score(path, label, mix, weighted, False))
             finally:
                 path.unlink(missing_ok=True)
-    rows.append(score(ours, "ours: the build's base", None, bool(importance), True))
+    rows.append(score(ours, "ours: the build's base", None, ours_weighted, True))
     return rows
 
 

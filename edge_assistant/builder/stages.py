@@ -284,7 +284,8 @@ def stage_compare(ctx: BuildContext, run: StageRun) -> None:
         ctx.log("compare: llama.cpp's own quantizer at the base's size, scored on the held-out text ...")
         rows = compare_to_llama_cpp(run.inputs["base"], f16, importance=vectors,
                                     heldout=run.inputs["heldout"].read_text(encoding="utf-8"), work=work,
-                                    prefer=q.qtype, threads=ctx.recipe.eval.n_threads, say=ctx.log)
+                                    ours_weighted=_uses_importance(ctx), prefer=q.qtype,
+                                    threads=ctx.recipe.eval.n_threads, say=ctx.log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = frontier_table(rows)

@@ -163,6 +163,7 @@ def test_the_compare_stage_scores_the_base_against_llama_cpps_own_files_of_its_s
     theirs = [r for r in rows if not r["ours"]]
     base = out / "quantize" / "model-Q8_0.gguf"
     assert len(ours) == 1 and ours[0]["size"] == base.stat().st_size
+    assert ours[0]["importance"] is True  # the tiny recipe's quantize stage weights by importance
     mixes = list(dict.fromkeys(r["mix"] for r in theirs))
     assert mixes and mixes[0] == "Q8_0"  # the recipe's own mix is matched first
     assert sorted((r["mix"], r["importance"]) for r in theirs) == sorted((m, w) for m in mixes for w in (False, True))

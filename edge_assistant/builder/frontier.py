@@ -50,36 +50,22 @@ class FrontierRow:
         return asdict(self)
 
 
-def _tensor_bytes(types: Mapping[str, str], shapes: Mapping[str, tuple[int, ...]]) -> int:
-    from . import ggml_quant
-
-    total = 0
-    for name, qtype in types.items():
-        shape = shapes[name]  # ggml order: row length first
-        total += math.prod(shape[1:]) * ggml_quant.row_size(qtype, shape[0])
-    return total
-
-
 def size_matched_mixes(f16: Path, our_bytes: int, *, prefer: str | None = None) -> list[tuple[str, int]]:
     """(mix, predicted tensor bytes) of llama.cpp's mixes about `our_bytes` in size, nearest first.
 
     Mixes whose per-tensor types come out the same on this model (k-quants falling back on
     rows that do not split into 256-wide blocks) count once, under `prefer` when it is one of them.
     """
-    from .gguf_index import read_tensor_index
-    from .quantizer import mix_plan
+    from .quantizer import mix_table
 
-    shapes = {t.name: tuple(t.shape) for t in read_tensor_index(f16)}
     order = ([prefer.upper()] if prefer and prefer.upper() in PUBLISHED_MIXES else []) + list(PUBLISHED_MIXES)
-    seen: dict[tuple[tuple[str, str], ...], str] = {}
+    seen: set[tuple[tuple[str, str], ...]] = set()
     sized: list[tuple[str, int]] = []
-    for mix in dict.fromkeys(order):
-        types = mix_plan(f16, mix)
+    for mix, (types, nbytes) in mix_table(f16, list(dict.fromkeys(order))).items():
         key = tuple(sorted(types.items()))
-        if key in seen:
-            continue
-        seen[key] = mix
-        sized.append((mix, _tensor_bytes(types, shapes)))
+        if key not in seen:
+            seen.add(key)
+            sized.append((mix, nbytes))
     inside = [(m, b) for m, b in sized if our_bytes * (1 - SMALLER) <= b <= our_bytes * (1 + LARGER)]
     nearest = sorted(inside or sized, key=lambda mb: abs(math.log(mb[1] / our_bytes)))
     return nearest[:MAX_MIXES] if inside else nearest[:1]

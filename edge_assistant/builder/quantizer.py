@@ -18,8 +18,9 @@ of a mix and no importance the file is byte for byte llama.cpp's (tested).
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,18 @@ def mix_plans(src: Path | str, mix: str, *, has_importance: bool = False) -> tup
     specs, shape = tensor_specs(reader), model_shape(reader)
     return (plan_mix(specs, mix, shape, has_importance=has_importance),
             plan_mix(specs, mix, shape, has_importance=has_importance, fit_rows=False))
+
+
+def mix_table(src: Path | str, mixes: Sequence[str]) -> dict[str, tuple[dict[str, str], int]]:
+    """mix -> (the types llama.cpp's `mix` gives the model in `src`, their tensor bytes), from one header read."""
+    reader = _reader(Path(src))
+    specs, shape = tensor_specs(reader), model_shape(reader)
+    table = {}
+    for mix in mixes:
+        types = plan_mix(specs, mix, shape)
+        table[mix] = (types, sum(math.prod(t.shape[:-1]) * ggml_quant.row_size(types[t.name], t.n_per_row)
+                                 for t in specs))
+    return table
 
 
 def _copy_metadata(source: _Source, writer: Any, file_type: int) -> None:

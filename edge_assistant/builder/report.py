@@ -28,10 +28,12 @@ def build_quality(recipe: Recipe, records: dict[str, dict[str, Any]]) -> dict[st
                                    "target_size": q.get("target_size")}
         compare = records.get("compare", {}).get("metrics")
         if compare and compare.get("kl_ratio") is not None:
-            ours = next(r for r in compare["rows"] if r["ours"])
-            best = min((r for r in compare["rows"] if not r["ours"]), key=lambda r: r["kl"])
-            quality["quantization"]["vs_llama_cpp"] = {"kl": ours["kl"], "llama_cpp_best": best["label"],
-                                                       "llama_cpp_best_kl": best["kl"], "kl_ratio": compare["kl_ratio"]}
+            from .frontier import FrontierRow, best_llama_cpp
+
+            rows = [FrontierRow(**r) for r in compare["rows"]]
+            ours, best = next(r for r in rows if r.ours), best_llama_cpp(rows)
+            quality["quantization"]["vs_llama_cpp"] = {"kl": ours.kl, "llama_cpp_best": best.label,
+                                                       "llama_cpp_best_kl": best.kl, "kl_ratio": compare["kl_ratio"]}
     if "modifiers" in records:
         evaluate = records.get("evaluate", {}).get("metrics", {})
         heldout = evaluate.get("heldout_nll", {})

@@ -33,3 +33,15 @@ def test_a_plain_mix_is_quantized_by_our_quantizer_into_llama_cpps_exact_bytes(
     # 64-wide rows do not split into 256-blocks: every k-quant wish falls back, and the record says so
     assert record["metrics"]["fallbacks"], record["metrics"]
     assert all(f["wanted"].endswith("_K") and not f["got"].endswith("_K") for f in record["metrics"]["fallbacks"])
+
+
+def test_compare_false_skips_the_comparison_with_llama_cpp(
+        tiny_llama: Path, router_embedding_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    text = tiny_recipe_text(tiny_llama, router_embedding_dir)
+    text = text.replace("awq_calib_rows = 8", "awq_calib_rows = 8\ncompare = false")
+    assert "compare = false" in text, "the tiny recipe's [quantize] table changed: update this test"
+    out = tmp_path / "out"
+    run_build(load_recipe(write_recipe(tmp_path, text)), out, until_stage="compare", progress=False,
+              log=lambda line: None)
+    assert (out / STAGE_FOLDERS["quantize"] / "record.json").is_file()
+    assert not (out / STAGE_FOLDERS["compare"]).exists()

@@ -99,7 +99,9 @@ class QuantizeConfig:
         "fit models whose hidden size is not a multiple of 256 (k-quants fall back per tensor).", "Q4_0")
     awq: bool = _help("Apply AWQ activation-aware scales before conversion (`--no-awq` to compare without).",
                       True)
-    awq_calib_rows: int = _help("Rows of phase 1 training text used as AWQ calibration data.", 64)
+    awq_calib_rows: int = _help(
+        "Rows taken from each calibration source, in turn: phase 1's training text (else the packaged "
+        "calibration text) and each modifier's training data, so the base is calibrated on what it serves.", 64)
     importance: bool = _help(
         "Collect importance statistics (mean squared activation per input channel) in the AWQ pass and "
         "quantize with our importance-weighted quantizer on ggml's kernels. Needs awq = true.", True)

@@ -148,6 +148,19 @@ def test_the_convert_stage_applied_awq_scales_before_conversion(built: tuple[Pat
     assert "AWQ scales for Q8_0 folded in" in (out / "bundle" / "REPORT.md").read_text()
 
 
+def test_awq_calibrates_on_phase1_and_every_modifiers_training_rows_in_turn(
+        built: tuple[Path, Path, list[str]]) -> None:
+    recipe, out, _log = built
+    names = ["phase1"] + [f"modifier-{m.name}" for m in load_recipe(recipe).modifiers]
+    data = out / STAGE_FOLDERS["data"]
+    rows = {n: ["\n\n".join(m["content"] for m in json.loads(line)["messages"])
+                for line in (data / f"{n}.train.jsonl").read_text().splitlines()][:8] for n in names}
+    calib = (out / STAGE_FOLDERS["convert"] / "awq-calib.txt").read_text(encoding="utf-8")
+    assert len(names) >= 3 and all(len(r) == 8 for r in rows.values())  # awq_calib_rows = 8 of each source
+    # one row of each source in turn, so the first tokens AWQ and the type plan read cover every domain
+    assert calib == "\n\n".join(rows[n][i] for i in range(8) for n in names) + "\n"
+
+
 def test_the_compare_stage_scores_the_base_against_llama_cpps_own_files_of_its_size(
         built: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
     """llama.cpp's files are made from the merged model *before* AWQ and every file is scored against it."""

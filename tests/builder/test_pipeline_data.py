@@ -79,10 +79,10 @@ def test_demo_code_doc_answers_quote_the_real_signature() -> None:
     import importlib
     import inspect
 
-    rows = [r for r in GENERATORS["code"](90, seed=1) if "help(" in r["response"]]
+    rows = [r for r in GENERATORS["code"](120, seed=1) if "def " not in r["response"]]
     assert len(rows) >= 15
     for row in rows:
-        head = row["response"].split("`")[1]
+        head = next(span for span in row["response"].split("`")[1::2] if "(" in span)
         dotted, _, _ = head.partition("(")
         module_name, _, name = dotted.rpartition(".")
         obj = getattr(importlib.import_module(module_name), name)

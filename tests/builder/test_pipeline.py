@@ -260,9 +260,10 @@ def test_the_report_shows_the_switch_cost_of_the_bundles_own_modifiers(built: tu
     assert cost["tokens"] >= 150 and reads[0] == cost["tokens"]
     assert reads[3] < cost["tokens"] / 2 and reads[6] < cost["tokens"] / 2  # back to code: its kept state
     # The base after the aLoRA automation: the prefix they share (up to automation's assistant opener)
-    # is reused, so it reads only what came after it, opener included.
+    # is reused, so it reads only what came after it, opener included, and skips at least the whole
+    # conversation of the first read (how much came after depends on how long the replies were).
     prompts = [t["prompt_tokens"] for t in cost["turns"]]
-    assert reads[5] <= prompts[5] - prompts[2] + 8 and reads[5] < reads[2] / 2
+    assert reads[5] <= prompts[5] - prompts[2] + 8 and prompts[5] - reads[5] >= cost["tokens"]
     report = (out / "bundle" / "REPORT.md").read_text()
     assert "## Switching modifiers" in report and "Kind: **alora/lora**" in report
     assert all(f"| {t['turn']} | {t['modifier']} | {t['read_tokens']} |" in report for t in cost["turns"])

@@ -60,25 +60,26 @@ class ChatRequest:
 
 def _content_text(content: Any, where: str) -> str:
     if isinstance(content, str):
-        return _text(content, where)
+        return _text(content, f"{where}.content")
     if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
         parts = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 raise RequestError(f"{where}: only text content parts are supported", "messages")
-            parts.append(_text(part["text"], where))
+            parts.append(_text(part["text"], f"{where}.content"))
         return "".join(parts)
     if content is None:
         return ""
     raise RequestError(f"{where}.content must be a string or a list of text parts", "messages")
 
 
-def _text(text: str, where: str) -> str:
+def _text(text: str, where: str, param: str = "messages") -> str:
+    """`text` if it is valid Unicode (it can be written back as UTF-8), else a 400 naming `where`."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise RequestError(f"{where}.content is not valid Unicode (a lone surrogate such as "
-                           f"\\u{ord(text[exc.start]):04x} at character {exc.start})", "messages") from None
+        raise RequestError(f"{where} is not valid Unicode (a lone surrogate such as "
+                           f"\\u{ord(text[exc.start]):04x} at character {exc.start})", param) from None
     return text
 
 
@@ -120,6 +121,7 @@ def _override(body: dict[str, Any], model: str, modifier_names: tuple[str, ...])
     modifier = body["modifier"]
     if not isinstance(modifier, str):
         raise RequestError("'modifier' must be a string", "modifier")
+    _text(modifier, "'modifier'", "modifier")  # named in the error below, which must encode
     try:
         return choose(modifier, modifier_names)
     except ModifierError as exc:
@@ -150,6 +152,7 @@ def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: Sam
     model = body.get("model") or "auto"
     if not isinstance(model, str):
         raise RequestError("'model' must be a string", "model")
+    _text(model, "'model'", "model")  # echoed in the reply, which must encode
     override = _override(body, model, modifier_names)
     max_tokens = _number(body, "max_completion_tokens", int, 1, 1 << 20) or _number(body, "max_tokens", int, 1, 1 << 20)
     temperature = _number(body, "temperature", float, 0, 2)
@@ -164,6 +167,8 @@ def parse_chat_request(body: Any, modifier_names: tuple[str, ...], defaults: Sam
         stops = tuple(stop)
     else:
         raise RequestError("'stop' must be a string or a list of up to 4 strings", "stop")
+    for s in stops:
+        _text(s, "'stop'", "stop")
     given = dict(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     sampling = dataclasses.replace(defaults, **{k: v for k, v in given.items() if v is not None})
     return ChatRequest(tuple(messages), override, model, sampling, body.get("stream") is True,

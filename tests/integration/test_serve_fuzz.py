@@ -234,3 +234,13 @@ def test_generated_malformed_requests_each_get_a_clean_answer(server, capfd, mon
     log = "\n".join(server.test_log)
     assert "internal error" not in log and "Traceback" not in log, log[-2000:]
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("field", ["model", "modifier", "stop"])
+def test_a_lone_surrogate_in_a_named_field_is_a_400_naming_it(server, field):
+    """Was (fuzz seed 1019061613): `"model": "\\ud800"` is valid JSON, and echoing it back was a 500."""
+    body = json.dumps({**VALID, field: "\ud800"}).encode()
+    response = exchange(server.server_address[:2], _post(body), timeout_s=15, max_responses=1).responses[0]
+    error = response.error()
+    assert response.status == 400 and error["param"] == field and "not valid Unicode" in error["message"], \
+        response.body

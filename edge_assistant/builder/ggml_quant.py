@@ -9,6 +9,7 @@ dependency: the library is the one the runtime already loads.
 from __future__ import annotations
 
 import ctypes
+import math
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -81,6 +82,11 @@ def block_size(qtype: str) -> int:
 def row_size(qtype: str, n_per_row: int) -> int:
     """Bytes of one quantized row of `n_per_row` values (ggml_row_size)."""
     return int(_lib().ggml_row_size(type_id(qtype), n_per_row))
+
+
+def tensor_bytes(qtype: str, shape: tuple[int, ...]) -> int:
+    """Bytes of a tensor of numpy `shape` (rows first, the row length last) quantized to `qtype`."""
+    return math.prod(shape[:-1]) * row_size(qtype, shape[-1])
 
 
 def requires_importance(qtype: str) -> bool:

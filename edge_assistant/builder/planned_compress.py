@@ -74,7 +74,7 @@ def awq_type_for(model: Any, target: SizeTarget) -> str:
     n_weights = sum(p.numel() for p in model.parameters())
     linear = [p for n, p in model.named_parameters() if p.ndim == 2]
     for qtype in AWQ_TYPES:
-        size = sum(p.shape[0] * ggml_quant.row_size(qtype, p.shape[1]) for p in linear
+        size = sum(ggml_quant.tensor_bytes(qtype, tuple(p.shape)) for p in linear
                    if ggml_quant.fits(qtype, p.shape[1]))
         if (target.bytes is not None and size <= target.bytes) or \
                 (target.bytes is None and 8 * size / n_weights <= float(target.bits_per_weight or 0)):

@@ -18,7 +18,6 @@ of a mix and no importance the file is byte for byte llama.cpp's (tested).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,8 +118,7 @@ def mix_table(src: Path | str, mixes: Sequence[str]) -> dict[str, tuple[dict[str
     table = {}
     for mix in mixes:
         types = plan_mix(specs, mix, shape)
-        table[mix] = (types, sum(math.prod(t.shape[:-1]) * ggml_quant.row_size(types[t.name], t.n_per_row)
-                                 for t in specs))
+        table[mix] = (types, sum(ggml_quant.tensor_bytes(types[t.name], t.shape) for t in specs))
     return table
 
 
@@ -247,8 +245,7 @@ def quantize_with_plan(
             t = by_name[name]
             qtype = plan[name]
             shape = tuple(reversed(t.shape))
-            nbytes = (t.n_elements // shape[-1]) * ggml_quant.row_size(qtype, shape[-1]) \
-                if qtype != t.qtype.name else t.nbytes
+            nbytes = ggml_quant.tensor_bytes(qtype, shape) if qtype != t.qtype.name else t.nbytes
             writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=GGMLQuantizationType[qtype])
         writer.write_header_to_file(temp)
         writer.write_kv_data_to_file()

@@ -108,7 +108,7 @@ def _hf_groups(model: Any, ladder: Sequence[str]) -> list[Group]:
         g = Group(name, [m[0] for m in mapped if m], hf_names, shapes)  # type: ignore[misc]
         for qtype in ladder:
             if all(ggml_quant.fits(qtype, s[1]) for s in shapes):
-                size = sum(s[0] * ggml_quant.row_size(qtype, s[1]) for s in shapes)
+                size = sum(ggml_quant.tensor_bytes(qtype, s) for s in shapes)
                 if size not in g.options.values():
                     g.options[qtype] = size
         if not g.options:

@@ -18,6 +18,7 @@ class SamplingParams:
     repeat_penalty: float = 1.1          # small models loop without it; 1.0 is off
     top_k: int = 40                      # not settings: llama.cpp's usual values
     min_p: float = 0.05
+    calculator: bool = True              # a sum the reply writes out gets its value computed (runtime/calculator.py)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "SamplingParams":

@@ -34,6 +34,7 @@ from .llama_load import load_llama
 from .logits import output_logits
 from .generation import Generation, GenerationResult, Message
 from ..sampling import SamplingParams
+from . import calculator
 from .alora import invocation_start
 from .kvstate import KEPT, MB, NO_STATE, RESTORED, SHARED, KeptState, StateKey, StateStore, common_prefix
 from .modifier import AdapterSet, ModifierSpec
@@ -88,7 +89,7 @@ class LlamaEngine:
                                          origin=self.base_path.name)
             self._prompt = PromptFitter(self.template, Tokenizer(
                 prompt=self.tokenize,
-                text=lambda text: self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
+                text=self._text_tokens,
                 detokenize=lambda tokens: self._llm.detokenize(tokens).decode("utf-8", "ignore"),
             ), self.n_ctx, control_token_pattern(self._vocab))
             self.adapters = AdapterSet(self._llm.model, modifiers or {}, base_sha256)
@@ -105,6 +106,7 @@ class LlamaEngine:
         self._names: dict[StateKey, str | None] = {}   # configuration -> modifier name (None: the base)
         self._pending: list[str] = []                 # notices from catch_up, told on the next turn
         self._tail: tuple[str, int] | None = None      # (aLoRA modifier, first position it computed)
+        self._digits: np.ndarray | None = None         # token ids that go on with a number (calculator)
 
     # -- EngineProtocol -------------------------------------------------------------
 
@@ -151,6 +153,10 @@ class LlamaEngine:
         bos = self.template.bos_token
         add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and not (bos and text.startswith(bos))
         return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _text_tokens(self, text: str) -> list[int]:
+        """Tokens of plain text inside a turn: no BOS, control tokens spelled out as text."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
     def build_prompt(self, messages: Sequence[Message], max_tokens: int) -> tuple[list[int], int, list[str]]:
         """Tokens of the rendered conversation that fit the window, turns dropped, notices."""
@@ -355,11 +361,24 @@ class LlamaEngine:
             first_at = None
             finish = "length"
             self._active = gen
-            stream = self._llm.generate(tokens, temp=sampling.temperature, top_p=sampling.top_p,
-                                        top_k=sampling.top_k, min_p=sampling.min_p,
-                                        repeat_penalty=sampling.repeat_penalty)
+            def start(sequence: list[int]) -> Iterator[int]:
+                return self._llm.generate(sequence, temp=sampling.temperature, top_p=sampling.top_p,
+                                          top_k=sampling.top_k, min_p=sampling.min_p,
+                                          repeat_penalty=sampling.repeat_penalty)
+            stream = start(tokens)
+            text = ""
+            picked: int | None = None    # a token chosen here after a computed value, not read yet
+            after_value = False          # the token just processed follows a computed value
+            rng = np.random.default_rng(sampling.seed)
             try:
-                for token in stream:
+                while True:
+                    if picked is not None:
+                        token, picked, from_stream = picked, None, False
+                    else:
+                        try:
+                            token, from_stream = next(stream), True
+                        except StopIteration:
+                            break
                     if gen.cancelled or self._closed:
                         finish = "cancelled"
                         break
@@ -373,6 +392,7 @@ class LlamaEngine:
                     piece = decoder.decode(self._piece(token))
                     if piece:
                         pieces.append(piece)
+                        text += piece
                         yield piece
                     if gen.cancelled or self._closed:
                         finish = "cancelled"
@@ -380,6 +400,28 @@ class LlamaEngine:
                     if result.completion_tokens >= limit:
                         finish = "length"
                         break
+                    value = calculator.completion(text) if sampling.calculator and "=" in piece else None
+                    forced = self._text_tokens(value) if value else []
+                    if forced and result.completion_tokens + len(forced) + 1 < limit:
+                        # Read the sampled token and the value, then choose what follows it here:
+                        # anything but more digits, which would turn "270" into "270575".
+                        stream.close()
+                        self._llm.eval([token] + forced)
+                        result.completion_tokens += len(forced)
+                        result.calculated += 1
+                        pieces.append(value)
+                        text += value
+                        yield value
+                        picked, after_value = self._pick_after_value(sampling, rng), True
+                        continue
+                    if not from_stream:
+                        if after_value and piece in (".", ","):
+                            # "270." may still become "270.5": the token after the point is chosen here too.
+                            self._llm.eval([token])
+                            picked, after_value = self._pick_after_value(sampling, rng), False
+                            continue
+                        after_value = False
+                        stream = start(self._llm.input_ids[:self._llm.n_tokens].tolist() + [token])
             finally:
                 self._active = None
                 stream.close()
@@ -392,6 +434,28 @@ class LlamaEngine:
                     result.decode_tok_s = (result.completion_tokens - 1) / max(time.perf_counter() - first_at, 1e-9)
         if tail:
             yield tail
+
+    def _pick_after_value(self, sampling: SamplingParams, rng: np.random.Generator) -> int:
+        """The next token after a computed value, from the last logits: never one that goes on with digits.
+
+        Greedy at temperature 0; otherwise drawn from the ``top_k`` most likely at ``temperature``.
+        """
+        logits = output_logits(self._llm.ctx, -1, llama_cpp.llama_vocab_n_tokens(self._vocab)).astype(np.float64)
+        logits[self._digit_tokens()] = -np.inf
+        if sampling.temperature <= 0:
+            return int(np.argmax(logits))
+        k = max(1, min(sampling.top_k or len(logits), len(logits)))
+        top = np.argpartition(-logits, k - 1)[:k]
+        weights = np.exp((logits[top] - logits[top].max()) / sampling.temperature)
+        return int(rng.choice(top, p=weights / weights.sum()))
+
+    def _digit_tokens(self) -> np.ndarray:
+        """Ids of the tokens that continue a number: a digit first, or "." or "," and then a digit."""
+        if self._digits is None:
+            n = llama_cpp.llama_vocab_n_tokens(self._vocab)
+            self._digits = np.array([t for t in range(n) if calculator.continues_number(self._piece(t))],
+                                    dtype=np.int64)
+        return self._digits
 
     def next_token_logits(self, messages: Sequence[Message], *, modifier: str | None = None) -> np.ndarray:
         """Logits for the token after the rendered prompt, through the same cached path as generation."""

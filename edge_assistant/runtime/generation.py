@@ -32,6 +32,7 @@ class GenerationResult:
     dropped_turns: int = 0               # older turns left out to fit the context window
     read_tokens: int = 0                 # prompt tokens computed this turn (the rest came from a kept state)
     kv_state: str = ""                   # how the prompt was read: kept, restored, shared or none (runtime/kvstate.py)
+    calculated: int = 0                  # sums whose value was computed and read in (runtime/calculator.py)
     notices: list[str] = field(default_factory=list)
 
 

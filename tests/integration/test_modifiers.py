@@ -45,10 +45,13 @@ def test_a_modifier_changes_the_logits_and_switching_back_restores_the_base_exac
     base = engine.next_token_logits(PROMPT)
     with_code = engine.next_token_logits(PROMPT, modifier="code")
     assert not np.allclose(base, with_code, atol=1e-3), "the adapter had no effect"
-    again = engine.next_token_logits(PROMPT)
-    assert np.array_equal(base, again), "stale cache: logits after switching back differ from the base"
-    # Back to code: its kept state holds the whole prompt, so the last token is read again on it.
+    # Back to the base: its kept state holds the whole prompt, so the last token is read again on it.
+    # llama.cpp's CPU results depend slightly on how a prompt is cut into batches on some CPUs
+    # (AVX2 without AMX, here), so the reference reads it in the same two pieces.
     tokens, _, _ = engine.build_prompt(PROMPT, 16)
+    again = engine.next_token_logits(PROMPT)
+    expected_base = reference_logits(smollm2_gguf, [(tokens[:-1], None), (tokens[-1:], None)], n_ctx=engine.n_ctx)
+    assert np.array_equal(expected_base, again), "stale cache: logits after switching back are not the base's"
     code = adapters["code"].path
     expected = reference_logits(smollm2_gguf, [(tokens[:-1], code), (tokens[-1:], code)], n_ctx=engine.n_ctx)
     assert np.array_equal(expected, engine.next_token_logits(PROMPT, modifier="code"))

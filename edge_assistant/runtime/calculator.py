@@ -9,7 +9,7 @@ What counts as an expression, on the reply's last line, right before the "=":
 numbers (``1,250``, ``1.5``, ``$12``, ``-8`` with the minus attached), each optionally followed by
 one unit word (``12 weeks``, ``45 km``), joined by at least one of ``+ - x × * / ÷``, with
 parentheses. Anything else before it (words, ``:``, another ``=``) ends the expression. A value
-that is not finite, or a division by zero, is left to the model. Nothing is evaluated but these
+above 10^15 or with a denominator above 10^12, or a division by zero, is left to the model. Nothing is evaluated but these
 numbers and operators: the parser below reads nothing else.
 """
 
@@ -33,8 +33,8 @@ _LONGEST_LINE = 400        # only the end of a long line is read
 def _tokens(line: str) -> list[tuple[str, str]]:
     """The run of expression tokens that ends ``line`` (kind, text), spaces left out.
 
-    A run that starts right after a digit and ":" or "/" is part of a time or a date
-    (``14:40 - 1.5``, ``12/05 + 3``), not an expression: then there is none.
+    A run that starts right after a digit and ":" is part of a clock time (``14:40 - 1.5``),
+    not an expression: then there is none.
     """
     out: list[tuple[str, str]] = []
     run_start = 0
@@ -54,7 +54,7 @@ def _tokens(line: str) -> list[tuple[str, str]]:
         if m.lastgroup != "space":
             out.append((m.lastgroup, m.group(0)))
         pos = m.end()
-    if run_start >= 2 and line[run_start - 1] in ":/" and line[run_start - 2].isdigit():
+    if run_start >= 2 and line[run_start - 1] == ":" and line[run_start - 2].isdigit():
         return []
     return out
 
@@ -122,7 +122,7 @@ def _evaluate(tokens: list[tuple[str, str]]) -> tuple[Fraction, bool] | None:
         parser = _Parser(tokens[start:])
         try:
             value = parser.expr()
-        except (ValueError, ZeroDivisionError, ArithmeticError):
+        except (ValueError, ArithmeticError):     # ArithmeticError includes ZeroDivisionError
             continue
         if parser.i == len(parser.tokens) and parser.ops:
             dollars = any(kind == "num" and "$" in text for kind, text in tokens[start:])

@@ -366,7 +366,6 @@ class LlamaEngine:
                                           top_k=sampling.top_k, min_p=sampling.min_p,
                                           repeat_penalty=sampling.repeat_penalty)
             stream = start(tokens)
-            text = ""
             picked: int | None = None    # a token chosen here after a computed value, not read yet
             after_value = False          # the token just processed follows a computed value
             rng = np.random.default_rng(sampling.seed)
@@ -392,7 +391,6 @@ class LlamaEngine:
                     piece = decoder.decode(self._piece(token))
                     if piece:
                         pieces.append(piece)
-                        text += piece
                         yield piece
                     if gen.cancelled or self._closed:
                         finish = "cancelled"
@@ -400,7 +398,7 @@ class LlamaEngine:
                     if result.completion_tokens >= limit:
                         finish = "length"
                         break
-                    value = calculator.completion(text) if sampling.calculator and "=" in piece else None
+                    value = calculator.completion("".join(pieces)) if sampling.calculator and "=" in piece else None
                     forced = self._text_tokens(value) if value else []
                     if forced and result.completion_tokens + len(forced) + 1 < limit:
                         # Read the sampled token and the value, then choose what follows it here:
@@ -410,7 +408,6 @@ class LlamaEngine:
                         result.completion_tokens += len(forced)
                         result.calculated += 1
                         pieces.append(value)
-                        text += value
                         yield value
                         picked, after_value = self._pick_after_value(sampling, rng), True
                         continue

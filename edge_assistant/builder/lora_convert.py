@@ -7,7 +7,9 @@ was converted, the B matrices of q and k get the same reordering (A is on the
 input side and stays). When the base is a GGUF, the adapter records that file's
 sha256, which the runtime checks before applying it. An activated LoRA (peft's
 ``alora_invocation_tokens``) keeps its invocation sequence as llama.cpp's
-``adapter.alora.invocation_tokens`` (uint32 array).
+``adapter.alora.invocation_tokens`` (uint32 array). Tensors are written as float16,
+as llama.cpp's own converter does: half the size of float32, and a trained adapter's values
+are far inside its range (one that is not is refused, not written as inf).
 """
 
 from __future__ import annotations
@@ -161,13 +163,23 @@ def convert_lora_to_gguf(peft_dir: Path, base: Path, out: Path) -> Path:
                         data = interleave_rope_rows(data, base_model.n_head)
                     elif layout is RowLayout.ROPE_K:
                         data = interleave_rope_rows(data, base_model.n_head_kv)
-                    writer.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
+                    writer.add_tensor(name, _half(data, hf_name, peft_dir))
                 writer.write_header_to_file()
                 writer.write_kv_data_to_file()
                 writer.write_tensors_to_file()
             finally:
                 writer.close()
     return out
+
+
+def _half(data: np.ndarray, name: str, where: Path) -> np.ndarray:
+    """``data`` as contiguous float16; values beyond its range (65504) are refused."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        half = np.ascontiguousarray(data, dtype=np.float16)
+    if not np.isfinite(half).all():
+        raise ConversionError(f"{where}: {name} has values that are not finite or beyond float16's range "
+                              "(|x| > 65504); the adapter did not train sanely: retrain it")
+    return half
 
 
 def _plan(source: SafetensorsSource, base: BaseModel, where: Path) -> list[tuple[str, str, RowLayout]]:

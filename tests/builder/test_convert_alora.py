@@ -45,9 +45,10 @@ def _alora_model(hf_dir: Path, invocation: list[int], *, seed: int = 7):
     with torch.no_grad():
         # Random A and B so every target matters. 0.15, not the LoRA test's 0.3: on the SmolLM-shaped model
         # 0.3 makes even a plain LoRA miss 1e-3 of the range (5.9e-3 measured) from float32 rounding alone.
+        # Float16 values, as the GGUF adapter stores them.
         for name, param in model.named_parameters():
             if "lora_A" in name or "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.15)
+                param.copy_((torch.randn(param.shape, generator=generator) * 0.15).half().float())
     return model
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -45,13 +45,14 @@ def _weight_shapes(base_gguf: Path, targets: Sequence[str]) -> tuple[str, dict[s
 def write_random_lora(path: Path, base_gguf: Path, *, rank: int = 16,
                       targets: Sequence[str] = ("attn_q", "attn_v"), alpha: float = 32.0,
                       base_sha256: str | None = None, seed: int = 0, scale: float = 0.01,
-                      invocation_tokens: Sequence[int] | None = None) -> Path:
+                      invocation_tokens: Sequence[int] | None = None, dtype: Any = np.float32) -> Path:
     """Write a random LoRA adapter GGUF for ``base_gguf`` at ``path`` and return ``path``.
 
     ``base_sha256`` (if given) is stored as ``edge_assistant.base_sha256``, the
     binding the bundle tools check; leave it out to make an unbound adapter.
     ``invocation_tokens`` makes it an activated LoRA (llama.cpp's
-    ``adapter.alora.invocation_tokens``, a uint32 array).
+    ``adapter.alora.invocation_tokens``, a uint32 array). ``dtype`` is the tensors' type:
+    float32, or float16 as the builder writes them.
     """
     import gguf
 
@@ -67,8 +68,8 @@ def write_random_lora(path: Path, base_gguf: Path, *, rank: int = 16,
         writer.add_key_value(ALORA_INVOCATION_KEY, list(invocation_tokens), gguf.GGUFValueType.ARRAY,
                              gguf.GGUFValueType.UINT32)
     for name, (n_in, n_out) in sorted(shapes.items()):
-        a = (rng.standard_normal((rank, n_in)) * scale).astype(np.float32)   # GGUF [n_in, rank]
-        b = (rng.standard_normal((n_out, rank)) * scale).astype(np.float32)  # GGUF [rank, n_out]
+        a = (rng.standard_normal((rank, n_in)) * scale).astype(dtype)   # GGUF [n_in, rank]
+        b = (rng.standard_normal((n_out, rank)) * scale).astype(dtype)  # GGUF [rank, n_out]
         writer.add_tensor(f"{name}.lora_a", a)
         writer.add_tensor(f"{name}.lora_b", b)
     writer.write_header_to_file()

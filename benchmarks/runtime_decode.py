@@ -116,8 +116,8 @@ def main() -> None:
                              dtype=np.float16)
     specs = {"qv": ModifierSpec("qv", qv, base_sha), "all7": ModifierSpec("all7", all7, base_sha)}
     starter = shipped_starter()
-    if starter is not None:
-        shipped = next(m for m in load_manifest(starter).modifiers if m.name == "automation")
+    shipped = load_manifest(starter).modifier("automation") if starter is not None else None
+    if shipped is not None:
         specs["starter"] = ModifierSpec("starter", starter / shipped.file, base_sha, kind=shipped.kind)
 
     rows: list[tuple[str, str, str, str]] = []

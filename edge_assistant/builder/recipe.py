@@ -62,7 +62,8 @@ class TrainConfig:
     lora_dropout: float = _help("Dropout on the LoRA input.", 0.0)
     target_modules: tuple[str, ...] = _help(
         "Projections that get a LoRA. q/v only costs about 4% decode speed at runtime; all seven costs "
-        "about 15% (float16 adapters on SmolLM2-135M, benchmarks/runtime_decode.py).", factory=lambda: ("q_proj", "v_proj"))
+        "about 15% (float16 adapters on SmolLM2-135M, benchmarks/runtime_decode.py).",
+        factory=lambda: ("q_proj", "v_proj"))
     gradient_checkpointing: bool | str = _help(
         "Recompute activations in the backward pass (less memory, ~30% slower): true, false, or \"auto\" "
         "(on only when the estimated activations of one micro-batch do not fit the device's free memory).",

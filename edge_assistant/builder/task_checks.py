@@ -291,6 +291,8 @@ def _match_simple(words: list[str], spec: dict[str, Any]) -> bool:
     for pattern in spec.get("matches", []):
         if not re.search(pattern, " ".join(words)):
             return False
+    if "n_operands" in spec and len([a for a in args if not a.startswith("-")]) != spec["n_operands"]:
+        return False  # cp -a backup/ photos backup/: the wanted operands, plus one that changes what it does
     return True
 
 
@@ -459,7 +461,8 @@ def check_command(reply: str, spec: dict[str, Any]) -> bool:
     """Whether ``reply`` holds a command satisfying ``spec`` and nothing destructive.
 
     Spec kinds: ``command`` (program, flags [synonym lists], options {"-n|--lines": value},
-    operands, forbid, matches [regexes], cluster_first for tar-style flags); ``find`` (path,
+    operands, n_operands [how many words are not options, where an extra one changes what it does],
+    forbid, matches [regexes], cluster_first for tar-style flags); ``find`` (path,
     predicates {"-mtime": "+7"}, action delete/no-delete); ``cron`` (schedule, command);
     ``pipeline`` (stages: command specs in order); ``any`` / ``all`` (of: specs).
     """

@@ -137,6 +137,8 @@ TAR = {"kind": "command", "program": "tar", "cluster_first": True, "flags": [["-
 TAIL = {"kind": "any", "of": [
     {"kind": "command", "program": "tail", "options": {"-n|--lines": "100"}, "operands": ["/var/log/syslog"]},
     {"kind": "command", "program": "tail", "operands": ["-100", "/var/log/syslog"]}]}
+COPY = {"kind": "command", "program": "cp", "flags": [["-a", "-r"]], "operands": ["photos", "/mnt/backup"],
+        "n_operands": 2}
 PIPE = {"kind": "pipeline", "stages": [{"program": "grep", "operands": ["404", "access.log"]},
                                        {"program": "wc", "flags": [["-l", "--lines"]]}]}
 
@@ -152,6 +154,8 @@ PIPE = {"kind": "pipeline", "stages": [{"program": "grep", "operands": ["404", "
     (TAIL, "`sudo tail -100 /var/log/syslog`"),
     (TAIL, "tail --lines=100 /var/log/syslog"),
     (PIPE, "`grep 404 access.log | wc -l`"),
+    (COPY, "`cp -a photos /mnt/backup/`"),
+    (COPY, "cp -r -v ./photos /mnt/backup"),
 ])
 def test_commands_accept_clustered_long_quoted_and_sudo_forms(spec: dict, reply: str) -> None:
     assert check_command(reply, spec)
@@ -166,6 +170,7 @@ def test_commands_accept_clustered_long_quoted_and_sudo_forms(spec: dict, reply:
     (TAIL, "`tail -n 10 /var/log/syslog`"),
     (TAIL, "`head -n 100 /var/log/syslog`"),
     (PIPE, "`wc -l access.log | grep 404`"),           # stages in the wrong order
+    (COPY, "`cp -a /mnt/backup/ photos /mnt/backup/`"),  # copies /mnt/backup too: an operand too many
 ])
 def test_commands_reject_missing_flags_wrong_operands_and_programs(spec: dict, reply: str) -> None:
     assert not check_command(reply, spec)

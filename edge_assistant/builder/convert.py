@@ -21,6 +21,7 @@ import numpy as np
 
 from ..durable import atomic_file
 from ..errors import ConversionError
+from .float16 import FLOAT16_MAX, to_float16
 from .hparams import LlamaHParams, llama_hparams, read_config
 from .rope_layout import interleave_rope_rows, llama3_rope_factors
 from .safetensors_source import SafetensorsSource
@@ -135,11 +136,19 @@ def _write_hparams(writer: gguf.GGUFWriter, hp: LlamaHParams, file_type: gguf.Ll
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
-def _encode(data: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
+def _encode(data: np.ndarray, qtype: gguf.GGMLQuantizationType, name: str) -> np.ndarray:
+    """``data`` in ``qtype``; a value that is not finite, or beyond float16's range for F16, is refused."""
+    if not np.isfinite(data).all():
+        raise ConversionError(f"{name} has values that are not finite (NaN or inf)",
+                              hint="the checkpoint is damaged: download it again or re-save it from training")
     if qtype == Q.F32:
         return np.ascontiguousarray(data, dtype=np.float32)
     if qtype == Q.F16:
-        return np.ascontiguousarray(data, dtype=np.float16)
+        half = to_float16(data)
+        if half is None:
+            raise ConversionError(f"{name} has values beyond float16's range (|x| > {FLOAT16_MAX:.0f})",
+                                  hint="convert with --outtype bf16 (the same size, float32's range) or f32")
+        return half
     return gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), qtype)
 
 
@@ -174,7 +183,7 @@ class _RowBlocks:
         rows = self.item.shape[0]
         for start in range(0, rows, self.rows_per_block):
             block = self.source.load_rows(self.item.hf_name, start, min(rows, start + self.rows_per_block))
-            _encode(block, self.item.qtype).tofile(handle)
+            _encode(block, self.item.qtype, self.item.hf_name or self.item.gguf_name).tofile(handle)
 
 
 def _writable(item: PlannedTensor, source: SafetensorsSource, hp: LlamaHParams) -> Any:
@@ -183,7 +192,7 @@ def _writable(item: PlannedTensor, source: SafetensorsSource, hp: LlamaHParams) 
         rows_per_block = max(1, CHUNK_BYTES // source.row_bytes(item.hf_name))
         if rows_per_block < item.shape[0]:
             return _RowBlocks(item, source, rows_per_block)
-    return _encode(_tensor_data(item, source, hp), item.qtype)
+    return _encode(_tensor_data(item, source, hp), item.qtype, item.hf_name or item.gguf_name)
 
 
 def convert_hf_to_gguf(hf_dir: Path, out: Path, *, outtype: str = "f16", source_gguf: Path | None = None,

@@ -27,6 +27,7 @@ from ..bundle.ggufmeta import ALORA_INVOCATION_KEY, BASE_SHA256_KEY, read_gguf_i
 from ..durable import atomic_file
 from ..errors import ConversionError
 from ..hashing import sha256_file
+from .float16 import FLOAT16_MAX, to_float16
 from .gguf_index import read_tensor_index
 from .hparams import llama_hparams, read_config
 from .rope_layout import interleave_rope_rows
@@ -174,11 +175,10 @@ def convert_lora_to_gguf(peft_dir: Path, base: Path, out: Path) -> Path:
 
 def _half(data: np.ndarray, name: str, where: Path) -> np.ndarray:
     """``data`` as contiguous float16; values beyond its range (65504) are refused."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        half = np.ascontiguousarray(data, dtype=np.float16)
-    if not np.isfinite(half).all():
+    half = to_float16(data)
+    if half is None:
         raise ConversionError(f"{where}: {name} has values that are not finite or beyond float16's range "
-                              "(|x| > 65504); the adapter did not train sanely: retrain it")
+                              f"(|x| > {FLOAT16_MAX:.0f}); the adapter did not train sanely: retrain it")
     return half
 
 

@@ -8,6 +8,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -145,4 +146,42 @@ def test_a_config_missing_a_required_field_names_it(smollm_dir: Path, tmp_path: 
     (model / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConversionError, match="no 'hidden_size'"):
         convert_hf_to_gguf(model, tmp_path / "out.gguf", outtype="f32")
+    assert _leftovers(tmp_path) == []
+
+
+def _poison(model: Path, value: float) -> str:
+    """Set one weight of ``model``'s first q_proj to ``value``; returns the tensor's name."""
+    from safetensors.numpy import load_file, save_file
+
+    path = next(model.glob("*.safetensors"))
+    tensors = load_file(path)
+    name = next(n for n in tensors if n.endswith("q_proj.weight"))
+    tensors[name] = tensors[name].astype(np.float32)
+    tensors[name][0, 0] = value
+    save_file(tensors, path)
+    return name
+
+
+def test_a_weight_beyond_float16_is_refused_for_f16_and_kept_by_bf16(smollm_dir: Path, tmp_path: Path) -> None:
+    model = _copy_model(smollm_dir, tmp_path / "big")
+    name = _poison(model, 1e6)  # float16 would store it as inf, and every logit would turn NaN
+    with pytest.raises(ConversionError, match=f"{name}.*float16") as err:
+        convert_hf_to_gguf(model, tmp_path / "out.gguf")
+    assert "bf16" in (err.value.hint or ""), err.value.hint
+    assert _leftovers(tmp_path) == []
+
+    from edge_assistant.builder.gguf_index import read_tensor_index
+
+    out = convert_hf_to_gguf(model, tmp_path / "out.bf16.gguf", outtype="bf16")
+    assert any(t.qtype.name == "BF16" for t in read_tensor_index(out))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_weight_that_is_not_finite_is_refused_for_every_outtype(smollm_dir: Path, tmp_path: Path,
+                                                                   value: float) -> None:
+    model = _copy_model(smollm_dir, tmp_path / "damaged")
+    name = _poison(model, value)
+    for outtype in ("f32", "q8_0"):
+        with pytest.raises(ConversionError, match=f"{name} has values that are not finite"):
+            convert_hf_to_gguf(model, tmp_path / f"out.{outtype}.gguf", outtype=outtype)
     assert _leftovers(tmp_path) == []

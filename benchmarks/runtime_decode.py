@@ -8,7 +8,7 @@
 2. modifier switch (llama_set_adapters_lora alone; what a switch costs in prompt reading is
    benchmarks/switch_cost.py) vs reloading the model with that adapter;
 3. decode slowdown with a rank-8 float16 adapter on q/v and on all seven projections, and with the
-   shipped starter's automation aLoRA (q, v, o, gate, up, down) while it is active;
+   shipped starter's automation aLoRA (all seven projections, rank 12) while it is active;
 4. time to first token: warm prompt cache (follow-up turn) vs cold (every kept state forgotten).
 """
 

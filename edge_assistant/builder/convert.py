@@ -138,17 +138,17 @@ def _write_hparams(writer: gguf.GGUFWriter, hp: LlamaHParams, file_type: gguf.Ll
 
 def _encode(data: np.ndarray, qtype: gguf.GGMLQuantizationType, name: str) -> np.ndarray:
     """``data`` in ``qtype``; a value that is not finite, or beyond float16's range for F16, is refused."""
-    if not np.isfinite(data).all():
+    half = to_float16(data) if qtype == Q.F16 else None  # its own check covers the source's NaN and inf
+    if half is None and not np.isfinite(data).all():
         raise ConversionError(f"{name} has values that are not finite (NaN or inf)",
                               hint="the checkpoint is damaged: download it again or re-save it from training")
-    if qtype == Q.F32:
-        return np.ascontiguousarray(data, dtype=np.float32)
     if qtype == Q.F16:
-        half = to_float16(data)
         if half is None:
             raise ConversionError(f"{name} has values beyond float16's range (|x| > {FLOAT16_MAX:.0f})",
                                   hint="convert with --outtype bf16 (the same size, float32's range) or f32")
         return half
+    if qtype == Q.F32:
+        return np.ascontiguousarray(data, dtype=np.float32)
     return gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), qtype)
 
 
@@ -183,7 +183,7 @@ class _RowBlocks:
         rows = self.item.shape[0]
         for start in range(0, rows, self.rows_per_block):
             block = self.source.load_rows(self.item.hf_name, start, min(rows, start + self.rows_per_block))
-            _encode(block, self.item.qtype, self.item.hf_name or self.item.gguf_name).tofile(handle)
+            _encode(block, self.item.qtype, self.item.hf_name).tofile(handle)
 
 
 def _writable(item: PlannedTensor, source: SafetensorsSource, hp: LlamaHParams) -> Any:

@@ -170,6 +170,13 @@ def test_a_weight_beyond_float16_is_refused_for_f16_and_kept_by_bf16(smollm_dir:
     assert "bf16" in (err.value.hint or ""), err.value.hint
     assert _leftovers(tmp_path) == []
 
+    # From the command line (f16 is its default outtype): one line, naming the tensor and the next step.
+    result = CliRunner().invoke(main, ["build", "convert", str(model), "--out", str(tmp_path / "cli.gguf")])
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and name in lines[0] and "--outtype bf16" in lines[0], lines
+    assert "Traceback" not in result.output and _leftovers(tmp_path) == []
+
     from edge_assistant.builder.gguf_index import read_tensor_index
 
     out = convert_hf_to_gguf(model, tmp_path / "out.bf16.gguf", outtype="bf16")
